@@ -1,0 +1,1 @@
+"""Conformance harness for the NPU Attention layer: op emulator, strategies, tolerance, reports."""

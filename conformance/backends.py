@@ -1,0 +1,45 @@
+"""Which kernels run the layer: the real NPU ones or the CPU op emulator.
+
+`auto` picks `npu` when the subprocess probe finds a usable device, else `emulated`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+from npu_attention import kernels
+from conformance.probe import NpuProbe, probe_npu
+
+BACKEND_CHOICES = ("auto", "npu", "emulated")
+
+
+def _load_emulated() -> kernels.KernelBackend:
+    from conformance import emulator
+
+    return kernels.KernelBackend("emulated", emulator.torch_npu, emulator.torchair)
+
+
+kernels.register_backend("emulated", _load_emulated)
+
+
+def resolve_backend(requested: str, probe: NpuProbe | None = None) -> tuple[str, str]:
+    """(backend, reason) for a --backend choice. `npu` is returned as asked even when unusable:
+    the caller decides whether that is a skip or, under --require-npu, a failure."""
+    if requested not in BACKEND_CHOICES:
+        raise ValueError(f"--backend must be one of {BACKEND_CHOICES}, got {requested!r}")
+    if requested != "auto":
+        return requested, f"requested with --backend {requested}"
+    probe = probe or probe_npu()
+    if probe.usable:
+        return "npu", f"auto: torch_npu {probe.torch_npu_version} sees {probe.device_count} NPU(s)"
+    return "emulated", f"auto: no usable NPU ({probe.error or 'torch.npu.is_available() is False'})"
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[kernels.KernelBackend]:
+    """Run the production layer on `name` ('npu' or 'emulated') inside the block."""
+    if name not in ("npu", "emulated"):
+        raise ValueError(f"backend must be 'npu' or 'emulated' (resolve 'auto' first), got {name!r}")
+    with kernels.use_backend(name) as backend:
+        yield backend

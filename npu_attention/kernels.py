@@ -1,0 +1,141 @@
+"""The kernel seam: the ONLY module of the project that imports torch_npu or torchair.
+
+The layer writes its calls exactly as the real API reads::
+
+    from npu_attention.kernels import torch_npu, torchair as tng
+    torch_npu.npu_fused_infer_attention_score_v2(q, k, v, ...)
+    tng.ops.npu_fused_infer_attention_score(q, k_cache, v_cache, ...)
+
+`torch_npu` and `torchair` here are proxies: each attribute lookup is resolved, at call time, against
+the selected kernel backend. "npu" (the default) loads the real torch_npu and torchair lazily; other
+backends (the CPU op emulator registers itself as "emulated") supply objects with the same names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, Callable, Iterator
+
+#: The ops the layer calls, by module. A backend must provide at least these names.
+REQUIRED_OPS = {
+    "torch_npu": ("npu_fused_infer_attention_score_v2", "_npu_reshape_and_cache", "scatter_update_"),
+    "torchair": ("ops.npu_fused_infer_attention_score",),
+}
+
+DEFAULT_BACKEND_ENV = "NPU_ATTENTION_KERNELS"
+
+
+class KernelUnavailable(RuntimeError):
+    """The requested kernel backend cannot be loaded on this machine."""
+
+
+@dataclass(frozen=True)
+class KernelBackend:
+    name: str
+    torch_npu: Any  # an object with the torch_npu op names
+    torchair: Any  # an object with `.ops.npu_fused_infer_attention_score`
+
+
+def _load_real_kernels() -> KernelBackend:
+    try:
+        import torch_npu as real_torch_npu
+    except (ImportError, OSError, RuntimeError) as exc:
+        raise KernelUnavailable(
+            f"the 'npu' kernel backend needs a usable torch_npu, and importing it failed: {exc!r}. "
+            "On an Ascend machine with the CANN toolkit, install the matching pair with "
+            "`pip install 'npu-attention-conformance[npu]'` and source CANN's set_env.sh; "
+            "on any other machine use the emulated backend (`--backend emulated`, or "
+            "`conformance.backends.use_backend('emulated')`)."
+        ) from exc
+    # torchair must be imported after torch_npu: torch_npu installs the bundled copy as `torchair`
+    # (Ascend/torchair docs/zh/ascend_ir/quick_start.md; Ascend/pytorch torch_npu/dynamo/__init__.py).
+    try:
+        import torchair as real_torchair
+    except (ImportError, OSError, RuntimeError) as exc:
+        raise KernelUnavailable(
+            f"torch_npu imported but torchair did not: {exc!r}. The decode graph path needs the "
+            "torchair that ships inside torch_npu; reinstall the `npu` extra."
+        ) from exc
+    return KernelBackend("npu", real_torch_npu, real_torchair)
+
+
+_LOADERS: dict[str, Callable[[], KernelBackend]] = {"npu": _load_real_kernels}
+_loaded: dict[str, KernelBackend] = {}
+_selected: str | None = None
+
+
+def register_backend(name: str, loader: Callable[[], KernelBackend]) -> None:
+    """Make `name` selectable. `loader` is called once, on first use."""
+    _LOADERS[name] = loader
+    _loaded.pop(name, None)
+
+
+def available_backends() -> tuple[str, ...]:
+    return tuple(_LOADERS)
+
+
+def select_backend(name: str) -> None:
+    """Select the kernels that the proxies resolve to from now on (loaded on first use)."""
+    if name not in _LOADERS:
+        raise ValueError(
+            f"unknown kernel backend {name!r}: choose one of {sorted(_LOADERS)} "
+            "(import conformance.backends to register 'emulated')"
+        )
+    global _selected
+    _selected = name
+
+
+def selected_backend_name() -> str:
+    return _selected or os.environ.get(DEFAULT_BACKEND_ENV, "npu")
+
+
+def active_backend() -> KernelBackend:
+    name = selected_backend_name()
+    if name not in _LOADERS:
+        select_backend(name)  # raises the explanatory ValueError
+    if name not in _loaded:
+        _loaded[name] = _LOADERS[name]()
+    return _loaded[name]
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[KernelBackend]:
+    """Select a backend for the duration of a block, then restore the previous selection."""
+    global _selected
+    previous = _selected
+    select_backend(name)
+    try:
+        yield active_backend()
+    finally:
+        _selected = previous
+
+
+class _ModuleProxy:
+    """Stands for a kernel module; resolves every attribute against the active backend."""
+
+    def __init__(self, module: str):
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(active_backend(), self._module)
+        try:
+            return getattr(target, name)
+        except AttributeError:
+            raise AttributeError(
+                f"kernel backend {selected_backend_name()!r} has no {self._module}.{name}"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"<{self._module} of kernel backend {selected_backend_name()!r}>"
+
+
+torch_npu = _ModuleProxy("torch_npu")
+torchair = _ModuleProxy("torchair")
+
+
+def namespace(**ops: Any) -> SimpleNamespace:
+    """Build a module-like object from functions, for backends that are not real modules."""
+    return SimpleNamespace(**ops)
