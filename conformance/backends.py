@@ -37,7 +37,7 @@ def resolve_backend(requested: str, probe: NpuProbe | None = None) -> tuple[str,
 
 
 @contextlib.contextmanager
-def use_backend(name: str) -> Iterator[kernels.KernelBackend]:
+def use_backend(name: str) -> Iterator[str]:
     """Run the production layer on `name` ('npu' or 'emulated') inside the block."""
     if name not in ("npu", "emulated"):
         raise ValueError(f"backend must be 'npu' or 'emulated' (resolve 'auto' first), got {name!r}")

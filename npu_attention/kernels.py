@@ -102,13 +102,13 @@ def active_backend() -> KernelBackend:
 
 
 @contextlib.contextmanager
-def use_backend(name: str) -> Iterator[KernelBackend]:
-    """Select a backend for the duration of a block, then restore the previous selection."""
+def use_backend(name: str) -> Iterator[str]:
+    """Select a backend for the duration of a block (loaded on first use), then restore the previous one."""
     global _selected
     previous = _selected
     select_backend(name)
     try:
-        yield active_backend()
+        yield name
     finally:
         _selected = previous
 
