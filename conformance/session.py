@@ -1,0 +1,39 @@
+"""The run's settings, shared by the pytest plugin, the CLI and the properties.
+
+One place so that properties need no fixtures inside `@given` (hypothesis runs them many times).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from conformance.tolerance import PolicySet
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    backend: str = "emulated"  # resolved: "npu" or "emulated"
+    backend_reason: str = "default for direct use"
+    strict_contracts: bool = False
+    require_npu: bool = False
+    policies: PolicySet = field(default_factory=PolicySet)
+    failures_dir: Path = Path("conformance-failures")  # every failing case is saved here as JSON
+    compile_graph: bool = True  # decode_graph: trace the layer with torch.compile (else call eagerly)
+
+    @property
+    def device(self) -> str:
+        return "npu" if self.backend == "npu" else "cpu"
+
+
+_settings = RunSettings()
+
+
+def settings() -> RunSettings:
+    return _settings
+
+
+def configure(**changes) -> RunSettings:
+    global _settings
+    _settings = replace(_settings, **changes)
+    return _settings
