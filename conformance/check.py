@@ -124,6 +124,7 @@ class Outcome:
     output: OutputMetrics
     caches: list[CacheMetrics]
     hazards: list[dict]
+    layer: LayerRun | None = field(default=None, repr=False)  # raw results, for metamorphic checks
 
     @property
     def passed(self) -> bool:
@@ -186,7 +187,7 @@ def judge(case: Case, t: Tensors, run: LayerRun, expected: Expected, policy, bac
         if expected.dummy_rows:
             want = _accept_dummy_write(want, actual, case, t, name, expected.dummy_rows)
         caches.append(compare_cache(name, actual, want))
-    return Outcome(case, backend, output, caches, run.hazards)
+    return Outcome(case, backend, output, caches, run.hazards, run)
 
 
 def _accept_dummy_write(want, actual, case: Case, t: Tensors, name: str, rows: list[int]) -> torch.Tensor:
@@ -202,9 +203,10 @@ def _accept_dummy_write(want, actual, case: Case, t: Tensors, name: str, rows: l
     return want
 
 
-def check_case(case: Case, run: RunSettings | None = None) -> Outcome:
+def check_case(case: Case, run: RunSettings | None = None, tensors: Tensors | None = None) -> Outcome:
+    """Run and judge `case`; `tensors` overrides the case's own (e.g. a live engine's cache state)."""
     run = run or current_settings()
-    tensors = case.materialise(run.device)
+    tensors = tensors if tensors is not None else case.materialise(run.device)
     expected = expected_results(case, tensors)
     layer_run = run_layer(case, tensors, run)
     return judge(case, tensors, layer_run, expected, run.policies.for_dtype(case.torch_dtype), run.backend)

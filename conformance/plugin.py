@@ -1,0 +1,139 @@
+"""The pytest plugin (entry point `npu_conformance`): options, markers, profiles, per-case records.
+
+    --backend auto|npu|emulated   which kernels run the layer (auto: npu if the subprocess probe
+                                  finds a usable device, else the CPU op emulator)
+    --require-npu                 a hardware job must not go green by skipping: skips become failures
+    --strict-contracts            emulator hazards fail the case
+    --tolerance-policy FILE       TOML overrides of the tolerance policy for a hardware/CANN pair
+    --conformance-failures DIR    where failing cases are saved as replayable JSON
+Hypothesis profiles: dev (default), ci, fuzz, npu; pick with --hypothesis-profile or HYPOTHESIS_PROFILE.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TORCH_DEVICE_BACKEND_AUTOLOAD", "0")  # before anything imports torch
+
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings as hyp_settings  # noqa: E402
+from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
+
+from conformance.backends import resolve_backend  # noqa: E402
+from conformance.cases import Case  # noqa: E402
+from conformance.check import save_case  # noqa: E402
+from conformance.probe import probe_npu  # noqa: E402
+from conformance.session import configure, settings  # noqa: E402
+from conformance.tolerance import PolicyFileError, PolicySet, load_policy  # noqa: E402
+from conformance.verify import drain_records  # noqa: E402
+
+PROPERTY_KEY = "conformance_case"
+
+_slow_ok = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example,
+            HealthCheck.filter_too_much]
+hyp_settings.register_profile("dev", max_examples=8, deadline=None, suppress_health_check=_slow_ok,
+                              print_blob=True)
+# Redefines hypothesis' built-in "ci" (derandomized, no database): more examples, failures kept.
+hyp_settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=_slow_ok,
+                              print_blob=True, derandomize=False,
+                              database=DirectoryBasedExampleDatabase(".hypothesis/examples"))
+hyp_settings.register_profile("fuzz", max_examples=5000, deadline=None, suppress_health_check=_slow_ok,
+                              print_blob=True, database=DirectoryBasedExampleDatabase(".hypothesis/examples"))
+hyp_settings.register_profile("npu", max_examples=40, deadline=None, suppress_health_check=_slow_ok,
+                              print_blob=True, database=DirectoryBasedExampleDatabase(".hypothesis/examples"))
+PROFILES = ("dev", "ci", "fuzz", "npu")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("npu-conformance")
+    group.addoption("--backend", choices=("auto", "npu", "emulated"), default="auto",
+                    help="kernels that run the layer: npu, emulated (CPU op emulator) or auto (default)")
+    group.addoption("--require-npu", action="store_true",
+                    help="fail instead of skipping when no NPU is usable (for hardware CI)")
+    group.addoption("--strict-contracts", action="store_true", help="emulator hazards fail the case")
+    group.addoption("--tolerance-policy", metavar="FILE", default=None,
+                    help="TOML file overriding the tolerance policy (k, mean_k, ulps, floor)")
+    group.addoption("--conformance-failures", metavar="DIR", default="conformance-failures",
+                    help="directory where failing cases are saved as replayable JSON")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "npu: needs a real Ascend NPU (skipped elsewhere, failed under --require-npu)")
+    config.addinivalue_line("markers", "graph: exercises the compiled (torchair / aot_eager) decode path")
+    config.addinivalue_line("markers", "suite: a conformance property (runs on the selected backend)")
+    profile = config.getoption("hypothesis_profile", default=None)
+    if not profile:  # hypothesis' own plugin loads --hypothesis-profile; otherwise we choose
+        profile = os.environ.get("HYPOTHESIS_PROFILE", "dev")
+        if profile not in PROFILES:
+            raise pytest.UsageError(f"HYPOTHESIS_PROFILE={profile!r}: choose one of {PROFILES}")
+        hyp_settings.load_profile(profile)
+    config._conformance_profile = profile
+
+    requested = config.getoption("backend")
+    backend, reason = resolve_backend(requested)
+    policies = PolicySet()
+    if config.getoption("tolerance_policy"):
+        try:
+            policies = load_policy(config.getoption("tolerance_policy"))
+        except PolicyFileError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+    npu_usable = backend == "npu" and probe_npu().usable
+    configure(backend=backend, backend_reason=reason, strict_contracts=config.getoption("strict_contracts"),
+              require_npu=config.getoption("require_npu"), policies=policies,
+              failures_dir=Path(config.getoption("conformance_failures")))
+    config._conformance_npu_missing = None
+    if backend == "npu" and not npu_usable:
+        config._conformance_npu_missing = f"no usable NPU ({probe_npu().error or 'torch.npu.is_available() is False'})"
+
+
+def pytest_report_header(config):
+    s = settings()
+    return [f"npu-conformance: backend={s.backend} ({s.backend_reason}); strict_contracts={s.strict_contracts}; "
+            f"hypothesis profile={config._conformance_profile}; tolerance policy={s.policies.default.source}"]
+
+
+def pytest_collection_modifyitems(config, items):
+    missing = config._conformance_npu_missing
+    for item in items:
+        if item.get_closest_marker("npu") and missing is None and settings().backend != "npu":
+            item.add_marker(pytest.mark.skip(reason="needs a real NPU: run with --backend npu on an Ascend machine"))
+        elif missing is not None and (item.get_closest_marker("npu") or item.get_closest_marker("suite")):
+            item.add_marker(pytest.mark.skip(reason=f"--backend npu but {missing}"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if call.when == "call":
+        records = _dedupe(drain_records())
+        for record in records:
+            record["test_id"] = item.nodeid
+            report.user_properties.append((PROPERTY_KEY, record))
+        failing = [r for r in records if r["verdict"] != "pass"]
+        if report.failed and failing:
+            path = save_case(Case.from_dict(failing[-1]["case"]), settings().failures_dir)
+            report.sections.append(("npu-conformance replay", f"case saved to {path}\nreplay: npu-conformance "
+                                    f"replay {path} --backend {settings().backend}"))
+    if report.skipped and settings().require_npu and call.when in ("setup", "call"):
+        report.outcome = "failed"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.longrepr = f"--require-npu: this test would have been skipped: {reason}"
+
+
+def _dedupe(records: list[dict]) -> list[dict]:
+    """Keep each passing case once, and only the last failure (hypothesis replays the shrunk
+    example last; earlier failures are steps of the shrink)."""
+    passing, seen = [], set()
+    for r in records:
+        if r["verdict"] == "pass" and r["case_id"] not in seen:
+            seen.add(r["case_id"])
+            passing.append(r)
+    failing = [r for r in records if r["verdict"] != "pass"]
+    return passing + failing[-1:]
+
+
+def records_of(report) -> list[dict]:
+    """The per-case records a test report carries."""
+    return [value for key, value in report.user_properties if key == PROPERTY_KEY]
