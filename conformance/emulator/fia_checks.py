@@ -1,0 +1,582 @@
+"""Contract checks of fused infer attention: a `FiaCall` in, a `FiaPlan` (plain data) out.
+
+Everything the kernel would refuse raises `ContractViolation`; everything it accepts but leaves
+undefined or version-dependent is recorded as a hazard. The plan holds only Python values (lengths,
+offsets, the visibility rule), so the compute in `fia_compute` needs no further checks, and
+`output_meta` gives output shapes from shapes alone (for a fake/meta implementation).
+
+The rule notes below cite the public source of each rule; "[inferred]" marks observed practice
+where the docs are silent. Path selection follows the FIA tiling (hicann/ops-transformer
+attention/fused_infer_attention_score/op_host/fused_infer_attention_score_tiling.cpp, IsUsingIFA):
+non-TND layouts with Q_S == 1 take the decode ("incre", IFA) path, everything else the prompt
+(PFA) path.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from conformance.emulator import sources as src
+from conformance.emulator.fia_args import FiaCall
+from conformance.emulator.findings import Checker
+
+INT_MAX = 2147483647
+MASK_SIZE = 2048  # the "optimized" causal mask of sparse modes 2-4
+OPTIMIZED_MASK_SHAPES = ((MASK_SIZE, MASK_SIZE), (1, MASK_SIZE, MASK_SIZE), (1, 1, MASK_SIZE, MASK_SIZE))
+
+#: input_layout -> (query layout, output layout, query rank): the layout map of the meta
+#: registrations (Ascend/op-plugin op_plugin/python/meta/_meta_registrations.py,
+#: get_query_and_attention_out_layout; the same table in torchair's op file).
+LAYOUT_MAP = {
+    "BSH": ("BSH", "BSH", 3), "BSND": ("BSND", "BSND", 4), "BNSD": ("BNSD", "BNSD", 4),
+    "TND": ("TND", "TND", 3), "NTD": ("NTD", "NTD", 3), "BNSD_BSND": ("BNSD", "BSND", 4),
+    "BSH_BNSD": ("BSH", "BNSD", 3), "BSND_BNSD": ("BSND", "BNSD", 4), "NTD_TND": ("NTD", "TND", 3),
+    "BSH_NBSD": ("BSH", "NBSD", 3), "BSND_NBSD": ("BSND", "NBSD", 4), "BNSD_NBSD": ("BNSD", "NBSD", 4),
+    "TND_NTD": ("TND", "NTD", 3), "NSD": ("NSD", "NSD", 3),
+}
+EMULATED_LAYOUTS = ("BSH", "BSND", "BNSD", "TND")
+TND_LIKE = ("TND", "NTD", "TND_NTD", "NTD_TND")
+
+#: visibility rules (what a query row may see), see fia_compute.visible_keys.
+ALL, WINDOW, MASK_ONLY, CAUSAL_TOP_LEFT, CAUSAL_BOTTOM_RIGHT, BAND = (
+    "all", "window", "mask", "causal_top_left", "causal_bottom_right", "band")
+
+
+@dataclass(frozen=True)
+class FiaPlan:
+    op: str
+    layout: str  # BSH / BSND / BNSD / TND
+    path: str  # "decode" (IFA) or "prompt" (PFA)
+    batch: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    value_dim: int
+    q_lens: tuple[int, ...]
+    kv_lens: tuple[int, ...]
+    q_starts: tuple[int, ...]  # TND: first query row of each batch
+    kv_starts: tuple[int, ...]  # TND without paging: first key row of each batch
+    paged: bool
+    cache_form: str  # "" (no paging), "BnBsH" (nb, bs, N*D) or "BnNBsD" (nb, N, bs, D)
+    block_size: int
+    visibility: str
+    pre_tokens: int
+    next_tokens: int
+    mask_use: str  # "" (mask not read), "full" (S1 x S2 per batch) or "decode" (one row per batch)
+    mask_batched: bool  # the mask has a leading batch dim of B (else dim 0 is broadcast)
+    scale: float
+    inner_precise: int
+    return_lse: bool
+    out_dtype: torch.dtype
+    out_shape: tuple[int, ...]
+    lse_shape: tuple[int, ...]
+
+
+# ----------------------------------------------------------------------------------------------
+# shapes only (usable on fake tensors)
+
+
+def output_meta(query: torch.Tensor, value: torch.Tensor, *, input_layout: str, num_heads: int,
+                num_key_value_heads: int, paged: bool, return_lse: bool):
+    """(out_shape, out_dtype, lse_shape) by the meta rules (op_plugin/python/meta/_meta_registrations.py)."""
+    nkv = num_key_value_heads or num_heads
+    q_layout, out_layout, _ = LAYOUT_MAP[input_layout]
+    if paged:
+        value_d = value.shape[2] // nkv if value.dim() == 3 else value.shape[3]
+    elif q_layout == "BSH":
+        value_d = value.shape[2] // nkv
+    elif q_layout in ("BSND", "BNSD"):
+        value_d = value.shape[3]
+    else:
+        value_d = value.shape[2]
+    if q_layout == "TND":
+        t, n = query.shape[0], query.shape[1]
+        out_shape = (t, n, value_d)
+        lse_shape = (t, n, 1)
+    else:
+        if q_layout == "BSH":
+            b, s, n = query.shape[0], query.shape[1], num_heads
+        elif q_layout == "BSND":
+            b, s, n = query.shape[0], query.shape[1], query.shape[2]
+        else:  # BNSD
+            b, s, n = query.shape[0], query.shape[2], query.shape[1]
+        out_shape = {"BSH": (b, s, n * value_d), "BSND": (b, s, n, value_d), "BNSD": (b, n, s, value_d)}[out_layout]
+        lse_shape = (b, n, s, 1)
+    # Not requested: an empty [0] tensor (op-plugin >= 7.2.0 and the meta; docs say [1], older bindings).
+    return out_shape, query.dtype, (lse_shape if return_lse else (0,))
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+
+def _lengths(c: Checker, call: FiaCall, which: str) -> list[int] | None:
+    raw = getattr(call, which)
+    if raw is None:
+        return None
+    if call.lengths_are_tensors:
+        # torchair's air op: schema `Tensor?`, and the doc requires int64 (usually device) tensors.
+        c.require(isinstance(raw, torch.Tensor), which, "must be a Tensor (schema 'Tensor?')", src.TORCHAIR_OP,
+                  detail=f"got {type(raw).__name__}")
+        c.require(raw.dtype == torch.int64, which, "must be an int64 tensor", src.TORCHAIR_DOC,
+                  detail=f"got {raw.dtype}")
+    elif isinstance(raw, torch.Tensor):
+        c.require(not raw.is_floating_point() and not raw.is_complex() and raw.dtype != torch.bool, which,
+                  "must hold integers", src.OP_SCHEMAS, detail=f"got a {raw.dtype} tensor")
+        # The schema is SymInt[]?: torch's PythonArgParser (behind torch_npu._C._VariableFunctions bindings)
+        # rejects a 1-D Tensor for an int list, the dispatcher path (torch.ops.npu) converts it. Which one
+        # `torch_npu.<op>` is depends on the torch_npu version. [inferred]
+        c.hazard(which, "a Tensor passed for a SymInt[] length list: accepted or rejected depending on the "
+                 "torch_npu binding path; pass a Python list", src.TORCH_ARG_PARSER, inferred=True,
+                 detail=f"got a {raw.dtype} tensor")
+    if isinstance(raw, torch.Tensor):
+        c.require(raw.dim() <= 1, which, "must be a 1-D list of lengths", src.OP_SCHEMAS,
+                  detail=f"got shape {tuple(raw.shape)}")
+        return [int(x) for x in raw.reshape(-1).tolist()]
+    c.require(isinstance(raw, (list, tuple)), which, "must be a list of ints (schema 'SymInt[]?')", src.OP_SCHEMAS,
+              detail=f"got {type(raw).__name__}")
+    values = []
+    for x in raw:
+        if isinstance(x, torch.Tensor) and x.dim() == 0 and not x.is_floating_point():
+            x = int(x)
+        c.require(isinstance(x, int) and not isinstance(x, bool), which, "must be a list of ints", src.OP_SCHEMAS,
+                  detail=f"element {x!r}")
+        values.append(int(x))
+    return values
+
+
+def _per_batch(c: Checker, which: str, values: list[int], batch: int) -> list[int]:
+    # Non-TND: one entry is broadcast, >= B entries are cut to B, anything in between is rejected
+    # (prompt_flash_attention_tiling.cpp: "must equal to 1 or greater than or equal to batch size").
+    c.require(len(values) == 1 or len(values) >= batch, which,
+              "must have 1 entry or at least batch-size entries", src.PFA_TILING,
+              detail=f"{len(values)} entries for batch {batch}")
+    return values * batch if len(values) == 1 else values[:batch]
+
+
+def _cumulative(c: Checker, which: str, values: list[int], total: int, total_name: str) -> list[int]:
+    # TND: cumulative end offsets; >= 0, non-decreasing, last == T (PFA tiling CheckActSeqWhenLayoutIsTND,
+    # CheckInputShapeWhenLayoutIsTND; v2 doc "每个元素的值表示当前Batch与之前所有Batch的seqlen和").
+    c.require(all(v >= 0 for v in values), which, "cumulative TND lengths must be non-negative", src.PFA_TILING,
+              detail=f"{values}")
+    c.require(all(b >= a for a, b in zip(values, values[1:])), which,
+              "cumulative TND lengths must be non-decreasing (they are end offsets, not per-sequence lengths)",
+              src.PFA_TILING, detail=f"{values}")
+    c.require(bool(values) and values[-1] == total, which,
+              f"the last cumulative TND length must equal {total_name}", src.PFA_TILING,
+              detail=f"last {values[-1] if values else None}, {total_name} = {total}")
+    return [b - a for a, b in zip([0] + values[:-1], values)]
+
+
+def _check_mask_dtype(c: Checker, mask: torch.Tensor) -> None:
+    # bool, int8 or uint8; int values 0/1; True/1 = masked (aclnnFusedInferAttentionScoreV4.md).
+    c.require(mask.dtype in (torch.bool, torch.int8, torch.uint8), "atten_mask", "dtype must be bool, int8 or uint8",
+              src.FIA_ACLNN_V4_DOC, detail=f"got {mask.dtype}")
+    if mask.dtype != torch.bool and mask.numel():
+        c.require(bool(((mask == 0) | (mask == 1)).all()), "atten_mask", "int8/uint8 mask values must be 0 or 1",
+                  src.FIA_ACLNN_V4_DOC)
+
+
+_TRIU_CACHE: dict[torch.device, torch.Tensor] = {}
+
+
+def _is_canonical_causal(mask: torch.Tensor) -> bool:
+    ref = _TRIU_CACHE.get(mask.device)
+    if ref is None:
+        ref = torch.triu(torch.ones(MASK_SIZE, MASK_SIZE, dtype=torch.bool, device=mask.device), diagonal=1)
+        _TRIU_CACHE[mask.device] = ref
+    return torch.equal(mask.reshape(MASK_SIZE, MASK_SIZE).bool(), ref)
+
+
+# ----------------------------------------------------------------------------------------------
+# the checks
+
+
+def plan_call(call: FiaCall) -> FiaPlan:
+    c = Checker(call.op, call.names)
+    if call.unmodelled:
+        name = next(iter(call.unmodelled))
+        raise c.unsupported(name, "this feature (quantization, rope/MLA, pse, left padding, shared prefix, sink)")
+
+    # ---- attributes
+    num_heads = int(call.num_heads)
+    c.require(num_heads > 0, "num_heads", "must be > 0", src.FIA_META, detail=f"got {num_heads}")
+    nkv_attr = int(call.num_key_value_heads)
+    c.require(nkv_attr >= 0, "num_key_value_heads", "must be >= 0 (0 means num_heads)", src.FIA_DOCS,
+              detail=f"got {nkv_attr}")
+    num_kv_heads = nkv_attr or num_heads  # 0 means "same as the query" (docs; meta)
+    c.require(num_heads % num_kv_heads == 0, "num_key_value_heads", "must divide the number of query heads (GQA)",
+              src.FIA_DOCS, detail=f"{num_heads} % {num_kv_heads} != 0")
+    c.require(num_heads // num_kv_heads <= 64, "num_key_value_heads", "GQA group size must be <= 64",
+              src.FIA_DOCS, detail=f"group {num_heads // num_kv_heads}")
+    c.require(num_heads <= 256, "num_heads", "must be <= 256", src.FIA_DOCS, detail=f"got {num_heads}")
+    scale = float(call.scale)  # applied as given: the op never uses 1/sqrt(D) by itself (docs)
+
+    # ---- layout and query shape
+    layout = call.input_layout
+    c.require(layout in LAYOUT_MAP, "input_layout", "unknown layout", src.FIA_META, detail=f"{layout!r}")
+    if layout not in EMULATED_LAYOUTS:
+        raise c.unsupported("input_layout", f"layout {layout!r}")
+    query, key, value = call.query, call.key, call.value
+    rank = LAYOUT_MAP[layout][2]
+    c.require(query.dim() == rank, "query", f"layout {layout} needs a {rank}-D query", src.FIA_META,
+              detail=f"got shape {tuple(query.shape)}")
+
+    # ---- dtypes (docs: query fp16/bf16, int8 only with quantization; key/value as the query without antiquant)
+    if query.dtype == torch.int8:
+        raise c.unsupported("query", "an int8 (quantized) query")
+    if key.dtype in (torch.int8, torch.int32) or value.dtype in (torch.int8, torch.int32):
+        raise c.unsupported("key", "int8/int4 key/value (antiquant)")
+    c.require(query.dtype in (torch.float16, torch.bfloat16, torch.float32), "query",
+              "dtype must be float16 or bfloat16", src.FIA_V2_DOC, detail=f"got {query.dtype}")
+    c.require(key.dtype == query.dtype and value.dtype == query.dtype, "key",
+              "key and value must have the query's dtype (no quantization)", src.FIA_V2_DOC,
+              detail=f"query {query.dtype}, key {key.dtype}, value {value.dtype}")
+    if query.dtype == torch.float32:
+        c.hazard("query", "float32 is outside the documented dtypes (float16/bfloat16): an emulator-only "
+                 "extension the hardware rejects", src.FIA_V2_DOC, detail="emulated in float32")
+
+    # ---- query dims
+    if layout == "BSH":
+        batch, q_s, hidden = query.shape
+        c.require(hidden % num_heads == 0, "query", "hidden size must be a multiple of num_heads (D = H / N)",
+                  src.FIA_META, detail=f"H {hidden}, N {num_heads}")
+        head_dim = hidden // num_heads
+    elif layout == "BSND":
+        batch, q_s, n_axis, head_dim = query.shape
+    elif layout == "BNSD":
+        batch, n_axis, q_s, head_dim = query.shape
+    else:  # TND
+        total_q, n_axis, head_dim = query.shape
+        batch, q_s = None, None
+    if layout != "BSH":
+        c.require(n_axis == num_heads, "num_heads", "must equal the query's N axis", src.FIA_DOCS,
+                  detail=f"num_heads {num_heads}, query N {n_axis}")
+    c.require(0 < head_dim <= 512, "query", "head dim D must be in (0, 512]", src.PFA_TILING, detail=f"D {head_dim}")
+    if batch is not None:
+        c.require(batch <= 65536, "query", "batch must be <= 65536", src.FIA_DOCS, detail=f"B {batch}")
+
+    paged = call.block_table is not None
+    path = "prompt" if layout == "TND" or q_s != 1 else "decode"
+
+    # ---- key / value shapes
+    cache_form = ""
+    block_size = int(call.block_size)
+    block_table = call.block_table
+    if paged:
+        c.require(block_table.dtype == torch.int32, "block_table", "dtype must be int32", src.FIA_V2_DOC,
+                  detail=f"got {block_table.dtype}")
+        c.require(block_table.dim() == 2, "block_table", "must be 2-D [batch, max blocks per sequence]",
+                  src.FIA_V2_DOC, detail=f"got shape {tuple(block_table.shape)}")
+        if key.dim() == 5:
+            raise c.unsupported("key", "an NZ (5-D) paged cache")
+        c.require(key.dim() in (3, 4), "key", "a paged cache must be 3-D (num_blocks, block_size, N*D) or "
+                  "4-D (num_blocks, N, block_size, D)", src.FIA_META, detail=f"got shape {tuple(key.shape)}")
+        c.require(key.shape == value.shape, "value", "key and value caches must have identical shapes",
+                  src.FIA_V2_DOC, detail=f"{tuple(key.shape)} vs {tuple(value.shape)}")
+        c.require(block_size > 0, "block_size", "must be > 0 when block_table is given", src.FIA_V2_DOC,
+                  detail=f"got {block_size}")
+        if key.dim() == 3:
+            cache_form = "BnBsH"
+            c.require(key.shape[1] == block_size, "key", "cache dim 1 must equal block_size", src.FIA_V2_DOC,
+                      detail=f"cache {tuple(key.shape)}, block_size {block_size}")
+            c.require(key.shape[2] == num_kv_heads * head_dim, "key",
+                      "cache dim 2 must equal num_key_value_heads * D", src.FIA_V2_DOC,
+                      detail=f"cache {tuple(key.shape)}, N {num_kv_heads}, D {head_dim}")
+            c.require(key.shape[2] <= 65535, "key", "num_key_value_heads * D must be <= 65535 in a 3-D cache",
+                      src.FIA_V2_DOC, detail=f"{key.shape[2]}")
+        else:
+            cache_form = "BnNBsD"
+            c.require(layout in ("BNSD", "TND"), "key",
+                      "a 4-D (num_blocks, N, block_size, D) cache needs a BNSD or TND query", src.FIA_V2_DOC,
+                      detail=f"layout {layout}")
+            c.require(key.shape[1] == num_kv_heads and key.shape[2] == block_size and key.shape[3] == head_dim,
+                      "key", "4-D cache must be (num_blocks, num_key_value_heads, block_size, D)", src.FIA_V2_DOC,
+                      detail=f"cache {tuple(key.shape)}, N {num_kv_heads}, block_size {block_size}, D {head_dim}")
+            if layout == "TND":
+                c.hazard("key", "TND with a 4-D cache: the v2 doc allows only (num_blocks, block_size, N*D) for "
+                         "D != 512 while the PFA tiling accepts 3-D/4-D/5-D caches", src.FIA_V2_DOC,
+                         detail=f"also {src.PFA_TILING}")
+        num_blocks = key.shape[0]
+        value_dim = head_dim
+        kv_s = block_table.shape[1] * block_size  # the logical KV extent the mask must cover
+    else:
+        c.require(key.dim() == query.dim() and value.dim() == query.dim(), "key",
+                  "without block_table key/value must have the query's rank", src.FIA_META,
+                  detail=f"query {query.dim()}-D, key {key.dim()}-D, value {value.dim()}-D")
+        if layout == "BSH":
+            c.require(key.shape[2] == num_kv_heads * head_dim, "key", "key H must equal num_key_value_heads * D",
+                      src.FIA_DOCS, detail=f"key {tuple(key.shape)}, N {num_kv_heads}, D {head_dim}")
+            c.require(value.shape[2] % num_kv_heads == 0, "value", "value H must be a multiple of "
+                      "num_key_value_heads", src.FIA_META, detail=f"value {tuple(value.shape)}")
+            value_dim = value.shape[2] // num_kv_heads
+            kv_batch, kv_s = key.shape[0], key.shape[1]
+            same = value.shape[:2] == key.shape[:2]
+        elif layout == "BSND":
+            c.require(key.shape[2] == num_kv_heads and key.shape[3] == head_dim, "key",
+                      "key must be (B, KV_S, num_key_value_heads, D)", src.FIA_DOCS,
+                      detail=f"key {tuple(key.shape)}, N {num_kv_heads}, D {head_dim}")
+            value_dim = value.shape[3]
+            kv_batch, kv_s = key.shape[0], key.shape[1]
+            same = value.shape[:3] == key.shape[:3]
+        elif layout == "BNSD":
+            c.require(key.shape[1] == num_kv_heads and key.shape[3] == head_dim, "key",
+                      "key must be (B, num_key_value_heads, KV_S, D)", src.FIA_DOCS,
+                      detail=f"key {tuple(key.shape)}, N {num_kv_heads}, D {head_dim}")
+            value_dim = value.shape[3]
+            kv_batch, kv_s = key.shape[0], key.shape[2]
+            same = value.shape[:3] == key.shape[:3]
+        else:  # TND
+            c.require(key.shape[1] == num_kv_heads and key.shape[2] == head_dim, "key",
+                      "key must be (T_kv, num_key_value_heads, D)", src.PFA_TILING,
+                      detail=f"key {tuple(key.shape)}, N {num_kv_heads}, D {head_dim}")
+            value_dim = value.shape[2]
+            kv_batch, kv_s = None, key.shape[0]
+            same = value.shape[:2] == key.shape[:2]
+        c.require(same, "value", "value must match key in every dim but the head dim", src.FIA_DOCS,
+                  detail=f"key {tuple(key.shape)}, value {tuple(value.shape)}")
+        if kv_batch is not None:
+            c.require(kv_batch == batch, "key", "key batch must equal query batch", src.FIA_DOCS,
+                      detail=f"{kv_batch} vs {batch}")
+        num_blocks = 0
+    c.require(0 < value_dim <= 512, "value", "value head dim must be in (0, 512]", src.PFA_TILING,
+              detail=f"Dv {value_dim}")
+
+    # ---- head-dim hazards (docs disagree with each other or across CANN versions)
+    if head_dim % 16:
+        c.hazard("query", "head dim not a multiple of 16: the v2 doc asks 16-element alignment, the v1 doc "
+                 "16-byte alignment, and unaligned D is allowed only for B <= 128", src.FIA_DOCS,
+                 detail=f"D {head_dim}")
+    if layout == "TND" and not (
+        (head_dim, value_dim) in ((128, 128), (192, 128), (192, 192))
+        or (head_dim == value_dim == 64 and num_kv_heads == num_heads)
+    ):
+        c.hazard("query", "TND head dims outside the documented set (128/128, 192/128, 192/192, MHA 64); "
+                 "accepted dims differ between CANN versions", src.FIA_V2_DOC,
+                 detail=f"D {head_dim}, Dv {value_dim}; see {src.VLLM_ASCEND_8045}")
+
+    # ---- lengths
+    q_list = _lengths(c, call, "actual_seq_qlen")
+    kv_list = _lengths(c, call, "actual_seq_kvlen")
+    q_starts: list[int] = []
+    kv_starts: list[int] = []
+    if layout == "TND":
+        c.require(q_list is not None, "actual_seq_qlen", "is required with layout TND (cumulative lengths)",
+                  src.PFA_TILING)
+        c.require(kv_list is not None, "actual_seq_kvlen", "is required with layout TND", src.PFA_TILING)
+        batch = len(q_list)
+        c.require(1 <= batch <= 4096, "actual_seq_qlen", "TND batch (list length) must be in [1, 4096]",
+                  src.FIA_V2_DOC, detail=f"{batch}")
+        c.require(total_q <= 1048576, "query", "TND T must be <= 1048576", src.PFA_TILING, detail=f"T {total_q}")
+        q_lens = _cumulative(c, "actual_seq_qlen", q_list, total_q, "query T (query.shape[0])")
+        q_starts = [end - n for end, n in zip(q_list, q_lens)]
+        if paged:
+            # With paging the kv list holds per-sequence totals, not cumulative offsets (kernel reads
+            # kvList[b] directly in the pageAttention template; tiling "should be equal to batch").
+            c.require(len(kv_list) == batch, "actual_seq_kvlen",
+                      "with block_table must have one per-sequence length per batch", src.PFA_VARLEN_KERNEL,
+                      detail=f"{len(kv_list)} entries for batch {batch}")
+            c.require(all(v >= 0 for v in kv_list), "actual_seq_kvlen", "lengths must be >= 0", src.PFA_TILING,
+                      detail=f"{kv_list}")
+            kv_lens = list(kv_list)
+        else:
+            c.require(len(kv_list) == batch, "actual_seq_kvlen",
+                      "must have as many entries as actual_seq_qlen", src.PFA_TILING,
+                      detail=f"{len(kv_list)} vs {batch}")
+            kv_lens = _cumulative(c, "actual_seq_kvlen", kv_list, kv_s, "key T (key.shape[0])")
+            kv_starts = [end - n for end, n in zip(kv_list, kv_lens)]
+    else:
+        if path == "decode" or q_list is None:
+            q_lens = [q_s] * batch  # with Q_S == 1 actual_seq_qlen is ignored (v2 doc, Q_S=1 constraints)
+        else:
+            q_lens = _per_batch(c, "actual_seq_qlen", q_list, batch)
+            c.require(all(0 <= v <= q_s for v in q_lens), "actual_seq_qlen", "lengths must be in [0, Q_S]",
+                      src.PFA_TILING, detail=f"{q_lens}, Q_S {q_s}")
+        if kv_list is None:
+            c.require(not paged, "actual_seq_kvlen", "is required with block_table (paged KV)", src.FIA_V2_DOC)
+            kv_lens = [kv_s] * batch
+        else:
+            kv_lens = _per_batch(c, "actual_seq_kvlen", kv_list, batch)
+            c.require(all(v >= 0 for v in kv_lens), "actual_seq_kvlen", "lengths must be >= 0", src.PFA_TILING,
+                      detail=f"{kv_lens}")
+            if not paged:
+                c.require(all(v <= kv_s for v in kv_lens), "actual_seq_kvlen", "lengths must be <= KV_S",
+                          src.PFA_TILING, detail=f"{kv_lens}, KV_S {kv_s}")
+
+    # ---- paging: the block table and block_size
+    if paged:
+        _check_block_table(c, path, layout, block_table, batch, kv_lens, block_size, num_blocks, query.dtype)
+
+    # ---- sparse mode, mask, pre/next, inner_precise
+    mask = call.atten_mask
+    mode = int(call.sparse_mode)
+    ip = int(call.inner_precise)
+    pre, nxt = int(call.pre_tokens), int(call.next_tokens)
+    mask_use, mask_batched = "", False
+    if mask is not None:
+        _check_mask_dtype(c, mask)
+    if path == "decode":
+        # Q_S == 1 without rope: sparse_mode, pre_tokens and next_tokens are ignored (v2 doc: "Q_S为1且不带rope
+        # 输入时该参数无效"); kept keys are j < kv_b and not mask[b][j].
+        c.require(ip in (0, 1), "inner_precise", "must be 0 or 1 when Q_S == 1", src.FIA_V2_DOC, detail=f"got {ip}")
+        visibility = ALL
+        if mask is not None:
+            mask_use = "decode"
+            mask_batched = _check_decode_mask(c, mask, batch, kv_s)
+    else:
+        c.require(mode not in (5, 6, 7, 8), "sparse_mode", "modes 5-8 are not implemented (\"请勿使用\", do not use)",
+                  src.SPARSE_MODE_DOC, detail=f"got {mode}")
+        if mode == 9:
+            raise c.unsupported("sparse_mode", "sparse_mode 9 (tree mask, MLA with rope)")
+        c.require(mode in (0, 1, 2, 3, 4), "sparse_mode", "must be one of 0-4 (9 with rope)", src.FIA_V2_DOC,
+                  detail=f"got {mode}")
+        if layout == "TND":
+            c.require(mode in (0, 3, 4), "sparse_mode", "layout TND supports only sparse_mode 0, 3 and 4",
+                      src.PFA_TILING, detail=f"got {mode}")
+            c.require(not (mode == 0 and mask is not None), "atten_mask",
+                      "layout TND with sparse_mode 0 takes no mask", src.PFA_TILING)
+        if mode in (1, 2, 3, 4):
+            c.require(mask is not None, "atten_mask", f"is required when sparse_mode is {mode}", src.PFA_TILING,
+                      detail="\"attenMask should not be null when sparse_mode is %d\"")
+        if mode in (2, 3, 4):
+            c.require(tuple(mask.shape) in OPTIMIZED_MASK_SHAPES, "atten_mask",
+                      f"sparse_mode {mode} needs the optimized (2048, 2048) mask", src.PFA_TILING,
+                      detail=f"got shape {tuple(mask.shape)}; (1, 2048, 2048) and (1, 1, 2048, 2048) also accepted")
+            if not _is_canonical_causal(mask):
+                # The kernel reads this mask only as a tile pattern (True strictly above the diagonal).
+                c.hazard("atten_mask", "the optimized mask must hold True strictly above the diagonal and False "
+                         "on and below it; any other content gives undefined results", src.SPARSE_MODE_DOC,
+                         detail="expected torch.triu(torch.ones(2048, 2048), diagonal=1).bool()")
+        if mode in (0, 1) and mask is not None:
+            mask_use = "full"
+            mask_batched = _check_full_mask(c, mask, batch, q_s if layout != "TND" else max(q_lens, default=0),
+                                            kv_s)
+            # A mask larger than Q_S x KV_S is read from its top-left corner. [inferred]
+            c.assume("a mask larger than Q_S x KV_S is read from its top-left [:q_b, :kv_b] window", src.PFA_TILING)
+        if mode == 4:
+            if layout == "TND":
+                c.require(value_dim in (64, 128), "sparse_mode", "band mode with TND needs value head dim 64 or 128",
+                          src.PFA_TILING, detail=f"Dv {value_dim}")
+                c.require(pre + nxt >= 0, "pre_tokens", "band mode with TND needs pre_tokens + next_tokens >= 0",
+                          src.PFA_TILING, detail=f"{pre} + {nxt}")
+                c.require(all(pre + q >= 0 for q in q_lens), "pre_tokens",
+                          "band mode with TND needs pre_tokens + q_len >= 0 per batch", src.PFA_TILING)
+                c.require(all(nxt + k >= 0 for k in kv_lens), "next_tokens",
+                          "band mode with TND needs next_tokens + kv_len >= 0 per batch", src.PFA_TILING)
+            else:
+                c.require(not (pre < 0 and nxt < 0), "pre_tokens",
+                          "band mode rejects negative pre_tokens and next_tokens together", src.PFA_TILING,
+                          detail=f"pre {pre}, next {nxt}")
+        if mode == 3 and layout == "TND":
+            bad = [b for b in range(batch) if q_lens[b] > kv_lens[b]]
+            c.require(not bad, "sparse_mode", "sparse_mode 3 with TND needs q_len <= kv_len for every batch "
+                      "(\"need s1 <= s2\")", src.PFA_TILING,
+                      detail=f"batch {bad[0]}: q {q_lens[bad[0]]} > kv {kv_lens[bad[0]]}" if bad else "")
+        visibility = {0: WINDOW if mask is not None else ALL, 1: MASK_ONLY, 2: CAUSAL_TOP_LEFT,
+                      3: CAUSAL_BOTTOM_RIGHT, 4: BAND}[mode]
+        if visibility == ALL:
+            pre, nxt = INT_MAX, INT_MAX  # mode 0 without a mask ignores pre/next (set to INT_MAX by tiling)
+        if layout == "TND":
+            c.require(ip in (0, 1), "inner_precise", "must be 0 or 1 with layout TND", src.FIA_V2_DOC,
+                      detail=f"got {ip}")
+            if query.dtype == torch.bfloat16 and ip != 0:
+                c.hazard("inner_precise", "layout TND with bfloat16 documents only inner_precise 0, while callers "
+                         "(vllm-ascend, the seed layer) pass 1", src.FIA_V2_DOC,
+                         detail=f"got {ip}; bf16 makes no precision/performance distinction")
+        else:
+            c.require(ip in (0, 1, 2, 3), "inner_precise", "must be 0-3", src.FIA_ACLNN_V4_DOC, detail=f"got {ip}")
+
+    if call.lengths_are_tensors and layout == "TND":
+        c.hazard("input_layout", "TND with device-side length tensors is rejected under tiling sinking "
+                 "(\"When layout is TND/NTD_TND, not support tiling_schedule_optimize\")", src.PFA_TILING)
+
+    out_shape, out_dtype, lse_shape = output_meta(
+        query, value, input_layout=layout, num_heads=num_heads, num_key_value_heads=num_kv_heads, paged=paged,
+        return_lse=bool(call.return_lse))
+    return FiaPlan(
+        op=call.op, layout=layout, path=path, batch=batch, num_heads=num_heads, num_kv_heads=num_kv_heads,
+        head_dim=head_dim, value_dim=value_dim, q_lens=tuple(q_lens), kv_lens=tuple(kv_lens),
+        q_starts=tuple(q_starts), kv_starts=tuple(kv_starts), paged=paged, cache_form=cache_form,
+        block_size=block_size, visibility=visibility, pre_tokens=pre, next_tokens=nxt, mask_use=mask_use,
+        mask_batched=mask_batched, scale=scale, inner_precise=ip, return_lse=bool(call.return_lse),
+        out_dtype=out_dtype, out_shape=tuple(out_shape), lse_shape=tuple(lse_shape),
+    )
+
+
+def _check_block_table(c: Checker, path: str, layout: str, table: torch.Tensor, batch: int, kv_lens: list[int],
+                       block_size: int, num_blocks: int, dtype: torch.dtype) -> None:
+    c.require(table.shape[0] == batch, "block_table", "dim 0 must equal the batch size", src.FIA_V2_DOC,
+              detail=f"{table.shape[0]} rows for batch {batch}")
+    needed = [math.ceil(n / block_size) for n in kv_lens]
+    c.require(table.shape[1] >= max(needed, default=0), "block_table",
+              "needs at least max(ceil(kv_len / block_size)) columns", src.FIA_V2_DOC,
+              detail=f"{table.shape[1]} columns, {max(needed, default=0)} needed")
+    # Block ids are not validated by the operator ("不会对blockid的合法性进行校验"): an id outside the cache
+    # reads other memory, so the emulator refuses it.
+    rows = table.tolist()
+    for b, n in enumerate(needed):
+        bad = [x for x in rows[b][:n] if not 0 <= x < num_blocks]
+        c.require(not bad, "block_table", "block ids in the columns a sequence uses must lie in [0, num_blocks) "
+                  "(unchecked on hardware: an out-of-range id reads outside the cache)", src.FIA_V2_DOC,
+                  detail=f"batch {b}: {bad[0] if bad else ''} with {num_blocks} blocks")
+    if sum(needed) > num_blocks:
+        if path == "prompt":
+            c.require(False, "key", "the cache must hold at least sum(ceil(kv_len / block_size)) blocks",
+                      src.PFA_TILING, detail=f"{num_blocks} < {sum(needed)}")
+        c.hazard("key", "the docs require num_blocks >= sum(ceil(kv_len / block_size)); sequences share blocks",
+                 src.FIA_V2_DOC, detail=f"{num_blocks} < {sum(needed)}")
+    if path == "decode":
+        # IFA: 0 < block_size <= 512, a multiple of 16 for fp16/bf16 KV (CheckPABlockSize).
+        c.require(block_size <= 512 and block_size % 16 == 0, "block_size",
+                  "decode (Q_S == 1) paging needs block_size <= 512 and a multiple of 16", src.IFA_TILING,
+                  detail=f"got {block_size}")
+    elif layout == "TND":
+        # TND docs: 16-aligned, <= 1024; PFA tiling: multiple of 128 in [128, 1024]; docs elsewhere: <= 512.
+        c.require(block_size <= 1024 and block_size % 16 == 0, "block_size",
+                  "TND paging needs block_size <= 1024 and a multiple of 16", src.FIA_V2_DOC,
+                  detail=f"got {block_size}")
+        if not (block_size % 128 == 0 and block_size <= 512):
+            c.hazard("block_size", "TND paging block_size outside the multiples of 128 up to 512: the TND docs "
+                     "allow 16-aligned <= 1024, the PFA tiling multiples of 128 <= 1024, the v1/v2 tables <= 512",
+                     src.FIA_V2_DOC, detail=f"got {block_size}; also {src.PFA_TILING}")
+    else:
+        c.require(block_size % 128 == 0 and 128 <= block_size <= 1024, "block_size",
+                  "prompt (Q_S > 1) paging needs a multiple of 128 in [128, 1024]", src.PFA_TILING,
+                  detail=f"got {block_size}")
+        if block_size > 512:
+            c.hazard("block_size", "prompt paging block_size above 512: the v1/v2 docs allow 128-512, the PFA "
+                     "tiling up to 1024", src.FIA_DOCS, detail=f"got {block_size}; also {src.PFA_TILING}")
+
+
+def _check_full_mask(c: Checker, mask: torch.Tensor, batch: int, q_s: int, kv_s: int) -> bool:
+    # Modes 0/1 with Q_S > 1: (Q_S, KV_S), (1|B, Q_S, KV_S), (1|B, 1, Q_S, KV_S); the S dims may be larger
+    # (tiling checks maskS1 >= sQ, maskS2 >= sK); with paging KV_S = block_table.shape[1] * block_size.
+    shape = tuple(mask.shape)
+    ok_rank = mask.dim() in (2, 3, 4) and (mask.dim() < 4 or shape[1] == 1)
+    lead = shape[0] if mask.dim() >= 3 else 1
+    c.require(ok_rank and lead in (1, batch), "atten_mask",
+              "sparse_mode 0/1 mask must be (S1, S2), (1|B, S1, S2) or (1|B, 1, S1, S2)", src.FIA_ACLNN_V4_DOC,
+              detail=f"got shape {shape}, batch {batch}")
+    c.require(shape[-2] >= q_s and shape[-1] >= kv_s, "atten_mask", "mask must cover Q_S x KV_S", src.PFA_TILING,
+              detail=f"mask {shape}, Q_S {q_s}, KV_S {kv_s}")
+    return mask.dim() >= 3 and lead == batch and batch > 1
+
+
+def _check_decode_mask(c: Checker, mask: torch.Tensor, batch: int, kv_s: int) -> bool:
+    # Decode masks: (B, KV_S), (B, 1, KV_S), (B, 1, 1, KV_S) (aclnnFusedInferAttentionScoreV4.md).
+    shape = tuple(mask.shape)
+    c.require(mask.dim() in (2, 3, 4) and all(d == 1 for d in shape[1:-1]), "atten_mask",
+              "decode mask must be (B, KV_S), (B, 1, KV_S) or (B, 1, 1, KV_S)", src.FIA_ACLNN_V4_DOC,
+              detail=f"got shape {shape}")
+    c.require(shape[-1] >= kv_s, "atten_mask", "decode mask must cover KV_S", src.FIA_ACLNN_V4_DOC,
+              detail=f"mask {shape}, KV_S {kv_s}")
+    c.require(shape[0] in (1, batch), "atten_mask", "decode mask dim 0 must be the batch size",
+              src.FIA_ACLNN_V4_DOC, detail=f"got {shape[0]} for batch {batch}")
+    if shape[0] != batch:
+        c.hazard("atten_mask", "decode mask without a leading batch dim: accepted but ignored past KV position "
+                 "512 on some stacks", src.VLLM_ASCEND_15503, detail=f"shape {shape}, batch {batch}")
+    return shape[0] == batch and batch > 1

@@ -1,0 +1,178 @@
+"""The arithmetic of fused infer attention, given a checked `FiaPlan`. No checks live here.
+
+Per batch b and query row i (0 <= i < q_b), over keys j (0 <= j < kv_b), d = j - i:
+  all                  every key (sparse_mode 0 without a mask; decode)
+  window               -pre <= d <= next, origin top-left (sparse_mode 0 with a mask)
+  mask                 the user mask alone (sparse_mode 1)
+  causal_top_left      d <= 0 (sparse_mode 2)
+  causal_bottom_right  d <= kv_b - q_b (sparse_mode 3, FlashAttention's bottom-right causal)
+  band                 -pre <= d - (kv_b - q_b) <= next (sparse_mode 4, origin bottom-right)
+and, where the plan reads the user mask, `not mask[..., i, j]` (True/1 = masked out).
+(hicann/ops-transformer docs/context/sparse_mode参数说明.md; prompt_flash_attention_base.h GetSparseParam.)
+
+Scores are `scale * q.k` in float32 (scale first, then the mask, then softmax); query head h reads
+KV head h // (num_heads / num_kv_heads) [inferred: the kernels index heads as (n2, g)]. A row with no
+visible key gives output 0 and LSE +inf ("数据为inf的代表无效数据", aclnnFusedInferAttentionScoreV4.md);
+padding rows past q_b likewise. LSE is max + log(sum(exp(s - max))) over the kept scores.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from conformance.emulator.fia_checks import (
+    ALL, BAND, CAUSAL_BOTTOM_RIGHT, CAUSAL_TOP_LEFT, MASK_ONLY, WINDOW, FiaPlan,
+)
+
+#: Upper bound on score elements materialised at once (rows are chunked to stay under it).
+SCORE_CHUNK_ELEMENTS = 1 << 22
+
+
+def visible_keys(q_len: int, kv_len: int, visibility: str, pre: int, nxt: int,
+                 device: torch.device | str = "cpu") -> torch.Tensor:
+    """Bool [q_len, kv_len]: which keys each query row may see before any user mask."""
+    if visibility in (ALL, MASK_ONLY):
+        return torch.ones(q_len, kv_len, dtype=torch.bool, device=device)
+    d = torch.arange(kv_len, device=device)[None, :] - torch.arange(q_len, device=device)[:, None]
+    if visibility == WINDOW:
+        return (d >= -pre) & (d <= nxt)
+    if visibility == CAUSAL_TOP_LEFT:
+        return d <= 0
+    shift = kv_len - q_len
+    if visibility == CAUSAL_BOTTOM_RIGHT:
+        return d <= shift
+    if visibility == BAND:
+        return (d - shift >= -pre) & (d - shift <= nxt)
+    raise AssertionError(visibility)
+
+
+def user_mask_window(plan: FiaPlan, mask: torch.Tensor | None, b: int, q_len: int, kv_len: int):
+    """Bool [q_len, kv_len] (True = masked) that the user mask imposes on batch b, or None."""
+    if mask is None or not plan.mask_use:
+        return None
+    lead = b if plan.mask_batched else 0
+    if plan.mask_use == "decode":
+        row = mask.reshape(mask.shape[0], mask.shape[-1])[lead, :kv_len]
+        return row.bool()[None, :].expand(q_len, kv_len)
+    m = mask if mask.dim() == 2 else (mask[lead] if mask.dim() == 3 else mask[lead, 0])
+    return m[:q_len, :kv_len].bool()  # top-left window [inferred]
+
+
+def keep_matrix(plan: FiaPlan, mask: torch.Tensor | None, b: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(keep [q_b, kv_b], visible-before-mask [q_b, kv_b]) for batch b."""
+    q_len, kv_len = plan.q_lens[b], plan.kv_lens[b]
+    base = visible_keys(q_len, kv_len, plan.visibility, plan.pre_tokens, plan.next_tokens, device)
+    masked = user_mask_window(plan, mask, b, q_len, kv_len)
+    return (base if masked is None else base & ~masked), base
+
+
+def query_rows(plan: FiaPlan, query: torch.Tensor, b: int) -> torch.Tensor:
+    """Float32 [N, q_b, D] of batch b."""
+    n, d, q_len = plan.num_heads, plan.head_dim, plan.q_lens[b]
+    if plan.layout == "BSH":
+        rows = query[b, :q_len].reshape(q_len, n, d).transpose(0, 1)
+    elif plan.layout == "BSND":
+        rows = query[b, :q_len].transpose(0, 1)
+    elif plan.layout == "BNSD":
+        rows = query[b, :, :q_len]
+    else:  # TND
+        start = plan.q_starts[b]
+        rows = query[start:start + q_len].transpose(0, 1)
+    return rows.float()
+
+
+def kv_rows(plan: FiaPlan, cache: torch.Tensor, block_table: torch.Tensor | None, b: int,
+            dim: int) -> torch.Tensor:
+    """Float32 [N_kv, kv_b, dim] of batch b, from dense key/value or through the block table."""
+    nkv, kv_len = plan.num_kv_heads, plan.kv_lens[b]
+    if plan.paged:
+        bs = plan.block_size
+        used = block_table[b, : math.ceil(kv_len / bs)].long()
+        blocks = cache.index_select(0, used)
+        if plan.cache_form == "BnBsH":  # (nb, bs, N*D): token p at [table[p // bs], p % bs]
+            rows = blocks.reshape(-1, nkv, dim)[:kv_len].transpose(0, 1)
+        else:  # (nb, N, bs, D)
+            rows = blocks.permute(1, 0, 2, 3).reshape(nkv, -1, dim)[:, :kv_len]
+    elif plan.layout == "BSH":
+        rows = cache[b, :kv_len].reshape(kv_len, nkv, dim).transpose(0, 1)
+    elif plan.layout == "BSND":
+        rows = cache[b, :kv_len].transpose(0, 1)
+    elif plan.layout == "BNSD":
+        rows = cache[b, :, :kv_len]
+    else:  # TND
+        start = plan.kv_starts[b]
+        rows = cache[start:start + kv_len].transpose(0, 1)
+    return rows.float()
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor,
+           scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """q [N, S1, D], k [Nkv, S2, D], v [Nkv, S2, Dv], keep [S1, S2] -> (out [N, S1, Dv], lse [N, S1]), fp32."""
+    n, s1, d = q.shape
+    nkv, s2, _ = k.shape
+    dv = v.shape[-1]
+    group = n // nkv
+    out = q.new_zeros(n, s1, dv)
+    lse = q.new_full((n, s1), math.inf)
+    if s1 == 0 or s2 == 0:
+        return out, lse
+    step = max(1, SCORE_CHUNK_ELEMENTS // (n * s2))
+    kt = k.transpose(1, 2)
+    for r0 in range(0, s1, step):
+        r1 = min(s1, r0 + step)
+        r = r1 - r0
+        qc = q[:, r0:r1].reshape(nkv, group * r, d)
+        scores = torch.bmm(qc, kt).view(nkv, group, r, s2) * scale
+        kc = keep[r0:r1]
+        scores = scores.masked_fill(~kc, -math.inf)
+        has_key = kc.any(-1)[:, None]  # [r, 1]
+        peak = torch.where(has_key, scores.amax(-1, keepdim=True), torch.zeros((), dtype=scores.dtype))
+        weights = torch.exp(scores - peak)
+        total = weights.sum(-1, keepdim=True)
+        values = torch.bmm(weights.view(nkv, group * r, s2), v).view(nkv, group, r, dv)
+        values = torch.where(has_key, values / total.clamp_min(torch.finfo(total.dtype).tiny), 0.0)
+        row_lse = torch.where(has_key, peak + torch.log(total), math.inf)
+        out[:, r0:r1] = values.reshape(n, r, dv)
+        lse[:, r0:r1] = row_lse.reshape(n, r)
+    return out, lse
+
+
+def run(plan: FiaPlan, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+        atten_mask: torch.Tensor | None, block_table: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(attention_out, softmax_lse) for a checked call: zero output / +inf LSE where nothing is valid."""
+    device = query.device
+    out = torch.zeros(plan.out_shape, dtype=torch.float32, device=device)
+    lse_full = torch.full(_lse_extent(plan), math.inf, dtype=torch.float32, device=device)
+    for b in range(plan.batch):
+        q_len = plan.q_lens[b]
+        if q_len == 0:
+            continue
+        keep, _ = keep_matrix(plan, atten_mask, b, device)
+        o, l = attend(query_rows(plan, query, b), kv_rows(plan, key, block_table, b, plan.head_dim),
+                      kv_rows(plan, value, block_table, b, plan.value_dim), keep, plan.scale)
+        if plan.layout == "BSH":
+            out[b, :q_len] = o.transpose(0, 1).reshape(q_len, -1)
+        elif plan.layout == "BSND":
+            out[b, :q_len] = o.transpose(0, 1)
+        elif plan.layout == "BNSD":
+            out[b, :, :q_len] = o
+        else:
+            start = plan.q_starts[b]
+            out[start:start + q_len] = o.transpose(0, 1)
+        if plan.layout == "TND":
+            lse_full[plan.q_starts[b]:plan.q_starts[b] + q_len, :, 0] = l.transpose(0, 1)
+        else:
+            lse_full[b, :, :q_len, 0] = l
+    lse = lse_full if plan.return_lse else torch.empty(0, dtype=torch.float32, device=device)
+    return out.to(plan.out_dtype), lse
+
+
+def _lse_extent(plan: FiaPlan) -> tuple[int, ...]:
+    """The LSE shape when requested: (T, N, 1) for TND, (B, N, S, 1) otherwise."""
+    shape = plan.out_shape
+    if plan.layout == "TND":
+        return (shape[0], plan.num_heads, 1)
+    q_s = shape[2] if plan.layout == "BNSD" else shape[1]
+    return (plan.batch, plan.num_heads, q_s, 1)

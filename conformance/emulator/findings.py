@@ -1,0 +1,218 @@
+"""What the emulator finds about a call: contract violations and hazards.
+
+* A **violation** is a call the public docs (or the checked host code) forbid. The emulator raises
+  `ContractViolation`, a `ValueError` whose message names the op, the argument, the rule and its
+  public source; the same facts are attributes.
+* A **hazard** is a call the hardware accepts but whose result is undefined, unchecked or
+  version-dependent (duplicate indices, fully masked rows, doc-vs-code conflicts, the graph-only op
+  called eagerly, shapes only the emulator accepts). The emulator computes a result, records a
+  `Hazard`, and goes on; in strict mode it raises `HazardError` (a `ContractViolation` subclass, so
+  one `except ContractViolation` catches both) instead.
+* A call that uses a documented feature the emulator does not model raises `EmulatorUnsupported`
+  (a `NotImplementedError`): that is a limit of the emulator, not of the contract.
+
+Reading hazards::
+
+    with record_hazards() as found:      # nested blocks each see every hazard raised inside them
+        op(...)
+    found            # list of Hazard
+    last_hazards()   # hazards of the most recent top-level op call, without a block
+
+Strict mode: ``with strict_contracts(): ...`` or ``set_strict(True)``.
+
+Rules that follow observed practice where the docs are silent are marked *inferred*
+(``inferred=True`` and "[inferred]" in messages); a call that relied on such a rule also leaves an
+`Assumption` in the open `record_hazards()` logs (never raised), so a report can say which results
+rest on inferred semantics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+from typing import Iterator
+
+
+def _describe(op: str, argument: str, rule: str, source: str, inferred: bool, detail: str) -> str:
+    text = f"{op}: argument '{argument}': {rule}"
+    if detail:
+        text += f" ({detail})"
+    text += f" [source: {source}]"
+    if inferred:
+        text += " [inferred]"
+    return text
+
+
+@dataclass(frozen=True)
+class Hazard:
+    """A call the hardware accepts but leaves undefined, unchecked or version-dependent."""
+
+    op: str
+    argument: str
+    rule: str
+    source: str
+    inferred: bool = False
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return _describe(self.op, self.argument, self.rule, self.source, self.inferred, self.detail)
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """An inferred rule a successful call relied on (recorded, never raised)."""
+
+    op: str
+    rule: str
+    source: str
+
+
+class ContractViolation(ValueError):
+    """A call the op's public contract forbids."""
+
+    def __init__(self, op: str, argument: str, rule: str, source: str, *, inferred: bool = False, detail: str = ""):
+        self.op = op
+        self.argument = argument
+        self.rule = rule
+        self.source = source
+        self.inferred = inferred
+        self.detail = detail
+        super().__init__(_describe(op, argument, rule, source, inferred, detail))
+
+
+class HazardError(ContractViolation):
+    """A hazard raised because strict mode is on. `.hazard` is the recorded `Hazard`."""
+
+    def __init__(self, hazard: Hazard):
+        self.hazard = hazard
+        super().__init__(
+            hazard.op, hazard.argument, "hazard (strict mode): " + hazard.rule, hazard.source,
+            inferred=hazard.inferred, detail=hazard.detail,
+        )
+
+
+class EmulatorUnsupported(NotImplementedError):
+    """A documented feature of the real op that the emulator does not model."""
+
+    def __init__(self, op: str, argument: str, what: str):
+        self.op = op
+        self.argument = argument
+        self.what = what
+        super().__init__(f"{op}: argument '{argument}': {what} is not modelled by the CPU op emulator")
+
+
+class HazardLog(list):
+    """The hazards seen inside one `record_hazards()` block (a list of `Hazard`), plus `assumptions`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.assumptions: list[Assumption] = []
+
+
+class _State(threading.local):
+    def __init__(self) -> None:
+        self.strict = False
+        self.logs: list[HazardLog] = []
+        self.last: list[Hazard] = []
+        self.depth = 0
+        self.seen: set[tuple[str, str, str]] = set()
+
+
+_state = _State()
+
+
+@contextlib.contextmanager
+def record_hazards() -> Iterator[HazardLog]:
+    """Collect every hazard raised by emulated ops inside the block (nesting is allowed)."""
+    log = HazardLog()
+    _state.logs.append(log)
+    try:
+        yield log
+    finally:
+        _state.logs.remove(log)
+
+
+def set_strict(enabled: bool) -> bool:
+    """Turn strict mode on or off for this thread; returns the previous setting."""
+    previous = _state.strict
+    _state.strict = bool(enabled)
+    return previous
+
+
+def is_strict() -> bool:
+    return _state.strict
+
+
+@contextlib.contextmanager
+def strict_contracts(enabled: bool = True) -> Iterator[None]:
+    """Raise `HazardError` for hazards inside the block (restores the previous mode on exit)."""
+    previous = set_strict(enabled)
+    try:
+        yield
+    finally:
+        set_strict(previous)
+
+
+def last_hazards() -> tuple[Hazard, ...]:
+    """The hazards recorded by the most recent top-level emulated op call."""
+    return tuple(_state.last)
+
+
+@contextlib.contextmanager
+def op_call() -> Iterator[None]:
+    """Mark one emulated op call: a top-level call resets `last_hazards()`."""
+    if _state.depth == 0:
+        _state.last = []
+        _state.seen = set()
+    _state.depth += 1
+    try:
+        yield
+    finally:
+        _state.depth -= 1
+
+
+def emit_hazard(hazard: Hazard) -> None:
+    """Record a hazard (once per call), then raise it if strict mode is on."""
+    key = (hazard.op, hazard.argument, hazard.rule)
+    if key not in _state.seen:
+        _state.seen.add(key)
+        _state.last.append(hazard)
+        for log in _state.logs:
+            log.append(hazard)
+    if _state.strict:
+        raise HazardError(hazard)
+
+
+def note_assumption(assumption: Assumption) -> None:
+    for log in _state.logs:
+        if assumption not in log.assumptions:
+            log.assumptions.append(assumption)
+
+
+class Checker:
+    """Raise or record findings for one op, naming arguments as the op's public signature does."""
+
+    def __init__(self, op: str, names: dict[str, str] | None = None):
+        self.op = op
+        self.names = names or {}
+
+    def name(self, argument: str) -> str:
+        return self.names.get(argument, argument)
+
+    def violation(self, argument: str, rule: str, source: str, *, detail: str = "", inferred: bool = False):
+        return ContractViolation(self.op, self.name(argument), rule, source, inferred=inferred, detail=detail)
+
+    def require(self, condition: bool, argument: str, rule: str, source: str, *, detail: str = "",
+                inferred: bool = False) -> None:
+        if not condition:
+            raise self.violation(argument, rule, source, detail=detail, inferred=inferred)
+
+    def hazard(self, argument: str, rule: str, source: str, *, detail: str = "", inferred: bool = False) -> None:
+        emit_hazard(Hazard(self.op, self.name(argument), rule, source, inferred, detail))
+
+    def assume(self, rule: str, source: str) -> None:
+        note_assumption(Assumption(self.op, rule, source))
+
+    def unsupported(self, argument: str, what: str) -> EmulatorUnsupported:
+        return EmulatorUnsupported(self.op, self.name(argument), what)

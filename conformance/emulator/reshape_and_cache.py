@@ -1,0 +1,102 @@
+"""Emulated `torch_npu._npu_reshape_and_cache` (ATB ReshapeAndCacheOperation, ND caches).
+
+`torch.ops.atb._npu_reshape_and_cache(Tensor key, Tensor value, Tensor(a!) key_cache,
+Tensor(b!) value_cache, Tensor slot_indices) -> ()`: token t of key/value goes to
+`cache[slot // block_size, slot % block_size]`; a negative slot skips the token; the caches are
+updated in place and nothing is returned.
+
+Checks (hicann/ascend-transformer-boost, reshape_and_cache_operation.cpp DimCheck/KVCacheDimCheck910B,
+the doxygen ReshapeAndCacheParam in docs/doxygen/atb_document.txt, and reshape_and_cache_tiling.cpp) are
+violations; what the kernel leaves unchecked (slot count, slot range) is a violation too, because it
+reads or writes out of bounds; duplicate slots are a hazard (the last token wins here, the hardware
+order across cores is undefined).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from conformance.emulator import sources as src
+from conformance.emulator.findings import Checker, op_call
+
+OP = "torch_npu._npu_reshape_and_cache"
+CACHE_DTYPES = (torch.float16, torch.bfloat16, torch.int8)
+
+
+def check(key, value, key_cache, value_cache, slot_indices) -> list[int]:
+    """Validate a call; returns the slot list."""
+    c = Checker(OP)
+    for name, t, rank in (("key", key, 3), ("value", value, 3), ("key_cache", key_cache, 4),
+                          ("value_cache", value_cache, 4), ("slot_indices", slot_indices, 1)):
+        c.require(isinstance(t, torch.Tensor), name, "must be a Tensor", src.ATB_OPERATION,
+                  detail=f"got {type(t).__name__}")
+        c.require(t.dim() == rank, name, f"must be {rank}-D", src.ATB_OPERATION, detail=f"got shape {tuple(t.shape)}")
+    c.require(key.dtype == value.dtype == key_cache.dtype == value_cache.dtype, "key_cache",
+              "key, value and both caches must share one dtype", src.ATB_DOC,
+              detail=f"{key.dtype}, {value.dtype}, {key_cache.dtype}, {value_cache.dtype}")
+    c.require(key.dtype in CACHE_DTYPES + (torch.float32,), "key", "dtype must be float16, bfloat16 or int8",
+              src.ATB_DOC, detail=f"got {key.dtype}")
+    if key.dtype == torch.float32:
+        c.hazard("key", "float32 is outside the documented dtypes (float16/bfloat16/int8): an emulator-only "
+                 "extension the hardware rejects", src.ATB_DOC)
+    c.require(slot_indices.dtype == torch.int32, "slot_indices", "dtype must be int32", src.ATB_DOC,
+              detail=f"got {slot_indices.dtype}")
+    num_tokens = key.shape[0]
+    c.require(num_tokens > 0, "key", "num_tokens must be > 0 (an empty key is refused: \"numTokens is invalid\")",
+              src.ATB_TILING)
+    c.require(value.shape[:2] == key.shape[:2], "value", "key and value must have the same num_tokens and num_heads",
+              src.ATB_OPERATION, detail=f"key {tuple(key.shape)}, value {tuple(value.shape)}")
+    c.require(key_cache.shape[:2] == value_cache.shape[:2], "value_cache",
+              "both caches must have the same num_blocks and block_size", src.ATB_OPERATION,
+              detail=f"{tuple(key_cache.shape)} vs {tuple(value_cache.shape)}")
+    c.require(tuple(key_cache.shape[2:]) == tuple(key.shape[1:]), "key_cache",
+              "cache (num_heads, head_size) must equal key's: ND cache is [num_blocks, block_size, num_heads, "
+              "head_size]", src.ATB_OPERATION, detail=f"cache {tuple(key_cache.shape)}, key {tuple(key.shape)}")
+    c.require(tuple(value_cache.shape[2:]) == tuple(value.shape[1:]), "value_cache",
+              "cache (num_heads, head_size) must equal value's", src.ATB_OPERATION,
+              detail=f"cache {tuple(value_cache.shape)}, value {tuple(value.shape)}")
+    # num_tokens comes from key.shape[0]; the slot count is not checked and a short slot tensor is read
+    # out of bounds, so the emulator holds the call to the documented shape [num_tokens].
+    c.require(slot_indices.shape[0] == num_tokens, "slot_indices",
+              "must have one slot per token (shape [num_tokens]); unchecked on hardware, a short tensor is read "
+              "out of bounds", src.ATB_DOC, detail=f"{slot_indices.shape[0]} slots for {num_tokens} tokens")
+    capacity = key_cache.shape[0] * key_cache.shape[1]
+    slots = [int(s) for s in slot_indices.tolist()]
+    # Documented domain (-num_blocks*block_size, num_blocks*block_size), no duplicates; the kernel skips
+    # negative slots and has no upper bound check (it writes past the cache).
+    bad = [s for s in slots if not -capacity < s < capacity]
+    c.require(not bad, "slot_indices", "slots must lie in (-num_blocks*block_size, num_blocks*block_size); "
+              "unchecked on hardware, a slot past the end writes outside the cache", src.ATB_DOC,
+              detail=f"slot {bad[0] if bad else ''} with capacity {capacity}")
+    valid = [s for s in slots if s >= 0]
+    if len(set(valid)) != len(valid):
+        dup = next(s for s in valid if valid.count(s) > 1)
+        c.hazard("slot_indices", "duplicate slots: the documented domain has no duplicates and the write order "
+                 "across cores is undefined (emulator: last token wins)", src.ATB_DOC, detail=f"slot {dup}")
+    return slots
+
+
+def write(key, value, key_cache, value_cache, slots: list[int]) -> None:
+    """The in-place cache update for checked slots (negative slots skipped, later tokens win)."""
+    block_size = key_cache.shape[1]
+    # every kernel variant skips a negative slot: `if (slotValue < 0) continue` (reshape_and_cache_nd.cpp)
+    pairs = [(token, slot) for token, slot in enumerate(slots) if slot >= 0]
+    if len({slot for _, slot in pairs}) != len(pairs):
+        for token, slot in pairs:  # duplicates: apply in token order so the last one wins
+            key_cache[slot // block_size, slot % block_size] = key[token]
+            value_cache[slot // block_size, slot % block_size] = value[token]
+        return
+    if not pairs:
+        return
+    tokens = torch.tensor([t for t, _ in pairs], dtype=torch.long, device=key.device)
+    where = torch.tensor([s for _, s in pairs], dtype=torch.long, device=key_cache.device)
+    key_cache[where // block_size, where % block_size] = key[tokens]
+    value_cache[where // block_size, where % block_size] = value[tokens]
+
+
+def _npu_reshape_and_cache(key, value, key_cache, value_cache, slot_indices):
+    """Emulated torch_npu._npu_reshape_and_cache: in-place, returns None."""
+    with op_call():
+        slots = check(key, value, key_cache, value_cache, slot_indices)
+        write(key, value, key_cache, value_cache, slots)
+    return None

@@ -1,0 +1,58 @@
+"""Public sources the emulator's rules come from, cited in every finding.
+
+Each constant names a public repository and a path in it (GitHub mirrors of the GitCode/Gitee
+originals), or an issue. Findings carry one of these strings in `source`.
+"""
+
+# torch_npu user docs and bindings (Ascend/op-plugin).
+FIA_V2_DOC = "Ascend/op-plugin docs/zh/custom_APIs/torch_npu/torch_npu-npu_fused_infer_attention_score_v2.md"
+FIA_V1_DOC = "Ascend/op-plugin docs/zh/custom_APIs/torch_npu/torch_npu-npu_fused_infer_attention_score.md"
+FIA_DOCS = "Ascend/op-plugin docs/zh/custom_APIs/torch_npu/torch_npu-npu_fused_infer_attention_score{,_v2}.md"
+OP_SCHEMAS = "Ascend/op-plugin op_plugin/config/op_plugin_functions.yaml"
+FIA_META = "Ascend/op-plugin op_plugin/python/meta/_meta_registrations.py"
+FIA_V2_BINDING = "Ascend/op-plugin op_plugin/ops/opapi/FusedInferAttentionScoreV2KernelNpuOpApi.cpp"
+SCATTER_TORCH_NPU_DOC = "Ascend/op-plugin docs/zh/custom_APIs/torch_npu/torch_npu-scatter_update_.md"
+RESHAPE_CACHE_BINDING = "Ascend/op-plugin op_plugin/ops/atb/ReshapeAndCachAtb.cpp"
+TORCH_ARG_PARSER = "pytorch/pytorch torch/csrc/utils/python_arg_parser.cpp (int lists reject a Tensor)"
+
+# CANN operator docs, host tiling and kernels (hicann/ops-transformer).
+FIA_ACLNN_V4_DOC = (
+    "hicann/ops-transformer attention/fused_infer_attention_score/docs/aclnnFusedInferAttentionScoreV4.md"
+)
+SPARSE_MODE_DOC = "hicann/ops-transformer docs/context/sparse_mode参数说明.md"
+PFA_TILING = "hicann/ops-transformer attention/prompt_flash_attention/op_host/prompt_flash_attention_tiling.cpp"
+PFA_VARLEN_KERNEL = (
+    "hicann/ops-transformer attention/prompt_flash_attention/op_kernel/"
+    "prompt_flash_attention_var_len_score_sab_baseapi.h"
+)
+PFA_KERNEL_BASE = "hicann/ops-transformer attention/prompt_flash_attention/op_kernel/prompt_flash_attention_base.h"
+IFA_TILING = "hicann/ops-transformer attention/incre_flash_attention/op_host/incre_flash_attention_tiling_check.cpp"
+IFA_KERNEL = "hicann/ops-transformer attention/incre_flash_attention/op_kernel/incre_flash_attention_preload.h"
+
+# torchair (Ascend/torchair).
+TORCHAIR_DOC = "Ascend/torchair docs/zh/ascend_ir/api/ops/npu_fused_infer_attention_score.md"
+TORCHAIR_OP = "Ascend/torchair python/torchair/ops/_npu_fused_infer_attention_score.py"
+
+# ATB ReshapeAndCache (hicann/ascend-transformer-boost).
+ATB_DOC = "hicann/ascend-transformer-boost docs/doxygen/atb_document.txt"
+ATB_OPERATION = (
+    "hicann/ascend-transformer-boost src/ops/ops_infer/reshape_and_cache/reshape_and_cache_operation.cpp"
+)
+ATB_TILING = (
+    "hicann/ascend-transformer-boost src/kernels/mixkernels/reshape_and_cache/tiling/reshape_and_cache_tiling.cpp"
+)
+ATB_KERNEL = (
+    "hicann/ascend-transformer-boost src/kernels/mixkernels/reshape_and_cache/op_kernel/reshape_and_cache_nd.cpp"
+)
+
+# Scatter (the kernel behind scatter_update_, hicann/ops-nn).
+SCATTER_DOC = "hicann/ops-nn index/scatter/docs/aclnnInplaceScatterUpdate.md"
+SCATTER_API = "hicann/ops-nn index/scatter/op_api/aclnn_scatter_update.cpp"
+SCATTER_PROTO = "hicann/ops-nn index/scatter/op_graph/scatter_proto.h"
+SCATTER_GOLDEN = "hicann/ops-nn index/scatter/tests/assets/golden.py"
+
+# Issues that document hardware behaviour.
+VLLM_ASCEND_15503 = "vllm-project/vllm-ascend#15503 (decode mask without a batch dim)"
+VLLM_ASCEND_8045 = "vllm-project/vllm-ascend#8045 (TND head dim accepted per CANN version)"
+VLLM_ASCEND_PRACTICE = "vllm-project/vllm-ascend vllm_ascend/attention/attention_v1.py (observed practice)"
+NANO_VLLM_ASCEND = "linzm1007/nano-vllm-ascend nanovllm/engine/model_runner.py (observed practice)"

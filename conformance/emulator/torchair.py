@@ -1,0 +1,47 @@
+"""Emulated torchair: `ops.npu_fused_infer_attention_score` (the `air::` graph-mode op).
+
+Same schema as torch_npu's v1 op except that `actual_seq_lengths`, `actual_seq_lengths_kv` and
+`actual_shared_prefix_len` are `Tensor?` (Ascend/torchair python/torchair/ops/_npu_fused_infer_attention_score.py),
+and the doc asks for int64 length tensors (docs/zh/ascend_ir/api/ops/npu_fused_infer_attention_score.md).
+
+On hardware the op runs only inside a torchair-compiled (max-autotune) graph; its CPU/PrivateUse1
+eager implementations raise NotImplementedError ("本接口只支持图模式，不支持Eager模式"). The emulator
+computes the result in eager mode too, so a layer can be exercised without compiling, but records the
+hazard "graph op called outside a compiled graph" (a HazardError in strict mode).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+
+from conformance.emulator import sources as src
+from conformance.emulator.fia import _v1_call, fused_infer_attention
+from conformance.emulator.fia_args import AIR_OP, V1_NAMES
+from conformance.emulator.findings import Checker, op_call
+
+
+def npu_fused_infer_attention_score(
+    query, key, value, *, pse_shift=None, atten_mask=None, actual_seq_lengths=None, actual_seq_lengths_kv=None,
+    dequant_scale1=None, quant_scale1=None, dequant_scale2=None, quant_scale2=None, quant_offset2=None,
+    antiquant_scale=None, antiquant_offset=None, key_antiquant_scale=None, key_antiquant_offset=None,
+    value_antiquant_scale=None, value_antiquant_offset=None, block_table=None, query_padding_size=None,
+    kv_padding_size=None, key_shared_prefix=None, value_shared_prefix=None, actual_shared_prefix_len=None,
+    query_rope=None, key_rope=None, key_rope_antiquant_scale=None, num_heads=1, scale=1.0,
+    pre_tokens=2147483647, next_tokens=2147483647, input_layout="BSH", num_key_value_heads=0, sparse_mode=0,
+    inner_precise=0, block_size=0, antiquant_mode=0, key_antiquant_mode=0, value_antiquant_mode=0,
+    softmax_lse_flag=False,
+):
+    """Emulated torchair.ops.npu_fused_infer_attention_score. Returns (attention_out, softmax_lse)."""
+    with op_call():
+        arguments = dict(locals())
+        if not torch.compiler.is_compiling():
+            Checker(AIR_OP, V1_NAMES).hazard(
+                "(call)", "graph op called outside a compiled graph: on hardware the eager call raises "
+                "NotImplementedError (graph mode only)", src.TORCHAIR_DOC, detail=f"see also {src.TORCHAIR_OP}")
+        return fused_infer_attention(_v1_call(AIR_OP, arguments, lengths_are_tensors=True))
+
+
+#: `torchair.ops`, as the layer reaches it (`tng.ops.npu_fused_infer_attention_score`).
+ops = SimpleNamespace(npu_fused_infer_attention_score=npu_fused_infer_attention_score)
