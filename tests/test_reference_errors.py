@@ -11,7 +11,6 @@ try:  # tests/ may or may not be a package
 except ImportError:
     import reference_helpers_naive as helpers
 
-F64 = torch.float64
 CASE = helpers.Case("base", (2, 1), (9, 4), hq=4, hkv=2, d=8, block_size=4, table_pad=1)
 
 
