@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 
 import reference
-from conformance.backends import use_backend
+import conformance.backends  # noqa: F401  (registers the emulated kernel backend)
 from conformance.cases import Case, Tensors
 from conformance.session import RunSettings, settings as current_settings
 from conformance.tolerance import CacheMetrics, OutputMetrics, compare_cache, compare_output
-from npu_attention import Attention, use_context, validate_context
+from npu_attention import Attention, Context, kernels, use_context, validate_context
 
 
 @dataclass
@@ -92,20 +92,21 @@ class LayerRun:
     hazards: list[dict]
 
 
-def run_layer(case: Case, t: Tensors, run: RunSettings) -> LayerRun:
-    """Validate the runner contract, then call the production layer exactly as the runner would."""
+def run_layer(case: Case, t: Tensors, run: RunSettings, context: Context | None = None) -> LayerRun:
+    """Validate the runner contract, then call the production layer exactly as the runner would.
+    `context` replaces the case's own Context (contract tests pass corrupted ones)."""
+    ctx = context if context is not None else case.context(run.device)
+    validate_context(ctx, t.k_cache, t.v_cache, case.num_heads, case.num_kv_heads, case.head_dim,
+                     num_tokens=case.num_new_tokens)
     layer = _layer(case.num_heads, case.head_dim, case.scale, case.num_kv_heads, run.device)
     layer.k_cache, layer.v_cache = t.k_cache.clone(), t.v_cache.clone()
-    ctx = case.context(run.device)
-    validate_context(ctx, layer.k_cache, layer.v_cache, case.num_heads, case.num_kv_heads, case.head_dim,
-                     num_tokens=case.num_new_tokens)
-    forward = layer
+    forward, kernel_backend = layer, run.backend
     if case.phase == "decode_graph" and run.compile_graph:
-        from conformance.graph import compiled_decode
+        from conformance.graph import compiled_decode, graph_kernel_backend
 
-        forward = compiled_decode(layer, run.backend)
+        forward, kernel_backend = compiled_decode(layer, run.backend), graph_kernel_backend(run.backend)
     scope, log = _hazard_scope(run.backend, run.strict_contracts)
-    with use_backend(run.backend), use_context(ctx), scope:
+    with kernels.use_backend(kernel_backend), use_context(ctx), scope:
         out = forward(t.q, t.k, t.v)
     out = out.reshape(case.num_new_tokens, case.num_heads, case.head_dim).cpu()
     hazards = [_hazard_dict(h) for h in (log or [])]

@@ -33,15 +33,15 @@ PROPERTY_KEY = "conformance_case"
 _slow_ok = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example,
             HealthCheck.filter_too_much]
 hyp_settings.register_profile("dev", max_examples=8, deadline=None, suppress_health_check=_slow_ok,
-                              print_blob=True)
+                              print_blob=True, stateful_step_count=8)
 # Redefines hypothesis' built-in "ci" (derandomized, no database): more examples, failures kept.
 hyp_settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=_slow_ok,
-                              print_blob=True, derandomize=False,
+                              print_blob=True, derandomize=False, stateful_step_count=20,
                               database=DirectoryBasedExampleDatabase(".hypothesis/examples"))
 hyp_settings.register_profile("fuzz", max_examples=5000, deadline=None, suppress_health_check=_slow_ok,
                               print_blob=True, database=DirectoryBasedExampleDatabase(".hypothesis/examples"))
 hyp_settings.register_profile("npu", max_examples=40, deadline=None, suppress_health_check=_slow_ok,
-                              print_blob=True, database=DirectoryBasedExampleDatabase(".hypothesis/examples"))
+                              print_blob=True, stateful_step_count=20, database=DirectoryBasedExampleDatabase(".hypothesis/examples"))
 PROFILES = ("dev", "ci", "fuzz", "npu")
 
 

@@ -92,13 +92,17 @@ def selected_backend_name() -> str:
     return _selected or os.environ.get(DEFAULT_BACKEND_ENV, "npu")
 
 
-def active_backend() -> KernelBackend:
-    name = selected_backend_name()
+def load_backend(name: str) -> KernelBackend:
+    """The backend `name`, loaded now if it was not yet (e.g. before torch.compile traces a call)."""
     if name not in _LOADERS:
         select_backend(name)  # raises the explanatory ValueError
     if name not in _loaded:
         _loaded[name] = _LOADERS[name]()
     return _loaded[name]
+
+
+def active_backend() -> KernelBackend:
+    return load_backend(selected_backend_name())
 
 
 @contextlib.contextmanager
@@ -111,6 +115,16 @@ def use_backend(name: str) -> Iterator[str]:
         yield name
     finally:
         _selected = previous
+
+
+def torchair_compile_backend():
+    """The torch.compile backend of the decode graph on real kernels: torchair's GE backend in
+    max-autotune mode, the only mode that lowers the air:: attention op (Ascend/torchair docs,
+    npu_fused_infer_attention_score.md: graph mode only)."""
+    tng = active_backend().torchair
+    config = tng.CompilerConfig()
+    config.mode = "max-autotune"
+    return tng.get_npu_backend(compiler_config=config)
 
 
 class _ModuleProxy:

@@ -1,0 +1,124 @@
+"""The decode graph path: compile the layer the way the runner compiles decode.
+
+On hardware: torch.compile(layer, backend=torchair's npu backend (max-autotune), dynamic=False,
+fullgraph=True), as the origin runner does. On CPU: the same call with backend="aot_eager" over the
+emulated ops, registered here as torch.library custom ops so Dynamo traces them as single graph nodes
+(their contract checks read tensor values, which a trace cannot). fullgraph=True means a graph break
+is an error, never a silent fallback to eager.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from conformance import emulator
+from npu_attention import kernels
+
+_LIB = "npu_conformance"
+
+
+@torch.library.custom_op(f"{_LIB}::scatter_update_", mutates_args=("data",))
+def _scatter_update_op(data: torch.Tensor, indices: torch.Tensor, updates: torch.Tensor, axis: int) -> None:
+    emulator.torch_npu.scatter_update_(data, indices, updates, axis)
+
+
+@_scatter_update_op.register_fake
+def _(data, indices, updates, axis):
+    return None
+
+
+@torch.library.custom_op(f"{_LIB}::air_fused_infer_attention_score", mutates_args=())
+def _air_fia_op(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, atten_mask: Optional[torch.Tensor],
+    actual_seq_lengths: Optional[torch.Tensor], actual_seq_lengths_kv: Optional[torch.Tensor],
+    block_table: Optional[torch.Tensor], num_heads: int, scale: float, pre_tokens: int, next_tokens: int,
+    input_layout: str, num_key_value_heads: int, sparse_mode: int, inner_precise: int, block_size: int,
+    softmax_lse_flag: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    # This body runs when the compiled graph executes: the op is inside a graph, as on hardware.
+    with emulator.torchair.compiled_graph():
+        out, lse = emulator.torchair.ops.npu_fused_infer_attention_score(
+            query, key, value, atten_mask=atten_mask, actual_seq_lengths=actual_seq_lengths,
+            actual_seq_lengths_kv=actual_seq_lengths_kv, block_table=block_table, num_heads=num_heads, scale=scale,
+            pre_tokens=pre_tokens, next_tokens=next_tokens, input_layout=input_layout,
+            num_key_value_heads=num_key_value_heads, sparse_mode=sparse_mode, inner_precise=inner_precise,
+            block_size=block_size, softmax_lse_flag=softmax_lse_flag)
+    return out.clone(), lse.clone()  # custom ops may not return views of their inputs
+
+
+@_air_fia_op.register_fake
+def _(query, key, value, atten_mask, actual_seq_lengths, actual_seq_lengths_kv, block_table, num_heads, scale,
+      pre_tokens, next_tokens, input_layout, num_key_value_heads, sparse_mode, inner_precise, block_size,
+      softmax_lse_flag):
+    # Output shapes of the op's meta function (op-plugin _meta_registrations.py), for the layouts whose
+    # last query dim is D: the value head dim replaces it.
+    if input_layout not in ("BNSD", "BSND", "TND"):
+        raise NotImplementedError(f"graph emulation models input_layout BNSD/BSND/TND, not {input_layout!r}")
+    kv_heads = num_key_value_heads or num_heads
+    if block_table is not None and value.dim() == 3:
+        value_d = value.shape[2] // kv_heads
+    else:
+        value_d = value.shape[-1]
+    out = query.new_empty((*query.shape[:-1], value_d))
+    if not softmax_lse_flag:
+        return out, query.new_empty((0,), dtype=torch.float32)
+    if input_layout == "TND":
+        return out, query.new_empty((query.shape[0], query.shape[1], 1), dtype=torch.float32)
+    b, n, s = (query.shape[0], query.shape[1], query.shape[2]) if input_layout == "BNSD" else \
+        (query.shape[0], query.shape[2], query.shape[1])
+    return out, query.new_empty((b, n, s, 1), dtype=torch.float32)
+
+
+def _graph_scatter_update_(self, indices, updates, axis):
+    _scatter_update_op(self, indices, updates, axis)
+    return self
+
+
+_GRAPH_MODELLED = ("query", "key", "value", "atten_mask", "actual_seq_lengths", "actual_seq_lengths_kv",
+                   "block_table", "num_heads", "scale", "pre_tokens", "next_tokens", "input_layout",
+                   "num_key_value_heads", "sparse_mode", "inner_precise", "block_size", "softmax_lse_flag")
+
+
+def _graph_air_fia(query, key, value, *, atten_mask=None, actual_seq_lengths=None, actual_seq_lengths_kv=None,
+                   block_table=None, num_heads=1, scale=1.0, pre_tokens=2147483647, next_tokens=2147483647,
+                   input_layout="BSH", num_key_value_heads=0, sparse_mode=0, inner_precise=0, block_size=0,
+                   softmax_lse_flag=False, **unmodelled):
+    """torchair.ops.npu_fused_infer_attention_score for graph emulation: the arguments the decode
+    path can use; anything else must stay at its default (None)."""
+    extra = sorted(name for name, value in unmodelled.items() if value is not None)
+    if extra:
+        raise NotImplementedError(f"graph emulation of npu_fused_infer_attention_score does not model {extra}")
+    return _air_fia_op(query, key, value, atten_mask, actual_seq_lengths, actual_seq_lengths_kv, block_table,
+                       num_heads, float(scale), pre_tokens, next_tokens, input_layout, num_key_value_heads,
+                       sparse_mode, inner_precise, block_size, softmax_lse_flag)
+
+
+def _load_emulated_graph() -> kernels.KernelBackend:
+    ops = {name: getattr(emulator.torch_npu, name) for name in
+           ("npu_fused_infer_attention_score_v2", "npu_fused_infer_attention_score", "_npu_reshape_and_cache",
+            "scatter_update")}
+    torch_npu = kernels.namespace(**ops, scatter_update_=_graph_scatter_update_)
+    torchair = kernels.namespace(ops=kernels.namespace(npu_fused_infer_attention_score=_graph_air_fia))
+    return kernels.KernelBackend("emulated-graph", torch_npu, torchair)
+
+
+kernels.register_backend("emulated-graph", _load_emulated_graph)
+
+
+def graph_kernel_backend(backend: str) -> str:
+    """The kernel backend a compiled decode runs on: the real one, or the traceable emulation."""
+    return "npu" if backend == "npu" else "emulated-graph"
+
+
+def compiled_decode(layer: torch.nn.Module, backend: str):
+    """A fresh static-shape compile of the layer (one per case, as one per engine start)."""
+    torch._dynamo.reset()
+    kernels.load_backend(graph_kernel_backend(backend))  # loading is not something to trace
+    if backend == "npu":
+        with kernels.use_backend("npu"):
+            compile_backend = kernels.torchair_compile_backend()
+    else:
+        compile_backend = "aot_eager"
+    return torch.compile(layer, backend=compile_backend, dynamic=False, fullgraph=True)

@@ -1,0 +1,1 @@
+"""The conformance properties: what users run on hardware (`pytest --pyargs conformance.suite`)."""

@@ -1,0 +1,22 @@
+"""Decode (eager): FIA-v2 BNSD over the paged cache vs the reference, and the [B, 2] slot write."""
+
+import pytest
+from hypothesis import example, given
+
+from conformance.cases import Case
+from conformance.suite import _given
+from conformance.verify import verify_case
+
+pytestmark = pytest.mark.suite
+
+# Batch 4, unequal lengths (one single token, one at a block boundary), blocks shuffled in a pool
+# with block 0 unused: a single sequence in block 0 would hide every indexing error.
+RAGGED = Case(phase="decode_eager", num_heads=8, num_kv_heads=2, head_dim=128, dtype="bfloat16", block_size=128,
+              num_blocks=10, seq_lens=(300, 1, 128, 129), block_tables=((6, 2, 8), (4,), (1,), (7, 3)), seed=5,
+              outlier_rows=(2,))
+
+
+@given(case=_given.decode_eager)
+@example(case=RAGGED)
+def test_decode_eager_output_and_cache_write(case):
+    verify_case(case, "decode_eager")

@@ -1,0 +1,125 @@
+"""A stateful engine over the runner contract: sequences arrive (prefill), grow (decode, eager or graph,
+for any subset), finish (their blocks go back to the pool and are reused, stale data and all).
+
+Every step's output is judged against the reference over the *current* cache state, and the layer's
+cache must stay bit-identical to a model cache that only the reference's scatter writes to.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from conformance.cases import Case, Tensors
+from conformance.session import settings
+from conformance.strategies import attention_shapes
+from conformance.verify import verify_case
+
+pytestmark = pytest.mark.suite
+
+MAX_LIVE = 4
+NUM_BLOCKS = 24  # block 0 never handed out; the last block is the graph-padding dummy
+
+
+class EngineMachine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        self.shape = None
+        self.live: dict[int, dict] = {}  # seq id -> {"len": int, "blocks": [..]}
+        self.free: list[int] = list(range(1, NUM_BLOCKS - 1))
+        self.next_id = 0
+        self.k_cache = self.v_cache = None
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _ensure_shape(self, data):
+        if self.shape is None:
+            self.shape = data.draw(attention_shapes(settings().backend, "decode"), label="shape")
+            if settings().backend == "npu":  # the prefill path needs the TND head_dim
+                self.shape["head_dim"] = 128
+            dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[
+                self.shape["dtype"]]
+            rows = (NUM_BLOCKS, self.shape["block_size"], self.shape["num_kv_heads"] * self.shape["head_dim"])
+            self.k_cache = torch.full(rows, math.nan, dtype=dtype)
+            self.v_cache = torch.full(rows, math.nan, dtype=dtype)
+
+    def _take_blocks(self, data, count: int) -> list[int]:
+        picked = []
+        for _ in range(count):
+            picked.append(self.free.pop(data.draw(st.integers(0, len(self.free) - 1), label="block")))
+        return picked
+
+    def _run(self, case: Case, seed: int, property_name: str) -> None:
+        """New q/k/v from `seed`, the engine's cache as the starting state; judge and keep the result."""
+        values = case.materialise("cpu")  # only q/k/v are taken from it; the cache is the engine's
+        device = settings().device
+        tensors = Tensors(case, values.q.to(device), values.k.to(device), values.v.to(device),
+                          self.k_cache.to(device), self.v_cache.to(device))
+        outcome = verify_case(case, property_name, tensors=tensors)
+        self.k_cache, self.v_cache = outcome.layer.k_cache, outcome.layer.v_cache
+
+    def _case(self, phase: str, ids: list[int], seed: int, **extra) -> Case:
+        return Case(phase=phase, **self.shape, num_blocks=NUM_BLOCKS,
+                    seq_lens=tuple(self.live[i]["len"] for i in ids),
+                    block_tables=tuple(tuple(self.live[i]["blocks"]) for i in ids), seed=seed, **extra)
+
+    # --- rules -----------------------------------------------------------------------------
+    @precondition(lambda self: len(self.live) < MAX_LIVE)
+    @rule(data=st.data(), seed=st.integers(0, 2**31 - 1))
+    def add_sequences(self, data, seed):
+        self._ensure_shape(data)
+        bs = self.shape["block_size"]
+        count = data.draw(st.integers(1, MAX_LIVE - len(self.live)), label="new sequences")
+        ids = []
+        for _ in range(count):
+            length = data.draw(st.integers(1, 3 * bs), label="prompt length")
+            needed = math.ceil(length / bs)
+            if needed > len(self.free):
+                break
+            self.live[self.next_id] = {"len": length, "blocks": self._take_blocks(data, needed)}
+            ids.append(self.next_id)
+            self.next_id += 1
+        if ids:
+            self._run(self._case("prefill", ids, seed), seed, "engine/prefill")
+
+    @precondition(lambda self: self.live)
+    @rule(data=st.data(), seed=st.integers(0, 2**31 - 1), graph=st.booleans())
+    def decode_step(self, data, seed, graph):
+        bs = self.shape["block_size"]
+        ids = data.draw(st.lists(st.sampled_from(sorted(self.live)), min_size=1, unique=True), label="decoding")
+        for i in list(ids):
+            seq = self.live[i]
+            if seq["len"] % bs == 0:  # the new token opens a block
+                if not self.free:
+                    ids.remove(i)
+                    continue
+                seq["blocks"] += self._take_blocks(data, 1)
+            seq["len"] += 1
+        if not ids:
+            return
+        extra = {}
+        if graph:
+            extra = {"max_num_seqs": MAX_LIVE + 1, "table_width": NUM_BLOCKS - 2}  # fixed, as max_model_len // bs
+        self._run(self._case("decode_graph" if graph else "decode_eager", ids, seed, **extra), seed,
+                  f"engine/decode_{'graph' if graph else 'eager'}")
+
+    @precondition(lambda self: self.live)
+    @rule(data=st.data())
+    def finish_sequence(self, data):
+        victim = data.draw(st.sampled_from(sorted(self.live)), label="finished")
+        # Blocks return with their stale contents: a later reader that strays past its length sees them.
+        self.free += self.live.pop(victim)["blocks"]
+
+    # --- invariants ------------------------------------------------------------------------
+    @invariant()
+    def blocks_are_owned_once(self):
+        owned = [b for seq in self.live.values() for b in seq["blocks"]]
+        assert len(owned) == len(set(owned)), f"a block is owned twice: {owned}"
+        assert not set(owned) & set(self.free), "a live block is on the free list"
+        assert 0 not in owned and NUM_BLOCKS - 1 not in owned, "reserved blocks were handed out"
+
+
+test_engine = EngineMachine.TestCase
