@@ -7,12 +7,14 @@ Use them through the namespaces `conformance.emulator.torch_npu` and `conformanc
 which mirror the real modules. Findings (see `findings`): a forbidden call raises
 `ContractViolation`; an accepted-but-undefined call records a `Hazard` (read it with
 `record_hazards()` or `last_hazards()`; `strict_contracts()` turns hazards into `HazardError`);
-an unmodelled feature raises `EmulatorUnsupported`.
+an unmodelled feature raises `EmulatorUnsupported`. The torchair op records a hazard when called
+outside a compiled graph (`torch.compiler.is_compiling()` or an open `compiled_graph()` block).
 
 Nothing here imports `reference` or `npu_attention`: the emulator is written independently of both.
 """
 
 from conformance.emulator import torch_npu, torchair
+from conformance.emulator.torchair import compiled_graph
 from conformance.emulator.findings import (
     Assumption,
     ContractViolation,
@@ -32,6 +34,7 @@ __all__ = [
     "ContractViolation",
     "EmulatorUnsupported",
     "Hazard",
+    "compiled_graph",
     "HazardError",
     "HazardLog",
     "is_strict",

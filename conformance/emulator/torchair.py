@@ -8,11 +8,19 @@ On hardware the op runs only inside a torchair-compiled (max-autotune) graph; it
 eager implementations raise NotImplementedError ("本接口只支持图模式，不支持Eager模式"). The emulator
 computes the result in eager mode too, so a layer can be exercised without compiling, but records the
 hazard "graph op called outside a compiled graph" (a HazardError in strict mode).
+
+"Inside a compiled graph" means `torch.compiler.is_compiling()` (the op is being traced) or an open
+`compiled_graph()` block: a harness that wraps the emulated op as a `torch.library.custom_op` runs the
+implementation when the compiled graph executes, where tracing is over, so it declares the graph run
+with `with compiled_graph(): compiled_fn(...)`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from types import SimpleNamespace
+from typing import Iterator
 
 import torch
 
@@ -20,6 +28,27 @@ from conformance.emulator import sources as src
 from conformance.emulator.fia import _v1_call, fused_infer_attention
 from conformance.emulator.fia_args import AIR_OP, V1_NAMES
 from conformance.emulator.findings import Checker, op_call
+
+
+class _GraphState(threading.local):
+    depth = 0
+
+
+_graph = _GraphState()
+
+
+@contextlib.contextmanager
+def compiled_graph() -> Iterator[None]:
+    """Declare that emulated graph ops called inside the block run as part of a compiled graph."""
+    _graph.depth += 1
+    try:
+        yield
+    finally:
+        _graph.depth -= 1
+
+
+def in_compiled_graph() -> bool:
+    return torch.compiler.is_compiling() or _graph.depth > 0
 
 
 def npu_fused_infer_attention_score(
@@ -36,7 +65,7 @@ def npu_fused_infer_attention_score(
     """Emulated torchair.ops.npu_fused_infer_attention_score. Returns (attention_out, softmax_lse)."""
     with op_call():
         arguments = dict(locals())
-        if not torch.compiler.is_compiling():
+        if not in_compiled_graph():
             Checker(AIR_OP, V1_NAMES).hazard(
                 "(call)", "graph op called outside a compiled graph: on hardware the eager call raises "
                 "NotImplementedError (graph mode only)", src.TORCHAIR_DOC, detail=f"see also {src.TORCHAIR_OP}")

@@ -1,0 +1,240 @@
+"""One case per hazard: recorded per call (computation goes on), raised as HazardError in strict mode.
+
+Also the recording machinery: nested `record_hazards()` blocks, `last_hazards()`, strict-mode scoping,
+inferred assumptions, and the graph op's compiled-graph scope.
+"""
+
+import pytest
+import torch
+
+from conformance import emulator
+from conformance.emulator import ContractViolation, Hazard, HazardError
+
+tn = emulator.torch_npu
+air = emulator.torchair.ops
+MASK = torch.triu(torch.ones(2048, 2048, dtype=torch.bool), diagonal=1)
+F16, BF16 = torch.float16, torch.bfloat16
+
+V2 = "torch_npu.npu_fused_infer_attention_score_v2"
+V1 = "torch_npu.npu_fused_infer_attention_score"
+AIR = "torchair.ops.npu_fused_infer_attention_score"
+RAC = "torch_npu._npu_reshape_and_cache"
+SCU = "torch_npu.scatter_update_"
+
+
+def r(*shape, dtype=F16):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(7 + sum(shape))).to(dtype)
+
+
+def table(rows):
+    return torch.tensor(rows, dtype=torch.int32)
+
+
+def decode(**over):
+    kw = dict(num_query_heads=4, num_key_value_heads=2, input_layout="BNSD", block_table=table([[4, -1], [1, 3]]),
+              block_size=16, actual_seq_kvlen=[5, 20], softmax_scale=0.125, inner_precise=1)
+    q, k, v = over.pop("query", r(2, 4, 1, 64)), over.pop("key", r(6, 16, 128)), over.pop("value", r(6, 16, 128))
+    kw.update(over)
+    return lambda: tn.npu_fused_infer_attention_score_v2(q, k, v, **kw)
+
+
+def prefill(**over):
+    kw = dict(num_query_heads=2, num_key_value_heads=1, input_layout="TND", softmax_scale=0.08, atten_mask=MASK,
+              actual_seq_qlen=[3, 8], actual_seq_kvlen=[3, 8], sparse_mode=3, inner_precise=1)
+    dtype = over.pop("dtype", F16)
+    d = over.pop("d", 128)
+    q = over.pop("query", r(8, 2, d, dtype=dtype))
+    k = over.pop("key", r(8, 1, d, dtype=dtype))
+    v = over.pop("value", r(8, 1, d, dtype=dtype))
+    kw.update(over)
+    return lambda: tn.npu_fused_infer_attention_score_v2(q, k, v, **kw)
+
+
+def prompt(**over):
+    kw = dict(num_heads=2, scale=0.1)
+    q, k, v = over.pop("query", r(2, 4, 128)), over.pop("key", r(2, 6, 128)), over.pop("value", r(2, 6, 128))
+    kw.update(over)
+    return lambda: tn.npu_fused_infer_attention_score(q, k, v, **kw)
+
+
+def graph(**over):
+    kw = dict(num_heads=4, num_key_value_heads=2, input_layout="BNSD", scale=0.125,
+              actual_seq_lengths_kv=torch.tensor([5, 20]), block_table=table([[4, -1], [1, 3]]), block_size=16,
+              inner_precise=1)
+    q, k, v = over.pop("query", r(2, 4, 1, 64)), over.pop("key", r(6, 16, 128)), over.pop("value", r(6, 16, 128))
+    kw.update(over)
+    return lambda: air.npu_fused_infer_attention_score(q, k, v, **kw)
+
+
+def masked_row_prompt(ip):
+    user = torch.zeros(4, 6, dtype=torch.bool)
+    user[2] = True  # row 2 sees nothing
+    return prompt(atten_mask=user, sparse_mode=1, inner_precise=ip)
+
+
+def duplicate_slots():
+    key = r(3, 2, 16)
+    kc = torch.zeros(4, 4, 2, 16, dtype=F16)
+    return lambda: tn._npu_reshape_and_cache(key, key, kc, kc.clone(), torch.tensor([5, 9, 5], dtype=torch.int32))
+
+
+def duplicate_pairs():
+    data = torch.zeros(6, 16, 128, dtype=F16)
+    return lambda: tn.scatter_update_(data, table([[4, 3], [1, 15], [4, 3]]), r(3, 1, 128), -2)
+
+
+HAZARDS = [
+    # (id, call, op, argument, rule fragment)
+    ("fp32_fia", decode(query=r(2, 4, 1, 64, dtype=torch.float32), key=r(6, 16, 128, dtype=torch.float32),
+                        value=r(6, 16, 128, dtype=torch.float32)), V2, "query", "float32 is outside the documented"),
+    ("fp32_cache_write", lambda: tn._npu_reshape_and_cache(
+        torch.ones(1, 2, 16), torch.ones(1, 2, 16), torch.zeros(2, 4, 2, 16), torch.zeros(2, 4, 2, 16),
+        torch.tensor([1], dtype=torch.int32)), RAC, "key", "float32 is outside the documented"),
+    ("tensor_for_symint_list", decode(actual_seq_kvlen=torch.tensor([5, 20], dtype=torch.int32)), V2,
+     "actual_seq_kvlen", "a Tensor passed for a SymInt[] length list"),
+    ("tnd_4d_cache", prefill(key=r(4, 1, 16, 128), value=r(4, 1, 16, 128), block_size=16, actual_seq_kvlen=[4, 6],
+                             block_table=table([[0], [2]])), V2, "key", "TND with a 4-D cache"),
+    ("head_dim_alignment", decode(query=r(2, 4, 1, 40), key=r(6, 16, 80), value=r(6, 16, 80)), V2, "query",
+     "head dim not a multiple of 16"),
+    ("tnd_head_dim_set", prefill(d=64), V2, "query", "TND head dims outside the documented set"),
+    ("shared_blocks", decode(key=r(2, 16, 128), value=r(2, 16, 128), block_table=table([[0, -1], [0, 1]]),
+                             actual_seq_kvlen=[16, 20]), V2, "key", "num_blocks >= sum(ceil(kv_len / block_size))"),
+    ("tnd_block_size_conflict", prefill(key=r(4, 16, 128), value=r(4, 16, 128), block_size=16,
+                                        actual_seq_kvlen=[4, 6], block_table=table([[0], [2]])), V2, "block_size",
+     "TND paging block_size outside the multiples of 128 up to 512"),
+    ("prompt_block_size_over_512", prompt(key=r(2, 1024, 128), value=r(2, 1024, 128), block_size=1024,
+                                          block_table=table([[1], [0]]), actual_seq_lengths_kv=[6, 9]), V1,
+     "block_size", "prompt paging block_size above 512"),
+    ("optimized_mask_content", prompt(atten_mask=~MASK, sparse_mode=2), V1, "atten_mask",
+     "must hold True strictly above the diagonal"),
+    ("decode_mask_without_batch", decode(atten_mask=torch.zeros(1, 1, 1, 32, dtype=torch.bool)), V2, "atten_mask",
+     "decode mask without a leading batch dim"),
+    ("tnd_bf16_inner_precise_1", prefill(dtype=BF16), V2, "inner_precise", "layout TND with bfloat16"),
+    ("air_tnd_tiling_sink", lambda: air.npu_fused_infer_attention_score(
+        r(8, 2, 128), r(8, 1, 128), r(8, 1, 128), num_heads=2, num_key_value_heads=1, input_layout="TND",
+        atten_mask=MASK, actual_seq_lengths=torch.tensor([3, 8]), actual_seq_lengths_kv=torch.tensor([3, 8]),
+        sparse_mode=3), AIR, "input_layout", "TND with device-side length tensors"),
+    ("air_called_eagerly", graph(), AIR, "(call)", "graph op called outside a compiled graph"),
+    ("user_mask_full_row", masked_row_prompt(1), V1, "atten_mask", "rows fully masked by atten_mask"),
+    ("decode_user_mask_full_row", decode(atten_mask=torch.cat([torch.ones(1, 32), torch.zeros(1, 32)]).bool()), V2,
+     "atten_mask", "rows fully masked by atten_mask"),
+    ("duplicate_cache_slots", duplicate_slots(), RAC, "slot_indices", "duplicate slots"),
+    ("duplicate_scatter_targets", duplicate_pairs(), SCU, "indices", "duplicate (overlapping) targets"),
+]
+INFERRED = {"tensor_for_symint_list", "duplicate_scatter_targets"}
+
+
+@pytest.mark.parametrize("call, op, argument, fragment", [h[1:] for h in HAZARDS], ids=[h[0] for h in HAZARDS])
+def test_hazard_is_recorded_and_the_call_completes(call, op, argument, fragment):
+    with emulator.record_hazards() as log:
+        call()
+    matching = [h for h in log if h.op == op and h.argument == argument and fragment in h.rule]
+    assert len(matching) == 1, [str(h) for h in log]
+    hazard = matching[0]
+    assert isinstance(hazard, Hazard) and hazard.source
+    assert hazard in emulator.last_hazards()
+    assert fragment in str(hazard) and hazard.source in str(hazard)
+
+
+@pytest.mark.parametrize("call, op, argument, fragment", [h[1:] for h in HAZARDS], ids=[h[0] for h in HAZARDS])
+def test_hazard_raises_in_strict_mode(call, op, argument, fragment):
+    with emulator.strict_contracts(), pytest.raises(HazardError) as info:
+        call()
+    # The first hazard of the call raises; the one under test must be the first for its call, or an earlier
+    # hazard of the same call must itself be in the table.
+    first = info.value.hazard
+    assert isinstance(info.value, ContractViolation)
+    assert "hazard (strict mode)" in str(info.value)
+    if not (first.op == op and first.argument == argument and fragment in first.rule):
+        assert any(first.op == h[2] and first.argument == h[3] and h[4] in first.rule for h in HAZARDS), str(first)
+
+
+def test_hazard_ids_are_unique_and_inferred_ones_are_marked():
+    assert len({h[0] for h in HAZARDS}) == len(HAZARDS)
+    for name, call, op, argument, fragment in HAZARDS:
+        with emulator.record_hazards() as log:
+            call()
+        hazard = next(h for h in log if fragment in h.rule)
+        assert hazard.inferred == (name in INFERRED), name
+
+
+def test_user_masked_rows_are_zero_and_not_a_hazard_with_row_correction():
+    with emulator.record_hazards() as log:
+        out, lse = masked_row_prompt(2)()
+    assert list(log) == []
+    with emulator.record_hazards():
+        out1, _ = masked_row_prompt(0)()
+    assert out[:, 2].abs().sum() == 0 and torch.equal(out, out1)
+
+
+def test_duplicates_resolve_last_writer_wins():
+    key = r(3, 2, 16)
+    kc = torch.zeros(4, 4, 2, 16, dtype=F16)
+    with emulator.record_hazards():
+        tn._npu_reshape_and_cache(key, key, kc, kc.clone(), torch.tensor([5, 9, 5], dtype=torch.int32))
+    assert torch.equal(kc[1, 1], key[2]) and torch.equal(kc[2, 1], key[1])
+    data = torch.zeros(6, 16, 128, dtype=F16)
+    upd = r(3, 1, 128)
+    with emulator.record_hazards():
+        tn.scatter_update_(data, table([[4, 3], [1, 15], [4, 3]]), upd, -2)
+    assert torch.equal(data[4, 3], upd[2, 0]) and torch.equal(data[1, 15], upd[1, 0])
+
+
+def test_strict_mode_does_not_write_on_a_hazard():
+    data = torch.zeros(6, 16, 128, dtype=F16)
+    with emulator.strict_contracts(), pytest.raises(HazardError):
+        tn.scatter_update_(data, table([[4, 3], [4, 3]]), r(2, 1, 128), -2)
+    assert data.abs().sum() == 0
+
+
+def test_nested_recorders_and_last_hazards():
+    with emulator.record_hazards() as outer:
+        graph()()
+        with emulator.record_hazards() as inner:
+            duplicate_pairs()()
+        assert [h.op for h in inner] == [SCU]
+        assert emulator.last_hazards() == tuple(inner)
+    assert [h.op for h in outer] == [AIR, SCU]
+    prefill()()  # a clean call resets last_hazards
+    assert emulator.last_hazards() == ()
+
+
+def test_one_record_per_rule_per_call():
+    data = torch.zeros(6, 16, 128, dtype=F16)
+    with emulator.record_hazards() as log:
+        tn.scatter_update_(data, table([[4, 3], [4, 3], [1, 2], [1, 2]]), r(4, 1, 128), -2)
+    assert len(log) == 1
+
+
+def test_strict_scope_and_set_strict():
+    assert not emulator.is_strict()
+    with emulator.strict_contracts():
+        assert emulator.is_strict()
+        with emulator.strict_contracts(False):
+            graph()()  # recorded, not raised
+        assert emulator.is_strict()
+    assert not emulator.is_strict()
+    previous = emulator.set_strict(True)
+    try:
+        assert previous is False
+        with pytest.raises(HazardError):
+            graph()()
+    finally:
+        emulator.set_strict(previous)
+
+
+def test_graph_op_inside_a_compiled_graph_scope_is_not_a_hazard():
+    with emulator.record_hazards() as log, emulator.compiled_graph():
+        out, lse = graph()()
+    assert list(log) == []
+    with emulator.record_hazards():
+        eager, _ = graph()()
+    assert torch.equal(out, eager) and lse.shape == (0,)
+
+
+def test_successful_pairs_call_leaves_an_inferred_assumption():
+    data = torch.zeros(6, 16, 128, dtype=F16)
+    with emulator.record_hazards() as log:
+        tn.scatter_update_(data, table([[4, 3]]), r(1, 1, 128), -2)
+    assert list(log) == [] and len(log.assumptions) == 1
+    assert log.assumptions[0].op == SCU
