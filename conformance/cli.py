@@ -28,11 +28,46 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_replay(args: argparse.Namespace) -> int:
+    """Re-run one saved case anywhere and print the judgement."""
+    import json
+    from pathlib import Path
+
+    from conformance.cases import Case
+    from conformance.check import check_case
+    from conformance.session import configure
+    from conformance.tolerance import load_policy
+
+    path = Path(args.case)
+    try:
+        case = Case.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        print(f"npu-conformance replay: cannot read case file {str(path)!r}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        print(f"npu-conformance replay: {path} is not a case file: {exc}", file=sys.stderr)
+        return 2
+    backend, reason = resolve_backend(args.backend)
+    changes = {"backend": backend, "backend_reason": reason, "strict_contracts": args.strict_contracts}
+    if args.tolerance_policy:
+        changes["policies"] = load_policy(args.tolerance_policy)
+    run = configure(**changes)
+    outcome = check_case(case, run)
+    print(outcome.explain())
+    return 0 if outcome.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="npu-conformance", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="versions, NPU availability and which backend 'auto' picks")
     info.set_defaults(func=_cmd_info)
+    replay = sub.add_parser("replay", help="re-run one saved case (a JSON file from a failing run)")
+    replay.add_argument("case", help="case file, e.g. conformance-failures/prefill-0123abcd4567.json")
+    replay.add_argument("--backend", choices=("auto", "npu", "emulated"), default="auto")
+    replay.add_argument("--strict-contracts", action="store_true", help="emulator hazards fail the case")
+    replay.add_argument("--tolerance-policy", metavar="FILE", help="TOML tolerance policy overrides")
+    replay.set_defaults(func=_cmd_replay)
     return parser
 
 
