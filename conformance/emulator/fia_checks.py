@@ -15,6 +15,7 @@ non-TND layouts with Q_S == 1 take the decode ("incre", IFA) path, everything el
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,11 +142,12 @@ def _lengths(c: Checker, call: FiaCall, which: str) -> list[int] | None:
               detail=f"got {type(raw).__name__}")
     values = []
     for x in raw:
-        if isinstance(x, torch.Tensor) and x.dim() == 0 and not x.is_floating_point():
-            x = int(x)
-        c.require(isinstance(x, int) and not isinstance(x, bool), which, "must be a list of ints", src.OP_SCHEMAS,
-                  detail=f"element {x!r}")
-        values.append(int(x))
+        try:
+            value = None if isinstance(x, (bool, float)) else operator.index(x)  # ints, SymInts, 0-d int tensors
+        except TypeError:
+            value = None
+        c.require(value is not None, which, "must be a list of ints", src.OP_SCHEMAS, detail=f"element {x!r}")
+        values.append(int(value))
     return values
 
 
@@ -453,8 +455,7 @@ def plan_call(call: FiaCall) -> FiaPlan:
                          detail="expected torch.triu(torch.ones(2048, 2048), diagonal=1).bool()")
         if mode in (0, 1) and mask is not None:
             mask_use = "full"
-            mask_batched = _check_full_mask(c, mask, batch, q_s if layout != "TND" else max(q_lens, default=0),
-                                            kv_s)
+            mask_batched = _check_full_mask(c, mask, batch, q_s, kv_s)  # TND never takes a full mask
             # A mask larger than Q_S x KV_S is read from its top-left corner. [inferred]
             c.assume("a mask larger than Q_S x KV_S is read from its top-left [:q_b, :kv_b] window", src.PFA_TILING)
         if mode == 4:
