@@ -199,6 +199,14 @@ def test_nested_recorders_and_last_hazards():
     assert emulator.last_hazards() == ()
 
 
+def test_nested_empty_recorders_close_in_order():
+    with emulator.record_hazards() as outer:
+        with emulator.record_hazards() as inner:
+            pass  # both empty (equal as lists) when the inner block closes
+        graph()()
+    assert len(outer) == 1 and len(inner) == 0
+
+
 def test_one_record_per_rule_per_call():
     data = torch.zeros(6, 16, 128, dtype=F16)
     with emulator.record_hazards() as log:
