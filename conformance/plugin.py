@@ -6,6 +6,7 @@
     --strict-contracts            emulator hazards fail the case
     --tolerance-policy FILE       TOML overrides of the tolerance policy for a hardware/CANN pair
     --conformance-failures DIR    where failing cases are saved as replayable JSON
+    --conformance-report DIR      write report.json, report.html, summary.md, junit.xml (conformance.report)
 Hypothesis profiles: dev (default), ci, fuzz, npu; pick with --hypothesis-profile or HYPOTHESIS_PROFILE.
 """
 
@@ -29,6 +30,10 @@ from conformance.tolerance import PolicyFileError, PolicySet, load_policy  # noq
 from conformance.verify import drain_records  # noqa: E402
 
 PROPERTY_KEY = "conformance_case"
+
+# --- report artifacts: --conformance-report DIR (hooks live in conformance/report/pytest_hooks.py) ---
+pytest_plugins = ["conformance.report.pytest_hooks"]
+# --- end report artifacts ---
 
 _slow_ok = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example,
             HealthCheck.filter_too_much]

@@ -1,0 +1,110 @@
+"""summary.md: a compact Markdown summary for a CI step summary ($GITHUB_STEP_SUMMARY)."""
+
+from __future__ import annotations
+
+from conformance.report.model import failures_first, fmt_num, fmt_ratio
+
+TOP_FAILURES = 5
+
+
+def _cell(text) -> str:
+    """One Markdown table cell: no pipes or line breaks."""
+    return str(text).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def _short(text: str, limit: int = 120) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _mark(report: dict) -> str:
+    status = report["verdict"]["status"]
+    return {"passed": "✅", "failed": "❌", "incomplete": "⚠️"}[status]
+
+
+def meta_line(report: dict) -> str:
+    run = report["run"]
+    v = run.get("versions") or {}
+    hyp = run.get("hypothesis") or {}
+    commit = (run.get("git_commit") or "")[:10] or "-"
+    parts = [f"backend `{run.get('backend')}`", f"device {run.get('device')}", f"torch {v.get('torch') or '-'}",
+             f"torch_npu {v.get('torch_npu') or '-'}", f"CANN {v.get('cann') or '-'}",
+             f"profile `{hyp.get('profile')}`", f"seed {hyp.get('seed') if hyp.get('seed') is not None else 'random'}",
+             f"commit `{commit}`", f"tolerance {run['tolerance_policy']['source']}",
+             f"{run.get('duration_s', 0):.1f} s", f"started {run.get('started_at')}"]
+    return " · ".join(parts)
+
+
+def render_markdown(report: dict) -> str:
+    verdict = report["verdict"]
+    totals = report["totals"]
+    t = totals["tests"]
+    lines = [f"## {_mark(report)} npu-conformance: {_cell(verdict['reason'])}", ""]
+    if not report["complete"]:
+        lines += [f"> **Incomplete report**: {_cell(report['incomplete_reason'])}. The numbers below cover only "
+                  f"what finished.", ""]
+    lines += [meta_line(report), "",
+              f"Cases: {totals['cases']} ({totals['passed']} passed, {totals['failed']} failed, "
+              f"{totals['errors']} errors) · tests: {t['finished']}"
+              + (f" of {t['collected']}" if t["collected"] is not None else "")
+              + f" ({t['passed']} passed, {t['failed']} failed, {t['error']} errors, {t['skipped']} skipped)", ""]
+
+    if report["summaries"]:
+        lines += ["| phase | dtype | cases | passed | failed | errors | worst error/tolerance | worst case |",
+                  "|---|---|---:|---:|---:|---:|---:|---|"]
+        for s in report["summaries"]:
+            bad = s["failed"] + s["errors"]
+            worst = fmt_ratio(s["worst_ratio"])
+            lines.append(f"| {s['phase']} | {s['dtype']} | {s['cases']} | {s['passed']} | "
+                         f"{'**' + str(s['failed']) + '**' if s['failed'] else 0} | "
+                         f"{'**' + str(s['errors']) + '**' if s['errors'] else 0} | "
+                         f"{'**' + worst + '**' if bad else worst} | `{s['worst_case_id'] or '-'}` |")
+        lines.append("")
+    else:
+        lines += ["_No case was compared._", ""]
+
+    failing = [r for r in failures_first(report["records"]) if r["verdict"] != "pass"]
+    if failing:
+        lines += [f"### Top failures ({min(len(failing), TOP_FAILURES)} of {len(failing)})", "",
+                  "| verdict | phase/dtype | case | ratio | worst seq/head | test | why |",
+                  "|---|---|---|---:|---|---|---|"]
+        for r in failing[:TOP_FAILURES]:
+            out = r.get("output") or {}
+            where = f"seq {out['worst_seq']} / head {out['worst_head']}" if out.get("worst_row", -1) >= 0 else "-"
+            why = r.get("error") or "; ".join(list(out.get("reasons") or []) +
+                                              [x for c in r.get("caches") or [] for x in c.get("reasons", [])])
+            lines.append(f"| {r['verdict']} | {r['phase']}/{r['dtype']} | `{r['case_id']}` | {fmt_ratio(r['ratio'])} | "
+                         f"{where} | {_cell(r['test_id'].rsplit('::', 1)[-1])} | {_cell(_short(why))} |")
+        lines.append("")
+
+    bad_tests = [x for x in report["tests"] if x["outcome"] in ("failed", "error", "xpassed")]
+    if bad_tests:
+        lines += [f"### Failed tests ({len(bad_tests)})", ""]
+        lines += [f"- `{_cell(x['test_id'])}` ({x['outcome']}): {_cell(_short(x['reason'] or ''))}"
+                  for x in bad_tests[:10]]
+        lines.append("")
+    skipped = [x for x in report["tests"] if x["outcome"] == "skipped"]
+    if skipped:
+        lines += [f"<details><summary>{len(skipped)} skipped test(s)</summary>", ""]
+        lines += [f"- `{_cell(x['test_id'])}`: {_cell(_short(x['reason'] or ''))}" for x in skipped]
+        lines += ["", "</details>", ""]
+
+    if report["hazards"]:
+        lines += [f"### Hazards ({sum(h['count'] for h in report['hazards'])} in "
+                  f"{len(report['hazards'])} kind(s))", "",
+                  "| op | argument | rule | count | cases | inferred |", "|---|---|---|---:|---:|---|"]
+        for h in report["hazards"]:
+            lines.append(f"| `{_cell(h['op'])}` | {_cell(h['argument'])} | {_cell(_short(h['rule']))} | "
+                         f"{h['count']} | {h['cases']} | {'yes' if h['inferred'] else 'no'} |")
+        lines.append("")
+    if report["collection_errors"]:
+        lines += ["### Collection errors", ""]
+        lines += [f"- `{_cell(e['nodeid'] or '<session>')}`: {_cell(_short(e['message']))}"
+                  for e in report["collection_errors"]]
+        lines.append("")
+    worst = report["totals"]
+    if worst["worst_ratio"] is not None:
+        lines.append(f"Worst error/tolerance ratio {fmt_ratio(worst['worst_ratio'])} "
+                     f"({worst['worst_bucket']}, case `{worst['worst_case_id']}`); ratios <= 1 pass. "
+                     f"Max-error bound floor {fmt_num(report['run']['tolerance_policy']['default']['floor'], 'g')}.")
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,88 @@
+"""Run metadata for the report: backend, device, versions, hypothesis profile and seed, git commit."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from dataclasses import fields
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    """HEAD of the git checkout at `cwd`, or None (not a repository, no git, no commit yet)."""
+    try:
+        proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    commit = proc.stdout.strip()
+    return commit if proc.returncode == 0 and commit else None
+
+
+def policy_dict(policy) -> dict:
+    return {f.name: getattr(policy, f.name) for f in fields(policy)}
+
+
+def policies_dict(policies) -> dict:
+    return {"source": policies.default.source, "default": policy_dict(policies.default),
+            "per_dtype": {name: policy_dict(p) for name, p in sorted(policies.per_dtype.items())},
+            "hardware": dict(policies.hardware)}
+
+
+def run_metadata(config, *, started_at: str, duration_s: float, finished_at: str | None,
+                 exitstatus: int | None) -> dict:
+    """Everything a reader needs to know about where and how the cases ran."""
+    from hypothesis import settings as hyp_settings
+
+    from conformance.probe import probe_npu
+    from conformance.session import settings
+
+    s = settings()
+    probe = probe_npu()  # cached per process; no subprocess at all when torch-npu is not installed
+    if s.backend == "npu":
+        device = probe.device_name or "npu (no device name)"
+    else:
+        device = f"cpu ({platform.machine() or 'unknown'}, emulated kernels)"
+    seed = config.getoption("hypothesis_seed", default=None)
+    workers = getattr(config.option, "numprocesses", None)
+    return {
+        "tool_version": _version("npu-attention-conformance"),
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "duration_s": round(max(duration_s, 0.0), 3),
+        "backend": s.backend,
+        "backend_requested": config.getoption("backend", default=None),
+        "backend_reason": s.backend_reason,
+        "device": device,
+        "npu": {"usable": probe.usable, "device_count": probe.device_count, "device_name": probe.device_name,
+                "error": probe.error},
+        "versions": {"python": sys.version.split()[0], "torch": probe.torch_version,
+                     "torch_npu": probe.torch_npu_version, "cann": probe.cann_version,
+                     "hypothesis": _version("hypothesis"), "pytest": _version("pytest")},
+        "hypothesis": {"profile": getattr(config, "_conformance_profile", None),
+                       "seed": seed if seed is None or isinstance(seed, int) else str(seed),
+                       "max_examples": hyp_settings.default.max_examples},
+        "strict_contracts": s.strict_contracts,
+        "require_npu": s.require_npu,
+        "tolerance_policy": policies_dict(s.policies),
+        "git_commit": git_commit(Path(__file__).resolve().parent),  # the harness under test
+        "host": platform.node(),
+        "platform": platform.platform(terse=True),
+        "workers": workers if isinstance(workers, int) else None,
+        "pytest_args": [str(a) for a in config.invocation_params.args],
+        "pytest_exitstatus": None if exitstatus is None else int(exitstatus),
+        "failures_dir": str(s.failures_dir),
+    }

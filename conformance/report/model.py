@@ -1,0 +1,223 @@
+"""The report as data: per-case records, test outcomes, summaries per phase x dtype, the verdict.
+
+A report is a plain JSON-compatible dict (schema version 1, see docs/report-schema.md). Non-finite
+numbers (an output full of NaN has an infinite error ratio) are not valid JSON, so they are written
+as the strings "inf", "-inf" and "nan"; `num()` reads either form back as a float. `build_report`
+returns the report already in that JSON form, so a report built in memory and one loaded from disk
+look the same to every renderer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import PurePath
+
+SCHEMA_VERSION = 1
+PHASE_ORDER = ("prefill", "decode_eager", "decode_graph")
+DTYPE_ORDER = ("float16", "bfloat16", "float32")
+VERDICTS = ("pass", "fail", "error")
+TEST_OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
+_NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+# --- JSON form --------------------------------------------------------------------------------
+def jsonable(value):
+    """`value` with tuples as lists, paths as strings and non-finite floats as "inf"/"-inf"/"nan"."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, PurePath):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if hasattr(value, "item"):  # a 0-d tensor or numpy scalar that slipped into a record
+        return jsonable(value.item())
+    return str(value)
+
+
+def dumps(report: dict) -> str:
+    return json.dumps(jsonable(report), indent=1, allow_nan=False) + "\n"
+
+
+def num(value) -> float | None:
+    """A number from the JSON form: None stays None, "inf"/"-inf"/"nan" become floats."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _NONFINITE[value]
+    return float(value)
+
+
+def rank(value) -> float:
+    """Sort key for error ratios: NaN counts as the worst, a missing ratio as the best."""
+    x = num(value)
+    if x is None:
+        return -math.inf
+    return math.inf if math.isnan(x) else x
+
+
+def fmt_ratio(value) -> str:
+    x = num(value)
+    if x is None:
+        return "-"
+    if not math.isfinite(x):
+        return str(x)
+    return f"{x:.3g}"
+
+
+def fmt_num(value, spec: str = ".3e") -> str:
+    x = num(value)
+    if x is None:
+        return "-"
+    if not math.isfinite(x):
+        return str(x)
+    return format(x, spec)
+
+
+def bucket_key(phase: str, dtype: str) -> tuple:
+    p = PHASE_ORDER.index(phase) if phase in PHASE_ORDER else len(PHASE_ORDER)
+    d = DTYPE_ORDER.index(dtype) if dtype in DTYPE_ORDER else len(DTYPE_ORDER)
+    return p, phase, d, dtype
+
+
+# --- aggregation ------------------------------------------------------------------------------
+def summarise(records: list[dict]) -> list[dict]:
+    """One row per phase x dtype: cases, passed, failed, errors, worst ratio and where it was."""
+    buckets: dict[tuple[str, str], dict] = {}
+    for r in records:
+        b = buckets.setdefault((r["phase"], r["dtype"]), {
+            "phase": r["phase"], "dtype": r["dtype"], "cases": 0, "passed": 0, "failed": 0, "errors": 0,
+            "hazards": 0, "worst_ratio": None, "worst_case_id": None, "worst_test_id": None,
+            "worst_ascend_ratio": None})
+        b["cases"] += 1
+        b[{"pass": "passed", "fail": "failed", "error": "errors"}[r["verdict"]]] += 1
+        b["hazards"] += len(r.get("hazards") or [])
+        if r.get("ratio") is not None and (b["worst_ratio"] is None or rank(r["ratio"]) > rank(b["worst_ratio"])):
+            b.update(worst_ratio=r["ratio"], worst_case_id=r["case_id"], worst_test_id=r.get("test_id"))
+        ascend = (r.get("output") or {}).get("ascend_ratio")
+        if ascend is not None and (b["worst_ascend_ratio"] is None or rank(ascend) > rank(b["worst_ascend_ratio"])):
+            b["worst_ascend_ratio"] = ascend
+    return [buckets[k] for k in sorted(buckets, key=lambda k: bucket_key(*k))]
+
+
+def hazard_table(records: list[dict]) -> list[dict]:
+    """Hazards deduplicated by op + argument + rule: how often, in how many cases, where."""
+    rows: dict[tuple[str, str, str], dict] = {}
+    for r in records:
+        for h in r.get("hazards") or []:
+            key = (h.get("op", ""), h.get("argument", ""), h.get("rule", ""))
+            row = rows.setdefault(key, {"op": key[0], "argument": key[1], "rule": key[2],
+                                        "source": h.get("source", ""), "inferred": bool(h.get("inferred")),
+                                        "count": 0, "cases": 0, "phases": [], "example_detail": h.get("detail", ""),
+                                        "example_case_id": r["case_id"], "_cases": set()})
+            row["count"] += 1
+            row["_cases"].add(r["case_id"])
+            if r["phase"] not in row["phases"]:
+                row["phases"].append(r["phase"])
+    out = []
+    for row in sorted(rows.values(), key=lambda x: (-x["count"], x["op"], x["argument"], x["rule"])):
+        row["cases"] = len(row.pop("_cases"))
+        out.append(row)
+    return out
+
+
+def test_totals(tests: list[dict], collected: int | None) -> dict:
+    counts = Counter(t["outcome"] for t in tests)
+    return {"collected": collected, "finished": len(tests), **{o: counts.get(o, 0) for o in TEST_OUTCOMES}}
+
+
+def case_totals(records: list[dict]) -> dict:
+    counts = Counter(r["verdict"] for r in records)
+    worst = max((r for r in records if r.get("ratio") is not None), key=lambda r: rank(r["ratio"]), default=None)
+    return {"cases": len(records), "passed": counts.get("pass", 0), "failed": counts.get("fail", 0),
+            "errors": counts.get("error", 0), "worst_ratio": worst["ratio"] if worst else None,
+            "worst_case_id": worst["case_id"] if worst else None,
+            "worst_bucket": f"{worst['phase']}/{worst['dtype']}" if worst else None}
+
+
+def decide(run: dict, totals: dict, tests: list[dict], *, complete: bool, incomplete_reason: str | None,
+           collection_errors: list[dict]) -> dict:
+    """The verdict and its one-line reason. Green only if the run completed, cases ran, every case and
+    every test passed, and (with --require-npu) a real NPU ran them."""
+    t = totals["tests"]
+    bad = totals["failed"] + totals["errors"]
+    so_far = (f"{totals['cases']} case(s) so far, {bad} out of tolerance or in error")
+
+    def result(status: str, reason: str) -> dict:
+        return {"status": status, "passed": status == "passed", "reason": reason}
+
+    if not complete:
+        ran = f"{t['finished']} of {t['collected']}" if t["collected"] is not None else str(t["finished"])
+        return result("incomplete", f"INCOMPLETE: {incomplete_reason or 'the run did not finish'} after {ran} "
+                                    f"test(s); {so_far}")
+    if run.get("require_npu") and not (run.get("backend") == "npu" and (run.get("npu") or {}).get("usable")):
+        why = (run.get("npu") or {}).get("error") or f"backend is {run.get('backend')}"
+        return result("failed", f"FAILED: --require-npu but no usable NPU ({why})")
+    if collection_errors:
+        return result("failed", f"FAILED: {len(collection_errors)} collection error(s), first in "
+                                f"{collection_errors[0]['nodeid'] or '<session>'}")
+    if bad:
+        worst = f" (worst ratio {fmt_ratio(totals['worst_ratio'])} in {totals['worst_bucket']})" \
+            if totals["worst_ratio"] is not None else ""
+        parts = []
+        if totals["failed"]:
+            parts.append(f"{totals['failed']} of {totals['cases']} cases out of tolerance")
+        if totals["errors"]:
+            parts.append(f"{totals['errors']} of {totals['cases']} cases raised an error")
+        return result("failed", "FAILED: " + ", ".join(parts) + worst)
+    if totals["cases"] == 0:
+        return result("failed", f"FAILED: no case ran ({t['finished']} test(s): {t['passed']} passed, "
+                                f"{t['skipped']} skipped, {t['failed'] + t['error']} failed)")
+    failing_tests = [x for x in tests if x["outcome"] in ("failed", "error", "xpassed")]
+    if failing_tests:
+        names = ", ".join(x["test_id"].rsplit("::", 1)[-1] for x in failing_tests[:3])
+        more = "" if len(failing_tests) <= 3 else f" and {len(failing_tests) - 3} more"
+        return result("failed", f"FAILED: {len(failing_tests)} of {t['finished']} tests failed ({names}{more}); "
+                                f"every recorded case is within tolerance")
+    skipped = f", {t['skipped']} test(s) skipped" if t["skipped"] else ""
+    return result("passed", f"PASSED: {totals['cases']} cases within tolerance (worst ratio "
+                            f"{fmt_ratio(totals['worst_ratio'])} in {totals['worst_bucket']}){skipped}")
+
+
+def build_report(run: dict, records: list[dict], tests: list[dict], *, complete: bool,
+                 incomplete_reason: str | None = None, tests_collected: int | None = None,
+                 collection_errors: list[dict] | None = None) -> dict:
+    """Assemble a schema-v1 report (in JSON form) from run metadata, records and test outcomes."""
+    collection_errors = list(collection_errors or [])
+    records = jsonable(list(records))
+    tests = jsonable(sorted(tests, key=lambda x: x["test_id"]))
+    totals = case_totals(records) | {"tests": test_totals(tests, tests_collected)}
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "complete": bool(complete),
+        "incomplete_reason": None if complete else (incomplete_reason or "the run did not finish"),
+        "verdict": decide(run, totals, tests, complete=complete, incomplete_reason=incomplete_reason,
+                          collection_errors=collection_errors),
+        "run": run,
+        "totals": totals,
+        "summaries": summarise(records),
+        "hazards": hazard_table(records),
+        "tests": tests,
+        "collection_errors": collection_errors,
+        "records": records,
+    }
+    return jsonable(report)
+
+
+def failures_first(records: list[dict], limit: int | None = None) -> list[dict]:
+    """Failing and erroring cases (worst first), then the passing ones with the highest ratios."""
+    bad = [r for r in records if r["verdict"] != "pass"]
+    good = [r for r in records if r["verdict"] == "pass"]
+    bad.sort(key=lambda r: (r["verdict"] != "fail", -rank(r.get("ratio"))))
+    good.sort(key=lambda r: -rank(r.get("ratio")))
+    out = bad + good
+    return out if limit is None else out[:limit]

@@ -1,0 +1,271 @@
+"""pytest hooks that turn a run into the report folder (`pytest --conformance-report DIR`).
+
+Loaded by conformance.plugin. On the controlling process only (never on a pytest-xdist worker):
+  - pytest_configure points --junitxml at DIR/junit.xml unless the user chose a path;
+  - pytest_runtest_logreport collects the per-case records from report.user_properties (they travel
+    with the test reports, so records from xdist workers arrive here too) and each test's outcome,
+    and rewrites DIR/report.json marked `complete: false` as tests finish (at most every 2 s);
+  - pytest_sessionfinish writes the final report.json, report.html and summary.md; a run that was
+    interrupted, crashed, stopped early or did not finish every collected test is marked incomplete.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from pathlib import Path
+
+import pytest
+
+from conformance.report.artifacts import ARTIFACTS, HTML_NAME, JSON_NAME, JUNIT_NAME, MD_NAME, clear_stale, \
+    write_html, write_json, write_markdown, write_text_atomic
+from conformance.report.meta import now_iso, run_metadata
+from conformance.report.model import build_report
+
+SNAPSHOT_INTERVAL_S = 2.0
+_MESSAGE_LIMIT = 1500
+
+
+class ReportSession:
+    """The state of one run's report on the controlling process."""
+
+    def __init__(self, config: pytest.Config, out_dir: Path):
+        self.config = config
+        self.out_dir = out_dir
+        self.records: list[dict] = []
+        self.tests: dict[str, dict] = {}  # nodeid -> outcome entry, in arrival order
+        self.finished: set[str] = set()
+        self.collected: int | None = None
+        self.collection_errors: list[dict] = []
+        self.interrupt: str | None = None
+        self.started = time.monotonic()
+        self.started_at = now_iso()
+        self._last_snapshot = 0.0
+        self.final: dict | None = None
+        self.paths: dict[str, Path] = {}
+        self.write_errors: list[str] = []
+        self.quiet = False  # `npu-conformance run` prints its own summary
+
+    # --- collection ---------------------------------------------------------------------------
+    def add_report(self, report: pytest.TestReport) -> dict:
+        """Fold one setup/call/teardown report in; returns the test's entry."""
+        entry = self.tests.setdefault(report.nodeid, {"test_id": report.nodeid, "outcome": None, "duration_s": 0.0,
+                                                      "reason": None, "cases": 0, "worker": _worker(report)})
+        entry["duration_s"] += float(getattr(report, "duration", 0.0) or 0.0)
+        if report.when == "call":
+            from conformance.plugin import records_of
+
+            records = records_of(report)
+            for record in records:
+                record = dict(record)
+                record.setdefault("test_id", report.nodeid)
+                record["case_file"] = self._case_file(record)
+                self.records.append(record)
+            entry["cases"] += len(records)
+        _fold_outcome(entry, report)
+        if report.when == "teardown":
+            if entry["outcome"] is None:
+                entry.update(outcome="error", reason="the test never reached its call phase")
+            self.finished.add(report.nodeid)
+        return entry
+
+    def _case_file(self, record: dict) -> str | None:
+        if record.get("verdict") == "pass":
+            return None
+        from conformance.session import settings
+
+        path = Path(settings().failures_dir) / f"{record.get('phase')}-{record.get('case_id')}.json"
+        return str(path) if path.is_file() else None
+
+    # --- building and writing -----------------------------------------------------------------
+    def build(self, *, complete: bool, incomplete_reason: str | None, exitstatus: int | None,
+              final: bool) -> dict:
+        elapsed = time.monotonic() - self.started
+        run = run_metadata(self.config, started_at=self.started_at, duration_s=elapsed,
+                           finished_at=now_iso() if final else None, exitstatus=exitstatus)
+        tests = [t for nodeid, t in self.tests.items() if nodeid in self.finished]
+        return build_report(run, self.records, tests, complete=complete, incomplete_reason=incomplete_reason,
+                            tests_collected=self.collected, collection_errors=self.collection_errors)
+
+    def start(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        names = ARTIFACTS if self.config.option.xmlpath == str(self.out_dir / JUNIT_NAME) else \
+            (JSON_NAME, HTML_NAME, MD_NAME)
+        clear_stale(self.out_dir, names)
+        self.snapshot(force=True)
+
+    def snapshot(self, force: bool = False) -> None:
+        """Rewrite report.json marked incomplete: what a crash or a kill leaves behind."""
+        now = time.monotonic()
+        if not force and now - self._last_snapshot < SNAPSHOT_INTERVAL_S:
+            return
+        self._last_snapshot = now
+        report = self.build(complete=False, exitstatus=None, final=False,
+                            incomplete_reason="the run stopped before finishing (in-progress snapshot)")
+        write_json(report, self.out_dir)
+
+    def completion(self, session: pytest.Session, exitstatus: int) -> tuple[bool, str | None]:
+        if self.interrupt:
+            return False, self.interrupt
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            return False, "interrupted"
+        if exitstatus == pytest.ExitCode.INTERNAL_ERROR:
+            return False, "pytest internal error"
+        if exitstatus == pytest.ExitCode.USAGE_ERROR:
+            return False, "pytest usage error"
+        stopped = session.shouldfail or session.shouldstop
+        if stopped:
+            return False, f"stopped early ({stopped})"
+        if self.collected is not None and len(self.finished) < self.collected:
+            return False, f"only {len(self.finished)} of {self.collected} collected tests finished"
+        return True, None
+
+    def finish(self, session: pytest.Session, exitstatus: int) -> dict:
+        complete, reason = self.completion(session, int(exitstatus))
+        report = self.build(complete=complete, incomplete_reason=reason, exitstatus=int(exitstatus), final=True)
+        self.final = report
+        self.paths = {"json": write_json(report, self.out_dir)}
+        for key, name, writer in (("md", MD_NAME, write_markdown), ("html", HTML_NAME, write_html)):
+            path = self.out_dir / name
+            try:
+                self.paths[key] = writer(report, path)
+            except Exception:  # report.json is written; say what broke instead of losing the run
+                error = traceback.format_exc()
+                self.write_errors.append(f"{name}: {error.strip().splitlines()[-1]}")
+                write_text_atomic(path, f"npu-conformance could not render {name}:\n\n{error}")
+                self.paths[key] = path
+        return report
+
+
+def _worker(report) -> str | None:
+    worker = getattr(report, "worker_id", None)
+    if worker is None and getattr(report, "node", None) is not None:
+        worker = getattr(getattr(report.node, "gateway", None), "id", None)
+    return str(worker) if worker is not None else None
+
+
+def _trim(text: str, limit: int = _MESSAGE_LIMIT) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _failure_text(report) -> str:
+    longrepr = report.longrepr
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None and getattr(crash, "message", None):
+        return _trim(crash.message)
+    return _trim(str(longrepr))
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, (tuple, list)) and len(longrepr) == 3:
+        reason = str(longrepr[2])
+    else:
+        reason = str(longrepr)
+    return _trim(reason.removeprefix("Skipped: "))
+
+
+def _fold_outcome(entry: dict, report) -> None:
+    wasxfail = getattr(report, "wasxfail", None)
+    if report.when == "setup":
+        if report.failed:
+            entry.update(outcome="error", reason=_failure_text(report))
+        elif report.skipped:
+            if wasxfail is not None:
+                entry.update(outcome="xfailed", reason=str(wasxfail) or None)
+            else:
+                entry.update(outcome="skipped", reason=_skip_reason(report))
+    elif report.when == "call":
+        if wasxfail is not None:
+            entry.update(outcome="xfailed" if report.skipped else "xpassed", reason=str(wasxfail) or None)
+        elif report.passed:
+            entry.update(outcome="passed")
+        elif report.failed:
+            entry.update(outcome="failed", reason=_failure_text(report))
+        else:
+            entry.update(outcome="skipped", reason=_skip_reason(report))
+    elif report.when == "teardown" and report.failed:
+        message = "teardown: " + _failure_text(report)
+        if entry["outcome"] in (None, "passed"):
+            entry.update(outcome="error", reason=message)
+        else:
+            entry["reason"] = _trim(f"{entry['reason'] or ''}\n{message}")
+
+
+# --- hooks ------------------------------------------------------------------------------------
+REPORT_KEY = pytest.StashKey[ReportSession]()
+PLUGIN_NAME = "npu-conformance-report"
+
+
+def report_session(config: pytest.Config) -> ReportSession | None:
+    """The run's ReportSession, or None (no --conformance-report, or an xdist worker)."""
+    return config.stash.get(REPORT_KEY, None)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("npu-conformance")
+    group.addoption("--conformance-report", metavar="DIR", default=None,
+                    help="write the tolerance report folder: report.json, report.html, summary.md, junit.xml")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    out = config.getoption("conformance_report", default=None)
+    if not out or hasattr(config, "workerinput"):
+        return
+    out_dir = (config.invocation_params.dir / out).resolve()
+    if not getattr(config.option, "xmlpath", None):
+        config.option.xmlpath = str(out_dir / JUNIT_NAME)  # read by junitxml's own pytest_configure
+    state = ReportSession(config, out_dir)
+    config.stash[REPORT_KEY] = state
+    config.pluginmanager.register(_SessionHooks(state), PLUGIN_NAME)
+
+
+class _SessionHooks:
+    """The hooks of one run, bound to its ReportSession."""
+
+    def __init__(self, state: ReportSession):
+        self.state = state
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.state.start()
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.state.collected = len(session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids) -> None:
+        self.state.collected = max(self.state.collected or 0, len(ids))
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.state.collection_errors.append({"nodeid": report.nodeid, "message": _failure_text(report)})
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.state.add_report(report)
+        if report.when == "teardown":
+            self.state.snapshot()
+
+    def pytest_keyboard_interrupt(self, excinfo) -> None:
+        message = str(excinfo.value).strip()
+        self.state.interrupt = f"interrupted ({excinfo.typename}{': ' + message if message else ''})"
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
+        self.state.finish(session, exitstatus)
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus, config: pytest.Config) -> None:
+        state = self.state
+        if state.final is None or state.quiet:
+            return
+        terminalreporter.section("npu-conformance report")
+        verdict = state.final["verdict"]
+        terminalreporter.write_line(verdict["reason"], green=verdict["passed"], red=not verdict["passed"],
+                                    bold=True)
+        for key in ("html", "json", "md"):
+            if key in state.paths:
+                terminalreporter.write_line(f"  {state.paths[key]}")
+        terminalreporter.write_line(f"  {config.option.xmlpath}")
+        for error in state.write_errors:
+            terminalreporter.write_line(f"  could not render {error}", red=True)
