@@ -49,30 +49,27 @@ def _probe_updates():
     return torch.stack([torch.full((1, 8), 1.0), torch.full((1, 8), 2.0)])  # (2, 1, 8)
 
 
-def test_scatter_update_probe_1d_offsets_per_row():
+def test_scatter_update_1d_indices_are_offsets_inside_row_i():
+    # The notes' probe shape, with in-contract 1-D indices: row i of updates goes to row i of data, at
+    # offset indices[i] along the axis, i.e. flat row i*C + indices[i] of data.view(-1, 8) (C = 4).
     data = torch.zeros(4, 4, 8)
-    out = tn.scatter_update_(data, torch.tensor([1, 2]), _probe_updates(), -2)
+    u = _probe_updates()
+    out = tn.scatter_update_(data, torch.tensor([1, 2]), u, -2)
     assert out is data
     flat = data.view(16, 8)
-    # Row i of updates goes to row i of data, at offset indices[i] along the axis.
-    assert torch.equal(flat[0 * 4 + 1], torch.full((8,), 1.0))
-    assert torch.equal(flat[1 * 4 + 2], torch.full((8,), 2.0))
+    assert torch.equal(flat[0 * 4 + 1], u[0, 0]) and torch.equal(flat[1 * 4 + 2], u[1, 0])
     assert flat.abs().sum() == 8 * 3
 
 
-def test_scatter_update_probe_flat_rows_5_and_10():
-    # The notes' probe: the flat-address model puts row i at flat row i*C + indices[i] (C = 4).
+def test_scatter_update_pairs_form_lands_on_flat_rows_5_and_10():
+    # [n, 2] (row, offset) pairs: (1, 1) and (2, 2) are flat rows 5 and 10, the rows the probe's
+    # flat-address model predicts for the 1-D indices [5, 6] (which are out of contract, see below).
     data = torch.zeros(4, 4, 8)
-    idx = torch.tensor([1, 2])
-    u = torch.stack([torch.full((1, 8), 1.0), torch.full((1, 8), 2.0)])
-    tn.scatter_update_(data, idx, u, -2)
+    u = _probe_updates()
+    tn.scatter_update_(data, torch.tensor([[1, 1], [2, 2]], dtype=torch.int32), u, -2)
     flat = data.view(16, 8)
-    assert torch.equal(flat[0 * 4 + 1], u[0, 0]) and torch.equal(flat[1 * 4 + 2], u[1, 0])
-    data2 = torch.zeros(4, 4, 8)
-    tn.scatter_update_(data2, torch.tensor([[1, 1], [2, 2]], dtype=torch.int32), u, -2)  # [n, 2] form
-    flat2 = data2.view(16, 8)
-    assert torch.equal(flat2[5], u[0, 0]) and torch.equal(flat2[10], u[1, 0])
-    assert flat2.abs().sum() == 8 * 3
+    assert torch.equal(flat[5], u[0, 0]) and torch.equal(flat[10], u[1, 0])
+    assert flat.abs().sum() == 8 * 3
 
 
 def test_scatter_update_pairs_write_any_row():
@@ -87,7 +84,8 @@ def test_scatter_update_pairs_write_any_row():
 
 
 def test_scatter_update_global_slots_are_a_violation():
-    # nano-vllm's flat decode slots (block*bs+offset) read as offsets overflow the axis for block >= 1.
+    # The probe's 1-D indices [5, 6] (global slots block*bs+offset, as nano-vllm's flat decode slots) are
+    # offsets past the axis (5 + 1 > 4): unchecked on hardware, refused here.
     data = torch.zeros(4, 4, 8)
     with pytest.raises(ContractViolation) as info:
         tn.scatter_update_(data, torch.tensor([5, 6]), _probe_updates(), -2)
