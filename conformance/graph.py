@@ -14,6 +14,7 @@ from typing import Optional
 import torch
 
 from conformance import emulator
+from conformance.emulator.fia_checks import output_meta
 from npu_attention import kernels
 
 _LIB = "npu_conformance"
@@ -52,23 +53,10 @@ def _air_fia_op(
 def _(query, key, value, atten_mask, actual_seq_lengths, actual_seq_lengths_kv, block_table, num_heads, scale,
       pre_tokens, next_tokens, input_layout, num_key_value_heads, sparse_mode, inner_precise, block_size,
       softmax_lse_flag):
-    # Output shapes of the op's meta function (op-plugin _meta_registrations.py), for the layouts whose
-    # last query dim is D: the value head dim replaces it.
-    if input_layout not in ("BNSD", "BSND", "TND"):
-        raise NotImplementedError(f"graph emulation models input_layout BNSD/BSND/TND, not {input_layout!r}")
-    kv_heads = num_key_value_heads or num_heads
-    if block_table is not None and value.dim() == 3:
-        value_d = value.shape[2] // kv_heads
-    else:
-        value_d = value.shape[-1]
-    out = query.new_empty((*query.shape[:-1], value_d))
-    if not softmax_lse_flag:
-        return out, query.new_empty((0,), dtype=torch.float32)
-    if input_layout == "TND":
-        return out, query.new_empty((query.shape[0], query.shape[1], 1), dtype=torch.float32)
-    b, n, s = (query.shape[0], query.shape[1], query.shape[2]) if input_layout == "BNSD" else \
-        (query.shape[0], query.shape[2], query.shape[1])
-    return out, query.new_empty((b, n, s, 1), dtype=torch.float32)
+    out_shape, out_dtype, lse_shape = output_meta(query, value, input_layout=input_layout, num_heads=num_heads,
+                                                  num_key_value_heads=num_key_value_heads,
+                                                  paged=block_table is not None, return_lse=softmax_lse_flag)
+    return query.new_empty(out_shape, dtype=out_dtype), query.new_empty(lse_shape, dtype=torch.float32)
 
 
 def _graph_scatter_update_(self, indices, updates, axis):

@@ -116,6 +116,11 @@ def decode_cases(draw, backend: str = "emulated", graph: bool = False, max_batch
     if graph:
         widest = max(len(t) for t in structure["block_tables"])
         extra = {"max_num_seqs": batch + draw(st.integers(1, 4)), "table_width": widest + draw(st.integers(0, 2))}
+        # scatter_update_ takes at most one update row per cache block (updates.shape[0] <= data.shape[0],
+        # aclnnInplaceScatterUpdate): a real pool is far larger than max_num_seqs. Grow the pool, keeping
+        # the dummy as its last block.
+        grow = max(0, extra["max_num_seqs"] - structure["num_blocks"])
+        structure["num_blocks"] += grow
     rows = extra.get("max_num_seqs", batch)
     return Case(phase="decode_graph" if graph else "decode_eager", **structure, **draw(_values(rows)), **extra)
 
