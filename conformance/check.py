@@ -17,6 +17,7 @@ import torch
 import reference
 import conformance.backends  # noqa: F401  (registers the emulated kernel backend)
 from conformance.cases import Case, Tensors
+from conformance.mutation import mutated_kernel_backend
 from conformance.session import RunSettings, settings as current_settings
 from conformance.tolerance import CacheMetrics, OutputMetrics, compare_cache, compare_output
 from npu_attention import Attention, Context, kernels, use_context, validate_context
@@ -65,10 +66,11 @@ def expected_results(case: Case, t: Tensors) -> Expected:
 
 
 @lru_cache(maxsize=8)
-def _layer(num_heads: int, head_dim: int, scale: float | None, num_kv_heads: int, device: str) -> Attention:
+def _layer(layer_class: type[Attention], num_heads: int, head_dim: int, scale: float | None, num_kv_heads: int,
+           device: str) -> Attention:
     # The 2048x2048 mask is built once per configuration, not per example.
     with torch.device(device):
-        return Attention(num_heads, head_dim, scale, num_kv_heads)
+        return layer_class(num_heads, head_dim, scale, num_kv_heads)
 
 
 def _hazard_scope(backend: str, strict: bool):
@@ -95,16 +97,24 @@ class LayerRun:
 def run_layer(case: Case, t: Tensors, run: RunSettings, context: Context | None = None) -> LayerRun:
     """Validate the runner contract, then call the production layer exactly as the runner would.
     `context` replaces the case's own Context (contract tests pass corrupted ones)."""
+    mutation = run.mutation
     ctx = context if context is not None else case.context(run.device)
+    if mutation and mutation.transform_context:
+        ctx = mutation.transform_context(case, ctx)
     validate_context(ctx, t.k_cache, t.v_cache, case.num_heads, case.num_kv_heads, case.head_dim,
                      num_tokens=case.num_new_tokens)
-    layer = _layer(case.num_heads, case.head_dim, case.scale, case.num_kv_heads, run.device)
+    layer_class = mutation.layer_class if mutation and mutation.layer_class else Attention
+    layer = _layer(layer_class, case.num_heads, case.head_dim, case.scale, case.num_kv_heads, run.device)
     layer.k_cache, layer.v_cache = t.k_cache.clone(), t.v_cache.clone()
     forward, kernel_backend = layer, run.backend
     if case.phase == "decode_graph" and run.compile_graph:
         from conformance.graph import compiled_decode, graph_kernel_backend
 
-        forward, kernel_backend = compiled_decode(layer, run.backend), graph_kernel_backend(run.backend)
+        kernel_backend = graph_kernel_backend(run.backend)
+    if mutation and mutation.wrap_kernels:
+        kernel_backend = mutated_kernel_backend(kernel_backend, mutation)
+    if case.phase == "decode_graph" and run.compile_graph:
+        forward = compiled_decode(layer, kernel_backend)
     scope, log = _hazard_scope(run.backend, run.strict_contracts)
     with kernels.use_backend(kernel_backend), use_context(ctx), scope:
         out = forward(t.q, t.k, t.v)

@@ -100,11 +100,12 @@ def graph_kernel_backend(backend: str) -> str:
     return "npu" if backend == "npu" else "emulated-graph"
 
 
-def compiled_decode(layer: torch.nn.Module, backend: str):
-    """A fresh static-shape compile of the layer (one per case, as one per engine start)."""
+def compiled_decode(layer: torch.nn.Module, kernel_backend: str):
+    """A fresh static-shape compile of the layer (one per case, as one per engine start), tracing the
+    ops of `kernel_backend` (see graph_kernel_backend)."""
     torch._dynamo.reset()
-    kernels.load_backend(graph_kernel_backend(backend))  # loading is not something to trace
-    if backend == "npu":
+    kernels.load_backend(kernel_backend)  # loading is not something to trace
+    if kernel_backend == "npu":
         with kernels.use_backend("npu"):
             compile_backend = kernels.torchair_compile_backend()
     else:

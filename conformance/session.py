@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conformance.tolerance import PolicySet
+
+if TYPE_CHECKING:
+    from conformance.mutation import Mutation
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,7 @@ class RunSettings:
     policies: PolicySet = field(default_factory=PolicySet)
     failures_dir: Path = Path("conformance-failures")  # every failing case is saved here as JSON
     compile_graph: bool = True  # decode_graph: trace the layer with torch.compile (else call eagerly)
+    mutation: "Mutation | None" = None  # a planted bug (conformance.mutation), for measuring the suite
 
     @property
     def device(self) -> str:
