@@ -57,11 +57,49 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0 if outcome.passed else 1
 
 
+# --- run / report / diff: implemented in conformance/run.py and conformance/report/ ---
+def _cmd_run(args: argparse.Namespace) -> int:
+    from conformance.run import run
+
+    return run(args)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from conformance.report.cli import report_command
+
+    return report_command(args)
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from conformance.report.cli import diff_command
+
+    return diff_command(args)
+
+
+def _add_report_commands(sub) -> None:
+    from conformance.report.cli import add_diff_arguments, add_report_arguments
+    from conformance.run import add_arguments as add_run_arguments
+
+    run = sub.add_parser("run", help="run the conformance suite and write the report folder",
+                         description="Run the conformance suite (pytest --pyargs conformance.suite) and write "
+                                     "report.json, report.html, summary.md and junit.xml into --out.")
+    add_run_arguments(run)
+    run.set_defaults(func=_cmd_run)
+    report = sub.add_parser("report", help="validate a report.json and re-render its HTML / Markdown")
+    add_report_arguments(report)
+    report.set_defaults(func=_cmd_report)
+    diff = sub.add_parser("diff", help="regressions between two report.json files (exit 1 if any)")
+    add_diff_arguments(diff)
+    diff.set_defaults(func=_cmd_diff)
+# --- end run / report / diff ---
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="npu-conformance", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="versions, NPU availability and which backend 'auto' picks")
     info.set_defaults(func=_cmd_info)
+    _add_report_commands(sub)
     replay = sub.add_parser("replay", help="re-run one saved case (a JSON file from a failing run)")
     replay.add_argument("case", help="case file, e.g. conformance-failures/prefill-0123abcd4567.json")
     replay.add_argument("--backend", choices=("auto", "npu", "emulated"), default="auto")

@@ -8,7 +8,8 @@ from conformance.report.model import failures_first, fmt_num, fmt_ratio, num
 from conformance.report.plots import error_vs_bound_png, ratio_histogram_png
 
 TITLE = "npu-conformance tolerance report"
-WORST_CASES = 25
+MAX_FAILURES = 50  # failing / erroring cases listed (all are in report.json)
+CLOSEST_PASSING = 10  # passing cases listed, closest to the bound first
 
 CSS = """
 body{font:14px/1.45 -apple-system,'Segoe UI',Roboto,'DejaVu Sans',Arial,sans-serif;color:#1d2228;margin:0;
@@ -20,13 +21,16 @@ h2{font-size:18px;margin:28px 0 8px;border-bottom:2px solid #d8dee4;padding-bott
 .passed{background:#1f883d}.failed{background:#cf222e}.incomplete{background:#9a6700}
 .warn{background:#fff8c5;border:2px solid #d4a72c;color:#4d2d00;padding:10px 14px;border-radius:6px;margin:8px 0}
 table{border-collapse:collapse;background:#fff;margin:6px 0 10px;width:100%}
-th,td{border:1px solid #d8dee4;padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th,td{border:1px solid #d8dee4;padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:break-word}
+th,td.n,.tag{white-space:nowrap}
+td code{overflow-wrap:break-word}
 th{background:#eaeef2;font-weight:600}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
-tr.bad td{background:#ffebe9}tr.err td{background:#fff1e5}tr.skip td{background:#fff8c5}
+tr.bad td{background:#ffebe9}tr.full td{padding:0 8px 2px;border-top:0}
+tr.full summary{font-size:12px}tr.full table{width:auto;min-width:50%}tr.err td{background:#fff1e5}tr.skip td{background:#fff8c5}
 .meta{display:grid;grid-template-columns:repeat(auto-fill,minmax(270px,1fr));gap:4px 18px;background:#fff;
   border:1px solid #d8dee4;border-radius:6px;padding:10px 14px}
-.meta div{overflow-wrap:anywhere}.meta b{color:#57606a;font-weight:600;margin-right:6px}
+.meta div{overflow-wrap:anywhere}.meta b{color:#57606a;font-weight:600;margin-right:6px;white-space:nowrap}
 code{font:12px/1.4 'DejaVu Sans Mono',Menlo,Consolas,monospace;background:#eaeef2;padding:0 3px;border-radius:3px}
 pre{font:12px/1.4 'DejaVu Sans Mono',Menlo,Consolas,monospace;background:#fff;border:1px solid #d8dee4;
   padding:8px;white-space:pre-wrap;overflow-wrap:anywhere;margin:4px 0}
@@ -42,6 +46,25 @@ def _e(value) -> str:
     return escape("" if value is None else str(value))
 
 
+def _wb(value) -> str:
+    """Escaped text with line-break opportunities after / . : _ (long node ids and op names)."""
+    out = _e(value)
+    for sep in ("/", ".", "::", "_"):
+        out = out.replace(sep, sep + "<wbr>")
+    return out.replace(":<wbr>:<wbr>", "::<wbr>")
+
+
+def headline(text: str | None, limit: int = 160) -> str:
+    """The first informative line of a failure message ('AssertionError:' alone joins the next line)."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    first = lines[0]
+    if first.endswith(":") and len(lines) > 1:
+        first = f"{first} {lines[1]}"
+    return first if len(first) <= limit else first[: limit - 1] + "\u2026"
+
+
 def _tag(verdict: str) -> str:
     cls = {"pass": "t-pass", "passed": "t-pass", "fail": "t-fail", "failed": "t-fail", "error": "t-error",
            "xpassed": "t-fail", "skipped": "t-skip", "xfailed": "t-skip"}.get(verdict, "t-skip")
@@ -52,10 +75,15 @@ def _table(headers: list[str], rows: list[tuple[str, list[str]]], numeric: set[i
     """rows: (tr class, [cell html])."""
     head = "".join(f'<th class="n">{_e(h)}</th>' if i in numeric else f"<th>{_e(h)}</th>"
                    for i, h in enumerate(headers))
-    body = "".join(f'<tr class="{cls}">' + "".join(f'<td class="n">{c}</td>' if i in numeric else f"<td>{c}</td>"
-                                                   for i, c in enumerate(cells)) + "</tr>"
-                   for cls, cells in rows)
+    body = "".join(_row(cls, cells, numeric, len(headers)) for cls, cells in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _row(cls: str, cells: list[str], numeric, width: int) -> str:
+    if len(cells) == 1 and width > 1:  # a full-width row (details under the row above)
+        return f'<tr class="{cls} full"><td colspan="{width}">{cells[0]}</td></tr>'
+    return f'<tr class="{cls}">' + "".join(f'<td class="n">{c}</td>' if i in numeric else f"<td>{c}</td>"
+                                           for i, c in enumerate(cells)) + "</tr>"
 
 
 def _meta(report: dict) -> str:
@@ -154,28 +182,35 @@ def _worst_cases(report: dict) -> str:
     records = failures_first(report["records"])
     if not records:
         return '<p class="muted">No case recorded.</p>'
-    shown = records[:WORST_CASES]
-    bad = sum(1 for r in records if r["verdict"] != "pass")
+    bad = [r for r in records if r["verdict"] != "pass"]
+    shown = bad[:MAX_FAILURES] + [r for r in records if r["verdict"] == "pass"][:CLOSEST_PASSING]
     rows = []
     for r in shown:
         out = r.get("output") or {}
         shape = r.get("shape") or {}
         lengths = r.get("lengths") or {}
-        where = (f"seq {out['worst_seq']}, head {out['worst_head']} (row {out['worst_row']})"
-                 if out.get("worst_row", -1) >= 0 else "-")
+        if r["verdict"] == "error":
+            where = f'<span class="muted">{_e(headline(r.get("error"), 140))}</span>'
+        elif out.get("worst_row", -1) >= 0:
+            where = (f'seq&nbsp;{out["worst_seq"]} head&nbsp;{out["worst_head"]}'
+                     f'<br><span class="muted">row&nbsp;{out["worst_row"]}</span>')
+        else:
+            where = "-"
         config = (f"Hq={shape['num_heads']} Hkv={shape['num_kv_heads']} D={shape['head_dim']} "
                   f"bs={shape['block_size']}" if shape else "")
         lens = f"B={lengths['batch']} len {lengths['min']}..{lengths['max']}" if lengths else ""
         cls = {"fail": "bad", "error": "err"}.get(r["verdict"], "")
         rows.append((cls, [
-            _tag(r["verdict"]), _e(f"{r['phase']}/{r['dtype']}"), _e(fmt_ratio(r.get("ratio"))),
-            _e(fmt_num(out.get("max_abs_err"))), _e(fmt_num(r.get("bound"))), _e(where),
+            _tag(r["verdict"]), _e(r["phase"]) + "<br>" + _e(r["dtype"]), _e(fmt_ratio(r.get("ratio"))),
+            _e(fmt_num(out.get("max_abs_err"))), _e(fmt_num(r.get("bound"))), where,
             _e(config) + "<br>" + _e(lens),
-            f"<code>{_e(r['case_id'])}</code><br><span class=\"muted\">{_e(r['test_id'].rsplit('::', 1)[-1])}</span>"
-            f"<details><summary>details</summary>{_case_detail(r)}</details>"]))
-    note = (f'<p class="muted">{bad} failing or erroring case(s) first, then the passing cases closest to the bound; '
-            f"{len(shown)} of {len(records)} shown (every case is in report.json).</p>")
-    return note + _table(["verdict", "phase/dtype", "ratio", "max err", "bound", "worst spot", "shape / lengths",
+            f"<code>{_e(r['case_id'])}</code><br><span class=\"muted\">{_wb(r['test_id'].rsplit('::', 1)[-1])}"
+            "</span>"]))
+        rows.append((cls, [f"<details><summary>{_e(r['case_id'])}: errors, worst values, caches, hazards, "
+                           f"case JSON</summary>{_case_detail(r)}</details>"]))
+    note = (f'<p class="muted">{len(bad)} failing or erroring case(s) first, then the {CLOSEST_PASSING} passing '
+            f"cases closest to the bound; {len(shown)} of {len(records)} shown (every case is in report.json).</p>")
+    return note + _table(["verdict", "phase / dtype", "ratio", "max err", "bound", "worst spot", "shape / lengths",
                           "case / test"], rows, numeric={2, 3, 4})
 
 
@@ -188,9 +223,9 @@ def _tests(report: dict) -> str:
     for t in sorted(tests, key=lambda x: (order.get(x["outcome"], 4), x["test_id"])):
         cls = {"failed": "bad", "error": "err", "xpassed": "bad", "skipped": "skip"}.get(t["outcome"], "")
         reason = t["reason"] or ""
-        reason_html = (f"<details><summary>{_e(reason.splitlines()[0][:160])}</summary><pre>{_e(reason)}</pre>"
+        reason_html = (f"<details><summary>{_e(headline(reason))}</summary><pre>{_e(reason)}</pre>"
                        "</details>") if "\n" in reason or len(reason) > 160 else _e(reason)
-        rows.append((cls, [_tag(t["outcome"]), f"<code>{_e(t['test_id'])}</code>", str(t["cases"]),
+        rows.append((cls, [_tag(t["outcome"]), f"<code>{_wb(t['test_id'])}</code>", str(t["cases"]),
                            f"{num(t['duration_s']):.1f} s", reason_html]))
     return _table(["outcome", "test", "cases", "time", "reason"], rows, numeric={2, 3})
 
@@ -198,7 +233,7 @@ def _tests(report: dict) -> str:
 def _hazards(report: dict) -> str:
     if not report["hazards"]:
         return '<p class="muted">No hazard was recorded.</p>'
-    rows = [("", [f"<code>{_e(h['op'])}</code>", _e(h["argument"]), _e(h["rule"]), str(h["count"]), str(h["cases"]),
+    rows = [("", [f"<code>{_wb(h['op'])}</code>", _e(h["argument"]), _e(h["rule"]), str(h["count"]), str(h["cases"]),
                   _e(", ".join(h["phases"])), "inferred" if h["inferred"] else "documented",
                   _e(h["source"]) + (f'<br><span class="muted">e.g. {_e(h.get("example_detail"))}</span>'
                                      if h.get("example_detail") else "")])
