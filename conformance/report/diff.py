@@ -106,12 +106,15 @@ def diff_reports(old: dict, new: dict, threshold: float = DEFAULT_THRESHOLD) -> 
 
 def render_diff(d: Diff, old_name: str = "OLD", new_name: str = "NEW", console=None) -> None:
     """Print the diff as tables (rich; plain text when not a terminal)."""
+    import sys
+
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console(highlight=False)
+    console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     table = Table(title=f"worst error/tolerance ratio per phase x dtype ({old_name} -> {new_name})",
-                  title_justify="left")
+                  title_justify="left", box=box.SIMPLE_HEAD)
     for name, justify in (("phase", "left"), ("dtype", "left"), ("old worst", "right"), ("new worst", "right"),
                           ("change", "right"), ("old fail", "right"), ("new fail", "right"), ("", "left")):
         table.add_column(name, justify=justify)
@@ -125,7 +128,7 @@ def render_diff(d: Diff, old_name: str = "OLD", new_name: str = "NEW", console=N
                       str(b["old_bad"]), str(b["new_bad"]), mark, style=style)
     console.print(table)
     if d.new_failures:
-        ft = Table(title=f"new failing cases ({len(d.new_failures)})", title_justify="left")
+        ft = Table(title=f"new failing cases ({len(d.new_failures)})", title_justify="left", box=box.SIMPLE_HEAD)
         for name in ("verdict", "phase/dtype", "case", "ratio", "test"):
             ft.add_column(name)
         for r in d.new_failures[:20]:
@@ -137,7 +140,7 @@ def render_diff(d: Diff, old_name: str = "OLD", new_name: str = "NEW", console=N
     for t in d.new_failing_tests:
         console.print(f"new failing test: {t['test_id']} ({t['outcome']})")
     if d.new_hazards:
-        ht = Table(title=f"new hazards ({len(d.new_hazards)})", title_justify="left")
+        ht = Table(title=f"new hazards ({len(d.new_hazards)})", title_justify="left", box=box.SIMPLE_HEAD)
         for name in ("op", "argument", "rule", "count"):
             ht.add_column(name)
         for h in d.new_hazards:

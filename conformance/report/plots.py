@@ -25,7 +25,7 @@ def _png(fig) -> str:
 def _figure(width: float, height: float):
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), layout="constrained")
+    return Figure(figsize=(width, height))
 
 
 def _compared(records: list[dict]) -> list[dict]:
@@ -51,7 +51,10 @@ def error_vs_bound_png(records: list[dict]) -> str | None:
 
     cols = min(3, len(keys))
     nrows = math.ceil(len(keys) / cols)
-    fig = _figure(3.6 * cols + 0.6, 3.2 * nrows + 0.5)
+    width, height = 3.6 * cols + 0.8, 3.1 * nrows + 0.9
+    fig = _figure(width, height)
+    fig.subplots_adjust(left=0.75 / width, right=1 - 0.15 / width, bottom=0.6 / height, top=1 - 0.55 / height,
+                        wspace=0.12, hspace=0.32)
     axes = fig.subplots(nrows, cols, squeeze=False, sharex=True, sharey=True)
     for ax in axes.flat[len(keys):]:
         ax.set_visible(False)
@@ -102,6 +105,7 @@ def ratio_histogram_png(records: list[dict]) -> str | None:
     nonfinite = sum(1 for xs in values.values() for x in xs if not math.isfinite(x))
     edges = [lo * (hi / lo) ** (i / 40) for i in range(41)]
     fig = _figure(10.4, 3.6)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9)
     ax = fig.subplots()
     phases = sorted(values, key=lambda p: bucket_key(p, ""))
     data = [[min(max(x, lo * 1.01), hi / 1.01) if math.isfinite(x) else hi / 1.01 for x in values[p]]

@@ -1,0 +1,111 @@
+"""`npu-conformance diff`: identical reports pass (exit 0); an injected ratio growth above 10 %, a new
+failing case, a new failing test, a new hazard or an incomplete NEW report is a regression (exit 1)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from conformance import cli
+from conformance.report import build_report, diff_reports, dumps
+from conformance.report.sample import _run, sample_records, sample_tests
+
+BUCKET = ("decode_eager", "float16")
+
+
+def _green() -> dict:
+    records = [r for r in sample_records() if r["verdict"] == "pass"]
+    tests = [dict(t, outcome="passed", reason=None) if t["outcome"] == "failed" else t for t in sample_tests(records)]
+    return build_report(_run(True), records, tests, complete=True)
+
+
+def _rebuild(report: dict, records=None, tests=None, complete=True) -> dict:
+    return build_report(report["run"], report["records"] if records is None else records,
+                        report["tests"] if tests is None else tests, complete=complete,
+                        incomplete_reason=None if complete else "interrupted (KeyboardInterrupt)")
+
+
+def _scale_bucket_worst(report: dict, factor: float) -> dict:
+    records = copy.deepcopy(report["records"])
+    worst = max((r for r in records if (r["phase"], r["dtype"]) == BUCKET), key=lambda r: r["ratio"])
+    worst["ratio"] *= factor
+    return _rebuild(report, records)
+
+
+@pytest.fixture
+def old():
+    return _green()
+
+
+def test_identical_reports_have_no_regression(old):
+    d = diff_reports(old, copy.deepcopy(old))
+    assert not d.regressed and d.regressions == []
+    assert len(d.buckets) == 9 and all(b["growth"] == 0.0 for b in d.buckets)
+
+
+def test_ratio_growth_above_ten_percent_is_a_regression_and_below_is_not(old):
+    assert not diff_reports(old, _scale_bucket_worst(old, 1.09)).regressed
+    d = diff_reports(old, _scale_bucket_worst(old, 1.25))
+    assert [(b["phase"], b["dtype"]) for b in d.grown] == [BUCKET]
+    assert d.grown[0]["growth"] == pytest.approx(0.25)
+    assert d.regressions[0].startswith("decode_eager/float16: worst ratio ")
+    # Improvements are not regressions.
+    assert not diff_reports(old, _scale_bucket_worst(old, 0.5)).regressed
+
+
+def test_a_new_failing_case_and_its_test_are_regressions(old):
+    records = copy.deepcopy(old["records"])
+    bad = next(r for r in records if (r["phase"], r["dtype"]) == ("prefill", "bfloat16"))
+    bad.update(verdict="fail")
+    bad["output"]["verdict"] = "fail"
+    tests = copy.deepcopy(old["tests"])
+    for t in tests:
+        if t["test_id"] == bad["test_id"]:
+            t.update(outcome="failed", reason="AssertionError")
+    d = diff_reports(old, _rebuild(old, records, tests))
+    assert [r["case_id"] for r in d.new_failures] == [bad["case_id"]]
+    assert [t["test_id"] for t in d.new_failing_tests] == [bad["test_id"]]
+    bucket = next(b for b in d.buckets if (b["phase"], b["dtype"]) == ("prefill", "bfloat16"))
+    assert (bucket["old_bad"], bucket["new_bad"]) == (0, 1)
+    # The same failure in both runs is not new.
+    assert not diff_reports(_rebuild(old, records, tests), _rebuild(old, records, tests)).regressed
+
+
+def test_a_new_hazard_kind_is_a_regression_but_more_of_a_known_one_is_not(old):
+    records = copy.deepcopy(old["records"])
+    target = next(r for r in records if r["phase"] == "decode_eager")
+    target["hazards"] = [{"op": "torch_npu.npu_fused_infer_attention_score_v2", "argument": "block_table",
+                          "rule": "block ids past num_blocks are not checked", "source": "docs", "inferred": False,
+                          "detail": ""}]
+    d = diff_reports(old, _rebuild(old, records))
+    assert [(h["op"], h["rule"]) for h in d.new_hazards] == [
+        ("torch_npu.npu_fused_infer_attention_score_v2", "block ids past num_blocks are not checked")]
+    known = old["hazards"][0]
+    target["hazards"] = [{k: known[k] for k in ("op", "argument", "rule", "source", "inferred")}]
+    assert not diff_reports(old, _rebuild(old, records)).regressed
+
+
+def test_an_incomplete_new_report_cannot_show_there_is_no_regression(old):
+    d = diff_reports(old, _rebuild(old, complete=False))
+    assert d.regressed and d.regressions == ["NEW report is incomplete: interrupted (KeyboardInterrupt)"]
+
+
+def test_diff_command_exit_status_and_table(tmp_path, old, capsys):
+    a, b, c = tmp_path / "old.json", tmp_path / "same.json", tmp_path / "worse.json"
+    a.write_text(dumps(old), encoding="utf-8")
+    b.write_text(dumps(old), encoding="utf-8")
+    c.write_text(dumps(_scale_bucket_worst(old, 1.5)), encoding="utf-8")
+    assert cli.main(["diff", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "no regression (threshold 10% on worst ratios)" in out
+    assert cli.main(["diff", str(a), str(c)]) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSION: 1 finding(s): decode_eager/float16: worst ratio" in out
+    row = next(line for line in out.splitlines() if "decode_eager" in line and "float16" in line and "+50%" in line)
+    assert "REGRESSED" in row
+    assert cli.main(["diff", str(a), str(c), "--threshold", "0.6"]) == 0
+    capsys.readouterr()
+    (tmp_path / "junk.json").write_text("[]", encoding="utf-8")
+    assert cli.main(["diff", str(a), str(tmp_path / "junk.json")]) == 2
+    assert "is not a valid schema-v1 npu-conformance report" in capsys.readouterr().err
