@@ -116,6 +116,8 @@ def pytest_runtest_makereport(item, call):
         for record in records:
             record["test_id"] = item.nodeid
             report.user_properties.append((PROPERTY_KEY, record))
+            # junitxml writes the teardown report's properties, which pytest copies from the item.
+            item.user_properties.append((PROPERTY_KEY, record))
         failing = [r for r in records if r["verdict"] != "pass"]
         if report.failed and failing:
             path = save_case(Case.from_dict(failing[-1]["case"]), settings().failures_dir)

@@ -1,0 +1,95 @@
+"""The pytest plugin: backend selection, --require-npu, --strict-contracts, policies, profiles, records.
+
+Each scenario runs pytest in a subprocess (the plugin configures process-wide settings).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import textwrap
+import xml.etree.ElementTree as ET
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+PROPERTY = textwrap.dedent('''
+    import pytest
+    from hypothesis import given, settings
+    from conformance.cases import Case
+    from conformance.verify import verify_case
+
+    pytestmark = pytest.mark.suite
+    CASE = Case(phase="decode_eager", num_heads=4, num_kv_heads=2, head_dim=16, dtype="float16",
+                block_size=16, num_blocks=6, seq_lens=(20, 5), block_tables=((3, 1), (4,)), seed=2)
+
+    def test_decode_case():
+        verify_case(CASE, "decode_eager")
+''')
+
+no_npu = pytest.mark.skipif(importlib.util.find_spec("torch_npu") is not None, reason="torch_npu is installed here")
+
+
+def run(pytester, *args):
+    pytester.makepyfile(test_property=PROPERTY)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", *args)
+
+
+def test_emulated_backend_runs_and_attaches_records_to_junit(pytester):
+    result = run(pytester, "--backend", "emulated", "--junitxml", "junit.xml", "-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*npu-conformance: backend=emulated*hypothesis profile=dev*"])
+    tree = ET.parse(pytester.path / "junit.xml")
+    names = [p.get("name") for p in tree.iter("property")]
+    assert names == ["conformance_case"]
+    assert "'verdict': 'pass'" in next(tree.iter("property")).get("value")
+
+
+@no_npu
+def test_npu_backend_without_a_device_skips_with_the_reason(pytester):
+    result = run(pytester, "--backend", "npu", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*--backend npu but no usable NPU*"])
+
+
+@no_npu
+def test_require_npu_turns_the_skip_into_a_failure(pytester):
+    result = run(pytester, "--backend", "npu", "--require-npu")
+    result.assert_outcomes(errors=1)  # the skip happens at setup, so its failure is a setup error
+    result.stdout.fnmatch_lines(["*--require-npu: this test would have been skipped*"])
+
+
+def test_strict_contracts_fail_on_hazards(pytester):
+    # The seed passes context_lens (an int32 tensor) where the eager op's schema says SymInt[]: a hazard.
+    result = run(pytester, "--backend", "emulated", "--strict-contracts")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*HazardError*"])
+
+
+def test_tolerance_policy_file_is_used_and_a_bad_one_is_a_usage_error(pytester):
+    pytester.path.joinpath("tight.toml").write_text("[policy]\nk = 0\nulps = 0\nfloor = 1e-30\nmean_k = 0\n")
+    result = run(pytester, "--backend", "emulated", "--tolerance-policy", "tight.toml")
+    result.stdout.fnmatch_lines(["*tolerance policy=tight.toml*"])
+    pytester.path.joinpath("bad.toml").write_text("[policy]\nq = 1\n")
+    bad = run(pytester, "--backend", "emulated", "--tolerance-policy", "bad.toml")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*unknown keys*"])
+
+
+def test_failing_case_is_saved_for_replay(pytester):
+    pytester.path.joinpath("tight.toml").write_text("[policy]\nk = 0\nulps = 0\nfloor = 1e-30\nmean_k = 0\n")
+    result = run(pytester, "--backend", "emulated", "--tolerance-policy", "tight.toml",
+                 "--conformance-failures", "saved")
+    # fp16 output rounding alone exceeds a zero bound: the case fails and is kept for replay.
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*replay: npu-conformance replay saved/decode_eager-*.json --backend emulated*"])
+    assert len(list((pytester.path / "saved").glob("decode_eager-*.json"))) == 1
+
+
+def test_profiles_are_selected_by_environment_and_unknown_ones_refused(pytester, monkeypatch):
+    monkeypatch.setenv("HYPOTHESIS_PROFILE", "fuzz")
+    run(pytester, "--backend", "emulated").stdout.fnmatch_lines(["*hypothesis profile=fuzz*"])
+    monkeypatch.setenv("HYPOTHESIS_PROFILE", "turbo")
+    result = run(pytester, "--backend", "emulated")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*HYPOTHESIS_PROFILE='turbo'*"])
