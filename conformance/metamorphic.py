@@ -62,8 +62,3 @@ def unrelabel_cache(case: Case, cache: torch.Tensor, mapping: dict[int, int]) ->
     for old, new in mapping.items():
         perm[old] = new
     return cache[torch.tensor(perm, dtype=torch.long)]
-
-
-def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    bits = {2: torch.int16, 4: torch.int32}[a.element_size()]
-    return a.shape == b.shape and torch.equal(a.contiguous().view(bits), b.contiguous().view(bits))

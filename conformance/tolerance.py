@@ -118,8 +118,19 @@ def ulp(magnitude: float, dtype: torch.dtype) -> float:
     return info.eps * 2.0 ** math.floor(math.log2(magnitude))
 
 
+class _Judged:
+    """A verdict ("pass" / "fail") with its reasons, ready for JSON."""
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass
-class OutputMetrics:
+class OutputMetrics(_Judged):
     """What one output comparison found. Plain numbers and lists, ready for JSON."""
 
     dtype: str
@@ -145,13 +156,6 @@ class OutputMetrics:
     policy: dict
     verdict: str
     reasons: list[str]
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict == "pass"
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def compare_output(
@@ -256,7 +260,7 @@ def _worst_values(err, out, golden, baseline, row_seq, limit) -> list[dict]:
 
 
 @dataclass
-class CacheMetrics:
+class CacheMetrics(_Judged):
     name: str
     slots: int
     mismatched_slots: int
@@ -264,15 +268,17 @@ class CacheMetrics:
     verdict: str
     reasons: list[str]
 
-    @property
-    def passed(self) -> bool:
-        return self.verdict == "pass"
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 _BITS = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def as_bits(x: torch.Tensor) -> torch.Tensor:
+    """The raw bit patterns of a float tensor (so NaN == NaN and -0.0 != 0.0)."""
+    return x.contiguous().view(_BITS[x.element_size()])
+
+
+def bits_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(as_bits(a), as_bits(b))
 
 
 def compare_cache(name: str, actual: torch.Tensor, expected: torch.Tensor, limit: int = 5) -> CacheMetrics:
@@ -281,9 +287,8 @@ def compare_cache(name: str, actual: torch.Tensor, expected: torch.Tensor, limit
     if actual.shape != expected.shape or actual.dtype != expected.dtype:
         raise ValueError(f"{name}: actual {tuple(actual.shape)} {actual.dtype} vs expected "
                          f"{tuple(expected.shape)} {expected.dtype}")
-    bits = _BITS[actual.element_size()]
-    a = actual.detach().to("cpu").contiguous().view(bits).reshape(actual.shape[0], actual.shape[1], -1)
-    e = expected.detach().to("cpu").contiguous().view(bits).reshape(a.shape)
+    a = as_bits(actual.detach().to("cpu")).reshape(actual.shape[0], actual.shape[1], -1)
+    e = as_bits(expected.detach().to("cpu")).reshape(a.shape)
     bad = (a != e).any(-1)
     where = bad.nonzero().tolist()
     first = [{"block": b, "offset": o,
