@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     # Not a terminal (CI logs): plain lines, wide enough for the table without truncation.
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120, soft_wrap=False)
+    console = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 120)
     if args.workers is not None:
         if importlib.util.find_spec("xdist") is None:
             console.print(f"FAILED: -n {args.workers} needs pytest-xdist, which is not installed: {XDIST_HINT}",

@@ -57,6 +57,8 @@ def run_metadata(config, *, started_at: str, duration_s: float, finished_at: str
     else:
         device = f"cpu ({platform.machine() or 'unknown'}, emulated kernels)"
     seed = config.getoption("hypothesis_seed", default=None)
+    if isinstance(seed, str) and seed.lstrip("-").isdigit():
+        seed = int(seed)  # hypothesis keeps --hypothesis-seed as text; a number is a number
     workers = getattr(config.option, "numprocesses", None)
     return {
         "tool_version": _version("npu-attention-conformance"),

@@ -1,0 +1,197 @@
+"""`npu-conformance run` end to end on CPU, and `pytest --conformance-report DIR`: the four files, the
+exit status and its one-line reason, interrupted and crashed runs left marked incomplete, xdist merge.
+
+Each run is a subprocess on a small selection (-k prefill: the prefill property and one metamorphic
+relation, dev profile), so a test takes seconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from conformance.report import load_report
+
+FILES = ("report.json", "report.html", "summary.md", "junit.xml")
+PREFILL_TESTS = {"test_prefill.py::test_prefill_output_and_cache_write",
+                 "test_metamorphic.py::test_decode_of_the_last_token_matches_its_prefill_row"}
+
+
+def _env(extra_path: Path | None = None) -> dict:
+    env = {**os.environ, "TORCH_DEVICE_BACKEND_AUTOLOAD": "0", "COLUMNS": "120"}
+    env.pop("HYPOTHESIS_PROFILE", None)
+    if extra_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(extra_path), env.get("PYTHONPATH")]))
+    return env
+
+
+def _run(tmp_path: Path, *args: str, extra_path: Path | None = None, timeout: float = 300):
+    """`npu-conformance run` in a subprocess (cwd tmp_path); returns (exit code, stdout lines)."""
+    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "run", *args], cwd=tmp_path, env=_env(extra_path),
+                          capture_output=True, text=True, timeout=timeout)
+    lines = [line.rstrip() for line in proc.stdout.splitlines() if line.strip()]
+    return proc.returncode, lines, proc.stdout + proc.stderr
+
+
+def _short_ids(report: dict) -> set[str]:
+    return {t["test_id"].split("/")[-1] for t in report["tests"]}
+
+
+def test_run_end_to_end_writes_the_four_files_and_exits_0(tmp_path):
+    out = tmp_path / "rep"
+    code, lines, text = _run(tmp_path, "--profile", "dev", "--backend", "emulated", "--out", str(out), "-k", "prefill",
+                             "--seed", "12345")
+    assert code == 0, text[-4000:]
+    assert all((out / name).is_file() and (out / name).stat().st_size > 0 for name in FILES)
+    report = load_report(out / "report.json")  # validates against the schema
+    assert report["complete"] is True and report["verdict"]["passed"] is True
+    assert lines[-1] == report["verdict"]["reason"] and lines[-1].startswith("PASSED: ")
+    assert _short_ids(report) == PREFILL_TESTS and {t["outcome"] for t in report["tests"]} == {"passed"}
+    assert report["run"]["hypothesis"] == {"profile": "dev", "seed": 12345, "max_examples": 8}
+    assert report["run"]["backend"] == "emulated"
+    # Both tests contribute records, and the printed table has one row per phase x dtype bucket plus "all".
+    assert {r["test_id"].split("/")[-1] for r in report["records"]} == PREFILL_TESTS
+    for s in report["summaries"]:
+        row = next(line for line in lines if line.split()[:2] == [s["phase"], s["dtype"]])
+        assert row.split()[2] == str(s["cases"])
+    assert any(line.split()[:2] == ["all", str(report["totals"]["cases"])] for line in lines)
+    # Plain lines (no TTY): one progress line per finished test.
+    assert sum(1 for line in lines if line.startswith("[") and " passed " in line) == 2
+    cases = ET.parse(out / "junit.xml").getroot().iter("testcase")
+    assert {c.get("name") for c in cases} == {t.split("::")[1] for t in PREFILL_TESTS}
+    assert "PASSED:" in (out / "summary.md").read_text(encoding="utf-8").splitlines()[0]
+    assert "<title>npu-conformance tolerance report: passed</title>" in (out / "report.html").read_text("utf-8")
+
+
+def test_run_fails_with_the_worst_ratio_when_cases_are_out_of_tolerance(tmp_path):
+    policy = tmp_path / "tight.toml"
+    policy.write_text("[policy]\nk = 0\nulps = 0\nfloor = 1e-12\nmean_k = 0\n", encoding="utf-8")
+    out = tmp_path / "rep"
+    code, lines, text = _run(tmp_path, "--backend", "emulated", "--out", str(out), "-k", "test_prefill_output",
+                             "--tolerance-policy", str(policy))
+    assert code == 1, text[-4000:]
+    report = load_report(out / "report.json")
+    bad = [r for r in report["records"] if r["verdict"] == "fail"]
+    assert bad and report["totals"]["failed"] == len(bad)
+    worst = max(bad, key=lambda r: r["ratio"])
+    assert lines[-1].startswith(f"FAILED: {len(bad)} of {len(report['records'])} cases out of tolerance (worst ratio ")
+    assert lines[-1].endswith(f" in {worst['phase']}/{worst['dtype']})")
+    assert report["run"]["tolerance_policy"]["source"] == str(policy)
+    # The failing case was saved for replay inside the report folder, and the record points at it.
+    assert worst["case_file"] and Path(worst["case_file"]).is_file()
+    assert Path(worst["case_file"]).parent == out / "failures"
+
+
+def test_run_fails_when_no_case_ran(tmp_path):
+    code, lines, text = _run(tmp_path, "--backend", "emulated", "--out", str(tmp_path / "rep"),
+                             "-k", "test_corrupted_contexts")
+    assert code == 1, text[-4000:]
+    assert lines[-1].startswith("FAILED: no case ran (1 test(s): 1 passed")
+
+
+def test_run_with_require_npu_fails_without_a_device(tmp_path):
+    code, lines, text = _run(tmp_path, "--backend", "npu", "--require-npu", "--out", str(tmp_path / "rep"),
+                             "-k", "test_prefill_output")
+    assert code != 0, text[-4000:]
+    assert lines[-1].startswith("FAILED: --require-npu but no usable NPU (")
+    report = load_report(tmp_path / "rep" / "report.json")
+    assert report["tests"][0]["outcome"] in ("failed", "error") and report["totals"]["cases"] == 0
+
+
+INTERRUPT_PLUGIN = """
+    import os
+    import pytest
+
+    def pytest_runtest_logfinish(nodeid, location):
+        if os.environ.get("STOP_HOW") == "interrupt":
+            raise KeyboardInterrupt
+        os._exit(9)  # a hard crash: no sessionfinish, nothing more written
+"""
+
+
+@pytest.mark.parametrize("how", ["interrupt", "crash"])
+def test_an_interrupted_or_crashed_run_leaves_a_report_marked_incomplete(tmp_path, how, monkeypatch):
+    plugin_dir = tmp_path / "plugins"
+    plugin_dir.mkdir()
+    (plugin_dir / "stop_after_first_test.py").write_text(textwrap.dedent(INTERRUPT_PLUGIN), encoding="utf-8")
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "summary.md").write_text("## ✅ npu-conformance: PASSED (a stale report from an earlier run)\n")
+    monkeypatch.setenv("STOP_HOW", how)
+    code, lines, text = _run(tmp_path, "--backend", "emulated", "--out", str(out), "-k", "prefill", "--",
+                             "-p", "stop_after_first_test", extra_path=plugin_dir)
+    assert code != 0, text[-4000:]
+    report = load_report(out / "report.json")
+    assert report["complete"] is False and report["verdict"]["status"] == "incomplete"
+    assert report["verdict"]["reason"].startswith("INCOMPLETE: ")
+    if how == "interrupt":
+        assert code == 2 and lines[-1] == report["verdict"]["reason"]
+        assert report["incomplete_reason"] == "interrupted (KeyboardInterrupt)"
+        assert len(report["tests"]) == 1 and report["records"]  # the first test's cases are kept
+        assert report["verdict"]["reason"].startswith("INCOMPLETE: interrupted (KeyboardInterrupt) after 1 of 2 test(s)")
+        assert "<b>INCOMPLETE REPORT</b>" in (out / "report.html").read_text(encoding="utf-8")
+        assert (out / "summary.md").read_text(encoding="utf-8").startswith("## ⚠️ npu-conformance: INCOMPLETE")
+    else:
+        assert code == 9
+        assert report["incomplete_reason"] == "the run stopped before finishing (in-progress snapshot)"
+        assert not (out / "summary.md").exists()  # the stale green summary is gone, not left to mislead
+
+
+def test_plain_pytest_with_conformance_report_writes_the_same_files(tmp_path):
+    out = tmp_path / "rep"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "-q", "-p",
+                           "no:cacheprovider", "--backend", "emulated", "-k", "test_prefill_output",
+                           "--conformance-report", str(out)], cwd=tmp_path, env=_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert all((out / name).is_file() for name in FILES)
+    report = load_report(out / "report.json")
+    assert report["verdict"]["passed"] and _short_ids(report) == {"test_prefill.py::test_prefill_output_and_cache_write"}
+    assert "npu-conformance report" in proc.stdout and report["verdict"]["reason"] in proc.stdout
+    # A --junitxml chosen by the user is respected.
+    mine = tmp_path / "elsewhere" / "j.xml"
+    out2 = tmp_path / "rep2"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "-q", "-p",
+                           "no:cacheprovider", "--backend", "emulated", "-k", "test_corrupted_contexts",
+                           "--conformance-report", str(out2), f"--junitxml={mine}"], cwd=tmp_path, env=_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert mine.is_file() and not (out2 / "junit.xml").exists() and (out2 / "report.json").is_file()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("xdist") is None,
+                    reason="pytest-xdist not installed: pip install 'npu-attention-conformance[xdist]'")
+def test_records_from_xdist_workers_are_merged(tmp_path):
+    out = tmp_path / "rep"
+    code, lines, text = _run(tmp_path, "--backend", "emulated", "--out", str(out), "-k", "prefill", "-n", "2")
+    assert code == 0, text[-4000:]
+    report = load_report(out / "report.json")
+    assert report["run"]["workers"] == 2
+    assert {t["worker"] for t in report["tests"]} == {"gw0", "gw1"}
+    by_test = {}
+    for r in report["records"]:
+        by_test.setdefault(r["test_id"].split("/")[-1], []).append(r)
+    assert set(by_test) == PREFILL_TESTS
+    assert report["totals"]["tests"] == {"collected": 2, "finished": 2, "passed": 2, "failed": 0, "skipped": 0,
+                                         "error": 0, "xfailed": 0, "xpassed": 0}
+    for t in report["tests"]:
+        assert t["cases"] == len(by_test[t["test_id"].split("/")[-1]])
+
+
+def test_run_n_without_xdist_names_the_extra(monkeypatch, capsys, tmp_path):
+    from conformance import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "xdist" else real(name, *a))
+    assert cli.main(["run", "-n", "2", "--out", str(tmp_path / "rep")]) == 2
+    out = capsys.readouterr().out
+    assert "pytest-xdist, which is not installed: pip install 'npu-attention-conformance[xdist]'" in out
+    assert not (tmp_path / "rep").exists()
