@@ -86,8 +86,8 @@ def error_vs_bound_png(records: list[dict]) -> str | None:
         ax.set_xlabel("allowed bound (max |out - golden|)", fontsize=8)
     for ax in axes[:, 0]:
         ax.set_ylabel("observed max |out - golden|", fontsize=8)
-    fig.suptitle("Observed error against allowed bound (above the dashed line fails; red X = failing case, "
-                 "also by the mean rule or a cache check)", fontsize=9)
+    fig.suptitle("Observed max error against the allowed bound: above the dashed line fails; red X = failing case "
+                 "(also by the mean rule or a cache check); exact outputs sit on the bottom edge", fontsize=9)
     return _png(fig)
 
 

@@ -41,6 +41,7 @@ class ReportSession:
         self.started = time.monotonic()
         self.started_at = now_iso()
         self._last_snapshot = 0.0
+        self._interval = SNAPSHOT_INTERVAL_S
         self.final: dict | None = None
         self.paths: dict[str, Path] = {}
         self.write_errors: list[str] = []
@@ -97,12 +98,14 @@ class ReportSession:
     def snapshot(self, force: bool = False) -> None:
         """Rewrite report.json marked incomplete: what a crash or a kill leaves behind."""
         now = time.monotonic()
-        if not force and now - self._last_snapshot < SNAPSHOT_INTERVAL_S:
+        if not force and now - self._last_snapshot < self._interval:
             return
-        self._last_snapshot = now
         report = self.build(complete=False, exitstatus=None, final=False,
                             incomplete_reason="the run stopped before finishing (in-progress snapshot)")
         write_json(report, self.out_dir)
+        # A long fuzz run makes a large file: never spend more than ~10 % of the time rewriting it.
+        self._last_snapshot = time.monotonic()
+        self._interval = max(SNAPSHOT_INTERVAL_S, 10 * (self._last_snapshot - now))
 
     def completion(self, session: pytest.Session, exitstatus: int) -> tuple[bool, str | None]:
         if self.interrupt:
