@@ -17,6 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from conformance.cases import Case, Tensors
 from conformance.session import settings
 from conformance.strategies import attention_shapes
+from conformance.suite import _given
 from conformance.verify import verify_case
 
 pytestmark = pytest.mark.suite
@@ -37,8 +38,9 @@ class EngineMachine(RuleBasedStateMachine):
     # --- helpers ---------------------------------------------------------------------------
     def _ensure_shape(self, data):
         if self.shape is None:
-            self.shape = data.draw(attention_shapes(settings().backend, "decode"), label="shape")
-            if settings().backend == "npu":  # the prefill path needs the TND head_dim
+            space = _given.shape_space()
+            self.shape = data.draw(attention_shapes(space, "decode"), label="shape")
+            if space == "npu":  # the prefill path needs the TND head_dim
                 self.shape["head_dim"] = 128
             dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[
                 self.shape["dtype"]]
