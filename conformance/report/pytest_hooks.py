@@ -64,6 +64,10 @@ class ReportSession:
                 self.records.append(record)
             entry["cases"] += len(records)
         _fold_outcome(entry, report)
+        if report.when not in ("setup", "call", "teardown") and report.failed:
+            # pytest-xdist reports a test that killed its worker once, with when="???".
+            entry.update(outcome="failed", reason=_failure_text(report))
+            self.finished.add(report.nodeid)
         if report.when == "teardown":
             if entry["outcome"] is None:
                 entry.update(outcome="error", reason="the test never reached its call phase")
