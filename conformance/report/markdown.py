@@ -102,9 +102,10 @@ def render_markdown(report: dict) -> str:
         lines += [f"- `{_cell(e['nodeid'] or '<session>')}`: {_cell(_short(e['message']))}"
                   for e in report["collection_errors"]]
         lines.append("")
-    worst = report["totals"]
-    if worst["worst_ratio"] is not None:
-        lines.append(f"Worst error/tolerance ratio {fmt_ratio(worst['worst_ratio'])} "
-                     f"({worst['worst_bucket']}, case `{worst['worst_case_id']}`); ratios <= 1 pass. "
-                     f"Max-error bound floor {fmt_num(report['run']['tolerance_policy']['default']['floor'], 'g')}.")
+    policy = report["run"]["tolerance_policy"]
+    d = policy["default"]
+    lines.append(f"Ratios are error/tolerance, <= 1 passes: max |out-golden| <= {d['k']:g} x baseline max error + "
+                 f"{d['ulps']:g} ulp (floor {fmt_num(d['floor'], 'g')}), mean error <= {d['mean_k']:g} x baseline mean "
+                 f"(policy: {policy['source']}" + (f"; per-dtype overrides for {', '.join(policy['per_dtype'])}"
+                                                   if policy["per_dtype"] else "") + ").")
     return "\n".join(lines).rstrip() + "\n"

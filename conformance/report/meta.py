@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import fields
 from datetime import datetime, timezone
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
@@ -22,6 +23,7 @@ def _version(dist: str) -> str | None:
         return None
 
 
+@lru_cache(maxsize=8)
 def git_commit(cwd: str | Path | None = None) -> str | None:
     """HEAD of the git checkout at `cwd`, or None (not a repository, no git, no commit yet)."""
     try:

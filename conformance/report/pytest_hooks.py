@@ -1,10 +1,11 @@
 """pytest hooks that turn a run into the report folder (`pytest --conformance-report DIR`).
 
-Loaded by conformance.plugin. On the controlling process only (never on a pytest-xdist worker):
-  - pytest_configure points --junitxml at DIR/junit.xml unless the user chose a path;
+Loaded by conformance.plugin. On the controlling process only (never on a pytest-xdist worker),
+pytest_configure points --junitxml at DIR/junit.xml unless the user chose a path and registers the
+run's hooks (_SessionHooks), where
   - pytest_runtest_logreport collects the per-case records from report.user_properties (they travel
     with the test reports, so records from xdist workers arrive here too) and each test's outcome,
-    and rewrites DIR/report.json marked `complete: false` as tests finish (at most every 2 s);
+    and rewrites DIR/report.json marked `complete: false` as tests finish (throttled);
   - pytest_sessionfinish writes the final report.json, report.html and summary.md; a run that was
     interrupted, crashed, stopped early or did not finish every collected test is marked incomplete.
 """
