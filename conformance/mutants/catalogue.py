@@ -1,0 +1,232 @@
+"""The planted-bug catalogue: one entry per mutant, each a real bug class with a public source.
+
+An entry names the bug, the phase it lives in, how it is planted (`layer`: a subclass of the
+production Attention; `kernel`: the layer's kernel call reaches the op with an argument changed;
+`context`: the runner builds an out-of-contract Context), the bug class it stands for, public
+sources (issues, PRs, repositories) where that class was seen, and what a case needs for the bug to
+show. Only bugs that can be observed in THIS layer are listed: prefill here always has
+q_len == kv_len (so top-left vs bottom-right causal cannot differ), decode ignores sparse_mode and
+a missing transpose of a [B, N, 1, D] tensor changes nothing, so those are not mutants here.
+`npu-conformance mutants` runs the suite against each entry (see conformance.mutants.runner).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from conformance.mutation import Mutation
+from conformance.mutants import planted as p
+
+NANO_VLLM = "https://github.com/GeeeekExplorer/nano-vllm"
+ORIGIN = "https://github.com/linzm1007/nano-vllm-ascend"
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    phase: str  # "prefill" | "decode" | "graph" | "all": where the bug lives
+    via: str  # "layer" | "kernel" | "context": how it is planted
+    bug_class: str
+    sources: tuple[str, ...]
+    summary: str  # what is wrong, in one sentence
+    needs: str  # what a case must contain for the bug to show
+    layer_class: type | None = None
+    wrap_kernels: Callable | None = None
+    transform_context: Callable | None = None
+    tags: tuple[str, ...] = field(default=())
+
+    def mutation(self) -> Mutation:
+        return Mutation(self.name, layer_class=self.layer_class, wrap_kernels=self.wrap_kernels,
+                        transform_context=self.transform_context)
+
+
+CATALOGUE: tuple[Mutant, ...] = (
+    # --- prefill -------------------------------------------------------------------------------
+    Mutant(
+        "tnd_per_request_lengths", "prefill", "kernel",
+        "cumulative vs per-request lengths in TND (right at batch 1 by accident)",
+        ("https://github.com/sgl-project/sglang/pull/31867", "https://github.com/vllm-project/vllm-ascend/pull/9632"),
+        "actual_seq_qlen/kvlen are per-request lengths where FIA TND wants cumulative end offsets",
+        "batch >= 2",
+        wrap_kernels=p.prefill_call(p.per_request_lengths)),
+    Mutant(
+        "prefill_batch_as_one_sequence", "prefill", "kernel",
+        "cross-request contamination: result depends on batch composition",
+        ("https://github.com/vllm-project/flash-attention/pull/176", "https://github.com/tenstorrent/tt-metal/issues/50512"),
+        "the whole ragged batch is attended as one causal sequence (lengths [T], [T])",
+        "batch >= 2",
+        wrap_kernels=p.prefill_call(p.one_sequence)),
+    Mutant(
+        "prefill_causal_disabled", "prefill", "kernel",
+        "causal masking disabled (sparse_mode 0, no mask)",
+        ("https://github.com/lightseekorg/tokenspeed/pull/178", "https://github.com/mlx-node/mlx-node/pull/24",
+         "https://github.com/vllm-project/vllm-ascend/issues/13699"),
+        "prefill calls FIA TND with sparse_mode=0 and no mask: tokens see the future",
+        "a prompt of >= 2 tokens",
+        wrap_kernels=p.prefill_call(p.causal_disabled)),
+    Mutant(
+        "prefill_slot_off_by_one", "prefill", "kernel",
+        "slot mapping off by one (writes one slot later)",
+        ("https://github.com/Wenyueh/MinivLLM/issues/76", "https://github.com/microsoft/onnxruntime-genai/pull/2354"),
+        "_npu_reshape_and_cache gets slot + 1 for every token",
+        "any prefill (seen only by the whole-cache bit-exact check: prefill attends to the fresh k/v)",
+        wrap_kernels=p.wrap_ops({p.RESHAPE_AND_CACHE: p.slots_plus_one})),
+    Mutant(
+        "prefill_cached_prefix", "prefill", "context",
+        "prefix-cache hit path differs from a fresh prefill (upstream runner: cu_seqlens_k > cu_seqlens_q)",
+        (f"{NANO_VLLM} (nanovllm/engine/model_runner.py prepare_prefill)",
+         "https://github.com/vllm-project/vllm-ascend/issues/5269", "https://github.com/vllm-project/vllm/issues/5678"),
+        "only the uncached tokens are counted in cu_seqlens_q and slot_mapping; cu_seqlens_k counts the prefix",
+        "a prompt longer than one block",
+        transform_context=p.cached_prefix_prefill),
+    # --- every phase ---------------------------------------------------------------------------
+    Mutant(
+        "softmax_scale_1_over_d", "all", "layer",
+        "wrong softmax scale (1/d instead of 1/sqrt(d))",
+        ("https://github.com/charliezchen/scaling-matrix-preconditioning/issues/2",),
+        "the layer's default scale is 1/head_dim",
+        "randn inputs (tiny inputs flatten the softmax and hide it)",
+        layer_class=p.ScaleOneOverD),
+    Mutant(
+        "softmax_scale_from_model_width", "all", "layer",
+        "wrong softmax scale (model width instead of head dim)",
+        ("https://github.com/lucidrains/vit-pytorch/issues/65", "https://github.com/karpathy/ng-video-lecture/pull/6"),
+        "the layer's default scale is (num_heads*head_dim)^-0.5",
+        "num_heads >= 2",
+        layer_class=p.ScaleFromModelWidth),
+    Mutant(
+        "softmax_scale_applied_twice", "all", "layer",
+        "softmax scale applied twice (pre-scaled q and kernel scale)",
+        ("https://github.com/AI-Hypercomputer/maxtext/issues/3138",),
+        "q is multiplied by the scale before a kernel that scales the scores again",
+        "randn inputs",
+        layer_class=p.ScaleAppliedTwice),
+    Mutant(
+        "softmax_skipped", "all", "kernel",
+        "softmax effectively skipped: uniform average over visible keys",
+        ("https://github.com/vllm-project/vllm-ascend/issues/13699",),
+        "every attention call gets softmax scale 0, so all visible keys weigh the same",
+        "a row with >= 2 visible keys and score spread",
+        wrap_kernels=p.every_attention_call(p.zero_scale_v2, p.zero_scale_air)),
+    Mutant(
+        "gqa_head_mapping_modulo", "all", "kernel",
+        "GQA head mapping h % n_kv instead of h // g",
+        ("https://github.com/onnx/onnx/pull/7274", "https://github.com/HazyResearch/HipKittens/pull/22",
+         "https://github.com/FlashML-org/FreeToken/pull/177"),
+        "query head h attends with KV head h % num_kv_heads",
+        "num_kv_heads >= 2 and group >= 2",
+        wrap_kernels=p.wrap_ops({p.V2: p.gqa_modulo("num_query_heads")}, {p.AIR: p.gqa_modulo("num_heads")})),
+    Mutant(
+        "num_kv_heads_as_num_heads", "all", "kernel",
+        "wrong num_key_value_heads passed to the kernel",
+        ("https://github.com/vllm-project/vllm-ascend/pull/6532", "https://github.com/vllm-project/vllm-ascend/pull/3366"),
+        "num_key_value_heads = num_heads (MHA assumed) in every attention call",
+        "group >= 2",
+        wrap_kernels=p.every_attention_call(p.heads_as_mha_v2, p.heads_as_mha_air)),
+    # --- decode (eager and graph) --------------------------------------------------------------
+    Mutant(
+        "decode_newest_token_dropped", "decode", "kernel",
+        "reading short of the sequence: the newest token dropped",
+        ("https://github.com/openvinotoolkit/openvino/pull/38034", "https://github.com/harvard-edge/cs249r_book/pull/1953"),
+        "actual_seq_kvlen = context_lens - 1",
+        "any decode",
+        wrap_kernels=p.decode_kv_lengths(p.newest_dropped)),
+    Mutant(
+        "decode_kv_len_rounded_to_block", "decode", "kernel",
+        "reading past the sequence: kv length rounded up to a block multiple",
+        ("https://github.com/pegainfer-project/pegainfer/issues/291", "https://github.com/vllm-project/vllm/pull/2231"),
+        "actual_seq_kvlen = ceil(context_lens / block_size) * block_size",
+        "a length that is not a block multiple, unused slots poisoned",
+        wrap_kernels=p.decode_kv_lengths(p.rounded_to_block)),
+    Mutant(
+        "decode_kv_lengths_are_query_lengths", "decode", "kernel",
+        "KV lengths confused with query lengths",
+        ("https://github.com/vllm-project/vllm-ascend/pull/3652",),
+        "actual_seq_kvlen = the query lengths (1 per row)",
+        "a decode row with history (length >= 2)",
+        wrap_kernels=p.decode_kv_lengths(p.query_lengths)),
+    Mutant(
+        "decode_attend_before_cache_write", "decode", "layer",
+        "the new token's K/V is not visible to its own step (attention before the cache write)",
+        ("https://github.com/harvard-edge/cs249r_book/pull/1953", "https://github.com/hw-native-sys/pypto-lib/pull/482"),
+        "decode attends over the paged cache, then writes the new token",
+        "any decode (the new token's slot is NaN-poisoned before the write)",
+        layer_class=p.AttendBeforeCacheWrite),
+    Mutant(
+        "decode_block_table_of_row0", "decode", "kernel",
+        "cross-request contamination: every row folded onto sequence 0",
+        ("https://github.com/vllm-project/flash-attention/pull/176", "https://github.com/sgl-project/sglang-jax/issues/1297"),
+        "the decode kernel gets row 0 of block_tables for every row",
+        "batch >= 2 with different blocks",
+        wrap_kernels=p.decode_call(p.row0_table, p.row0_table)),
+    Mutant(
+        "decode_slot_offset_plus_one", "decode", "context",
+        "slot mapping off by one at a block boundary (decode writes at L+1)",
+        ("https://github.com/microsoft/onnxruntime-genai/pull/2354", "https://github.com/Wenyueh/MinivLLM/issues/76"),
+        "the runner's [block, offset] row for the new token has offset + 1",
+        "any decode (offset block_size at a boundary)",
+        transform_context=p.decode_offset_plus_one),
+    Mutant(
+        "upstream_flat_decode_slots", "decode", "context",
+        "runner contract mismatch: upstream nano-vllm's flat decode slot mapping",
+        (f"{NANO_VLLM} (nanovllm/engine/model_runner.py prepare_decode)", f"{ORIGIN} (nanovllm/engine/model_runner.py)"),
+        "decode slot_mapping is flat [B] (block*block_size+offset); scatter_update_ reads it as per-row offsets",
+        "any decode (batch >= 2 writes into the wrong blocks on hardware)",
+        transform_context=p.flat_decode_slots),
+    Mutant(
+        "upstream_4d_cache", "decode", "layer",
+        "runner contract mismatch: upstream nano-vllm's 4-D KV cache",
+        (f"{NANO_VLLM} (nanovllm/engine/model_runner.py allocate_kv_cache)",
+         "https://github.com/vllm-project/vllm/pull/22036"),
+        "the decode write gets [num_blocks, block_size, num_kv_heads, head_dim] caches",
+        "any decode",
+        layer_class=p.UpstreamFourDimCache),
+    Mutant(
+        "decode_scatter_1d_offsets", "decode", "kernel",
+        "slot/block namespace mismatch: the 1-D scatter_update_ index form (offset within data row i)",
+        ("Ascend/op-plugin: docs/context/torch_npu-scatter_update_.md (1-D indices: row i of data)",
+         "https://github.com/vllm-project/vllm/pull/47056"),
+        "scatter_update_ gets only the offsets, so row i writes into block i",
+        "any decode whose block is not its row index",
+        wrap_kernels=p.wrap_ops({p.SCATTER: p.offsets_as_1d_index})),
+    # --- graph padding -------------------------------------------------------------------------
+    Mutant(
+        "graph_padding_to_block0", "graph", "context",
+        "padding rows overwrite a reserved slot (block 0 instead of the dummy block)",
+        ("https://github.com/sgl-project/sglang/issues/36207", "https://github.com/sgl-project/sglang/pull/32477"),
+        "padded graph rows write slot (0, 0) instead of the reserved dummy block",
+        "a graph batch with padding",
+        transform_context=p.padding_to_block_zero),
+    Mutant(
+        "graph_padding_context_len_1", "graph", "context",
+        "padding lanes with context_len 1 read the dummy block",
+        (f"{NANO_VLLM}/issues/175", f"{NANO_VLLM}/pull/176", f"{NANO_VLLM}/pull/253"),
+        "padded graph rows get context_lens 1 and the dummy block in their table row",
+        "a graph batch with padding",
+        transform_context=p.padding_context_len_one),
+    Mutant(
+        "graph_padding_slot_minus_one", "graph", "context",
+        "padding slot -1 used as a Python index (writes the last block)",
+        ("https://github.com/vllm-project/vllm/pull/43869", "https://github.com/vllm-project/vllm-ascend/pull/17214",
+         f"{NANO_VLLM}/issues/175"),
+        "padded rows get upstream's slot -1 converted to (-1 // bs, -1 % bs) = (-1, bs-1)",
+        "a graph batch with padding",
+        transform_context=p.padding_slot_minus_one),
+    Mutant(
+        "graph_empty_rows_nan", "graph", "kernel",
+        "fully masked / zero-length rows give NaN (no empty-row guard)",
+        ("https://github.com/pytorch/pytorch/issues/103749", "https://github.com/Dao-AILab/flash-attention/issues/2842"),
+        "the graph op returns NaN for rows with actual_seq_lengths_kv 0",
+        "a graph batch with padding",
+        wrap_kernels=p.wrap_ops(air_ops={p.AIR: p.empty_rows_nan})),
+)
+
+BY_NAME = {m.name: m for m in CATALOGUE}
+
+
+def get(name: str) -> Mutant:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"no mutant named {name!r}; choose from {sorted(BY_NAME)}") from None

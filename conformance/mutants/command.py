@@ -1,0 +1,143 @@
+"""`npu-conformance mutants`: run the suite against every planted bug and print the kill matrix.
+
+    npu-conformance mutants [--profile dev|ci|fuzz|npu] [--only NAME ...] [--out DIR] [--seed N]
+                            [--no-baseline] [--suite MODULE ...] [--list]
+
+Writes DIR/mutants.json (the matrix) and DIR/mutants.md ("What it catches"); the pytest output of
+every survivor or broken run goes to DIR/mutant-logs/. The last line printed is `killed K/N`.
+Exit status: 0 when every mutant is killed (and the unmutated layer passes the same runs), 1 when
+one survives, 2 when a run is broken or the unmutated layer fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from conformance.mutants import catalogue, report
+from conformance.mutants.runner import PROFILES, run_suite, suite_modules
+
+DEFAULT_OUT = Path("conformance-report")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register `mutants` on an argparse subparsers object (sets `func`)."""
+    parser = subparsers.add_parser(
+        "mutants", help="run the suite against the planted-bug catalogue and print the kill matrix",
+        description="Plant each catalogued bug in the production layer (a subclass, a wrapped kernel call or a "
+                    "runner Context), run the suite's properties on the emulated backend until the first failure, "
+                    "and report which property killed it, after how many cases, with what counterexample.")
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", choices=PROFILES, default="dev",
+                        help="hypothesis profile the runs derive from (example database always off); default dev")
+    parser.add_argument("--only", action="append", metavar="NAME", default=None,
+                        help="run only this mutant (repeat, or comma-separate, for several)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help=f"directory for mutants.json and mutants.md (default {DEFAULT_OUT}/)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="hypothesis seed (default: derandomized, the same cases for every mutant)")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the unmutated run that proves the suite passes without a planted bug")
+    parser.add_argument("--suite", action="append", metavar="MODULE", default=None,
+                        help="run only these suite modules, e.g. test_prefill (repeatable; default: all, cheap first)")
+    parser.add_argument("--list", action="store_true", help="list the catalogue and exit")
+
+
+def _selected(only: list[str] | None) -> list[catalogue.Mutant]:
+    if not only:
+        return list(catalogue.CATALOGUE)
+    names = [n.strip() for item in only for n in item.split(",") if n.strip()]
+    return [catalogue.get(n) for n in names]
+
+
+def _console():
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal:  # logs and CI: wide enough for the matrix
+        console = Console(highlight=False, width=180)
+    return console
+
+
+def _list(console) -> int:
+    from rich.table import Table
+
+    table = Table(title=f"{len(catalogue.CATALOGUE)} planted bugs")
+    for column in ("mutant", "phase", "via", "bug class", "sources"):
+        table.add_column(column)
+    for m in catalogue.CATALOGUE:
+        table.add_row(m.name, m.phase, m.via, m.bug_class, "\n".join(report.short_source(s) for s in m.sources))
+    console.print(table)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    console = _console()
+    if args.list:
+        return _list(console)
+    try:
+        mutants = _selected(args.only)
+        modules = suite_modules(tuple(args.suite) if args.suite else None)
+    except (KeyError, ValueError) as exc:
+        print(f"npu-conformance mutants: {exc.args[0]}", file=sys.stderr)
+        return 2
+    out: Path = args.out
+    logs = out / "mutant-logs"
+    cases_dir = out / "mutant-cases"
+    started = time.perf_counter()
+    baseline = None
+    if not args.no_baseline:
+        console.print(f"unmutated layer: running the suite ({args.profile})...")
+        baseline = run_suite(None, profile=args.profile, seed=args.seed, modules=modules,
+                             failures_dir=cases_dir / "_baseline")
+        verdict = {"survived": "[green]passes[/]", "killed": f"[bold red]FAILS in {baseline.killed_by}[/]",
+                   "error": "[bold yellow]run broken[/]"}[baseline.status]
+        console.print(f"unmutated layer: {verdict} ({baseline.cases_run} cases, {baseline.seconds:.1f} s)")
+        if baseline.status != "survived":
+            _save_log(logs, "_baseline", baseline.log)
+    results = []
+    for i, mutant in enumerate(mutants, 1):
+        result = run_suite(mutant, profile=args.profile, seed=args.seed, modules=modules,
+                           failures_dir=cases_dir / mutant.name)
+        results.append(result)
+        style = {"killed": "green", "survived": "bold red", "error": "bold yellow"}[result.status]
+        detail = f"by {report.short_test(result.killed_by)} after {result.cases_to_kill} case(s)" if result.killed else ""
+        console.print(f"[{i}/{len(mutants)}] {mutant.name}: [{style}]{result.status}[/] {detail} ({result.seconds:.1f} s)")
+        if result.status != "killed":
+            _save_log(logs, mutant.name, result.log)
+    data = report.matrix(mutants, results, profile=args.profile, seed=args.seed, modules=modules,
+                         baseline=baseline, seconds=time.perf_counter() - started)
+    json_path, md_path = report.write(data, out)
+    report.print_table(data, console)
+    s = data["summary"]
+    console.print(f"median cases to kill {s['median_cases_to_kill']}; {data['seconds']} s; wrote {json_path} and {md_path}")
+    broken = bool(s["errors"]) or (baseline is not None and baseline.status != "survived")
+    if baseline is not None and baseline.status != "survived":
+        console.print("[bold red]the unmutated layer fails these runs: the kills above prove nothing[/]")
+    print(f"killed {s['killed']}/{s['total']}")
+    if broken:
+        return 2
+    return 0 if s["killed"] == s["total"] else 1
+
+
+def _save_log(directory: Path, name: str, text: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.txt").write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (`python -m conformance.mutants.command`), same options as the subcommand."""
+    parser = argparse.ArgumentParser(prog="npu-conformance mutants")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
