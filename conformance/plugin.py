@@ -116,8 +116,9 @@ def pytest_runtest_makereport(item, call):
         for record in records:
             record["test_id"] = item.nodeid
             report.user_properties.append((PROPERTY_KEY, record))
-            # junitxml writes the teardown report's properties, which pytest copies from the item.
-            item.user_properties.append((PROPERTY_KEY, record))
+            # junitxml writes the teardown report's properties, which pytest copies from the item:
+            # a compact line per case there (the full record is in the call report and report.json).
+            item.user_properties.append((PROPERTY_KEY, _compact(record)))
         failing = [r for r in records if r["verdict"] != "pass"]
         if report.failed and failing:
             path = save_case(Case.from_dict(failing[-1]["case"]), settings().failures_dir)
@@ -127,6 +128,12 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.longrepr = f"--require-npu: this test would have been skipped: {reason}"
+
+
+def _compact(record: dict) -> str:
+    ratio = record.get("ratio")
+    return (f"{record['case_id']} {record['phase']} {record['dtype']} {record['verdict']} "
+            f"ratio={'-' if ratio is None else format(ratio, '.4g')}")
 
 
 def _dedupe(records: list[dict]) -> list[dict]:
