@@ -36,6 +36,13 @@ def resolve_backend(requested: str, probe: NpuProbe | None = None) -> tuple[str,
     return "emulated", f"auto: no usable NPU ({probe.error or 'torch.npu.is_available() is False'})"
 
 
+def prepare_device(backend: str) -> None:
+    """Make the backend's device usable in this process: "npu" tensors need torch_npu imported
+    (CPU runs keep autoload off), so load the real kernels before any tensor goes to the device."""
+    if backend == "npu":
+        kernels.load_backend("npu")
+
+
 @contextlib.contextmanager
 def use_backend(name: str) -> Iterator[str]:
     """Run the production layer on `name` ('npu' or 'emulated') inside the block."""

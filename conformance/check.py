@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 import reference
-import conformance.backends  # noqa: F401  (registers the emulated kernel backend)
+from conformance.backends import prepare_device  # importing it also registers the emulated backend
 from conformance.cases import Case, Tensors
 from conformance.mutation import mutated_kernel_backend
 from conformance.session import RunSettings, settings as current_settings
@@ -216,6 +216,7 @@ def _accept_dummy_write(want, actual, case: Case, t: Tensors, name: str, rows: l
 def check_case(case: Case, run: RunSettings | None = None, tensors: Tensors | None = None) -> Outcome:
     """Run and judge `case`; `tensors` overrides the case's own (e.g. a live engine's cache state)."""
     run = run or current_settings()
+    prepare_device(run.backend)
     tensors = tensors if tensors is not None else case.materialise(run.device)
     expected = expected_results(case, tensors)
     layer_run = run_layer(case, tensors, run)

@@ -21,7 +21,7 @@ import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings as hyp_settings  # noqa: E402
 from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
 
-from conformance.backends import resolve_backend  # noqa: E402
+from conformance.backends import prepare_device, resolve_backend  # noqa: E402
 from conformance.cases import Case  # noqa: E402
 from conformance.check import save_case  # noqa: E402
 from conformance.probe import probe_npu  # noqa: E402
@@ -88,6 +88,8 @@ def pytest_configure(config):
               require_npu=config.getoption("require_npu"), policies=policies,
               failures_dir=Path(config.getoption("conformance_failures")))
     config._conformance_npu_missing = None
+    if npu_usable:
+        prepare_device("npu")
     if backend == "npu" and not npu_usable:
         config._conformance_npu_missing = f"no usable NPU ({probe_npu().error or 'torch.npu.is_available() is False'})"
 
