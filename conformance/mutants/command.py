@@ -1,7 +1,7 @@
 """`npu-conformance mutants`: run the suite against every planted bug and print the kill matrix.
 
     npu-conformance mutants [--profile dev|ci|fuzz|npu] [--only NAME ...] [--out DIR] [--seed N]
-                            [--no-baseline] [--suite MODULE ...] [--list]
+                            [--generated-only] [--no-baseline] [--suite MODULE ...] [--list]
 
 Writes DIR/mutants.json (the matrix) and DIR/mutants.md ("What it catches"); the pytest output of
 every survivor or broken run goes to DIR/mutant-logs/. The last line printed is `killed K/N`.
@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"directory for mutants.json and mutants.md (default {DEFAULT_OUT}/)")
     parser.add_argument("--seed", type=int, default=None,
                         help="hypothesis seed (default: derandomized, the same cases for every mutant)")
+    parser.add_argument("--generated-only", action="store_true",
+                        help="skip the suite's @example cases: measure what the generated cases alone catch")
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the unmutated run that proves the suite passes without a planted bug")
     parser.add_argument("--suite", action="append", metavar="MODULE", default=None,
@@ -96,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_baseline:
         console.print(f"unmutated layer: running the suite ({args.profile})...")
         baseline = run_suite(None, profile=args.profile, seed=args.seed, modules=modules,
-                             failures_dir=cases_dir / "_baseline")
+                             failures_dir=cases_dir / "_baseline", explicit=not args.generated_only)
         verdict = {"survived": "[green]passes[/]", "killed": f"[bold red]FAILS in {baseline.killed_by}[/]",
                    "error": "[bold yellow]run broken[/]"}[baseline.status]
         console.print(f"unmutated layer: {verdict} ({baseline.cases_run} cases, {baseline.seconds:.1f} s)")
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     results = []
     for i, mutant in enumerate(mutants, 1):
         result = run_suite(mutant, profile=args.profile, seed=args.seed, modules=modules,
-                           failures_dir=cases_dir / mutant.name)
+                           failures_dir=cases_dir / mutant.name, explicit=not args.generated_only)
         results.append(result)
         style = {"killed": "green", "survived": "bold red", "error": "bold yellow"}[result.status]
         detail = f"by {report.short_test(result.killed_by)} after {result.cases_to_kill} case(s)" if result.killed else ""
@@ -113,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         if result.status != "killed":
             _save_log(logs, mutant.name, result.log)
     data = report.matrix(mutants, results, profile=args.profile, seed=args.seed, modules=modules,
-                         baseline=baseline, seconds=time.perf_counter() - started)
+                         baseline=baseline, seconds=time.perf_counter() - started,
+                         explicit=not args.generated_only)
     json_path, md_path = report.write(data, out)
     report.print_table(data, console)
     s = data["summary"]

@@ -15,17 +15,22 @@ _GITHUB = re.compile(r"https://github\.com/([^/\s]+/[^/\s]+)/(?:issues|pull)/(\d
 
 
 def short_source(source: str) -> str:
-    """owner/repo#N for GitHub issue/PR links; the text up to the first space otherwise."""
-    match = _GITHUB.match(source)
+    """owner/repo#N for GitHub issue/PR links, owner/repo for other GitHub links, else the text."""
+    url, _, rest = source.partition(" ")
+    match = _GITHUB.match(url)
     if match:
         return f"{match.group(1)}#{match.group(2)}"
-    return source.split(" ")[0].removeprefix("https://github.com/")
+    if url.startswith("https://github.com/"):
+        return url.removeprefix("https://github.com/") + (f" {rest}" if rest else "")
+    return source
 
 
 def markdown_source(source: str) -> str:
-    url = source.split(" ")[0]
-    label = short_source(source)
-    return f"[{label}]({url})" if url.startswith("https://") else label
+    url, _, rest = source.partition(" ")
+    if not url.startswith("https://"):
+        return source
+    label = short_source(url)
+    return f"[{label}]({url})" + (f" {rest}" if rest else "")
 
 
 def short_test(test_id: str | None) -> str:
@@ -48,7 +53,7 @@ def summary(results: list[MutantResult]) -> dict:
 
 
 def matrix(mutants: list[Mutant], results: list[MutantResult], *, profile: str, seed: int | None,
-           modules: list[str], baseline: MutantResult | None, seconds: float) -> dict:
+           modules: list[str], baseline: MutantResult | None, seconds: float, explicit: bool = True) -> dict:
     rows = []
     for mutant, result in zip(mutants, results):
         rows.append({"name": mutant.name, "phase": mutant.phase, "via": mutant.via, "bug_class": mutant.bug_class,
@@ -56,7 +61,7 @@ def matrix(mutants: list[Mutant], results: list[MutantResult], *, profile: str, 
                      **{k: v for k, v in result.as_dict().items() if k != "name"}})
     return {
         "schema": SCHEMA, "backend": "emulated", "profile": profile, "seed": seed,
-        "derandomized": seed is None, "suite": modules, "seconds": round(seconds, 1),
+        "derandomized": seed is None, "explicit_examples": explicit, "suite": modules, "seconds": round(seconds, 1),
         "baseline": None if baseline is None else baseline.as_dict(),
         "summary": summary(results), "mutants": rows,
     }
@@ -85,6 +90,8 @@ def _size(row: dict) -> str:
 def to_markdown(data: dict) -> str:
     s = data["summary"]
     randomness = "derandomized" if data["derandomized"] else f"seed {data['seed']}"
+    if not data.get("explicit_examples", True):
+        randomness += ", generated cases only (the suite's @example cases skipped)"
     lines = [
         "# What it catches",
         "",

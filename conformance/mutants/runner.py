@@ -34,6 +34,8 @@ SUITE_PACKAGE = "conformance.suite"
 SUITE_ORDER = ("test_prefill", "test_decode", "test_graph", "test_contract", "test_metamorphic")
 SUITE_LAST = ("test_engine",)
 PROFILES = ("dev", "ci", "fuzz", "npu")
+#: The directory holding the `conformance` package: test ids read conformance/suite/test_*.py::name.
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def suite_modules(only: tuple[str, ...] | None = None) -> list[str]:
@@ -52,17 +54,21 @@ def suite_modules(only: tuple[str, ...] | None = None) -> list[str]:
     return [f"{SUITE_PACKAGE}.{m}" for m in order]
 
 
-def mutant_profile(profile: str, seed: int | None = None) -> str:
+def mutant_profile(profile: str, seed: int | None = None, explicit: bool = True) -> str:
     """Register (again) and name the hypothesis profile mutant runs use: `profile` with no example
-    database and, unless a seed is given, derandomized."""
+    database, no explain phase (it only re-runs the failure to annotate the message) and, unless a
+    seed is given, derandomized. `explicit=False` also drops the suite's @example cases, to measure
+    what the generated cases alone catch."""
     import conformance.plugin  # noqa: F401  (registers dev / ci / fuzz / npu)
-    from hypothesis import settings as hyp_settings
+    from hypothesis import Phase, settings as hyp_settings
 
     if profile not in PROFILES:
         raise ValueError(f"unknown hypothesis profile {profile!r}: choose one of {PROFILES}")
-    name = f"mutants-{profile}" + ("" if seed is None else "-seeded")
-    hyp_settings.register_profile(name, parent=hyp_settings.get_profile(profile), database=None,
-                                  derandomize=seed is None, print_blob=False)
+    parent = hyp_settings.get_profile(profile)
+    phases = tuple(p for p in parent.phases if p is not Phase.explain and (explicit or p is not Phase.explicit))
+    name = f"mutants-{profile}" + ("" if seed is None else "-seeded") + ("" if explicit else "-generated")
+    hyp_settings.register_profile(name, parent=parent, database=None, derandomize=seed is None,
+                                  print_blob=False, phases=phases)
     return name
 
 
@@ -177,16 +183,19 @@ def _restored_state():
 
 
 def run_suite(mutant: Mutant | None, *, profile: str = "dev", seed: int | None = None,
-              modules: list[str] | None = None, failures_dir: Path | None = None,
+              modules: list[str] | None = None, failures_dir: Path | None = None, explicit: bool = True,
               extra_args: tuple[str, ...] = ()) -> MutantResult:
-    """Run the suite (stop at the first failure) with `mutant` planted (None: the unmutated layer)."""
+    """Run the suite (stop at the first failure) with `mutant` planted (None: the unmutated layer).
+    `explicit=False` runs only generated cases (the suite's @example cases are skipped)."""
     name = mutant.name if mutant else "(none)"
     modules = modules or suite_modules()
-    hyp_profile = mutant_profile(profile, seed)
+    hyp_profile = mutant_profile(profile, seed, explicit)
     failures_dir = failures_dir or Path("conformance-report") / "mutant-cases" / name.strip("()")
-    args = ["-x", "-q", "-p", "no:cacheprovider", "--backend", "emulated", "--hypothesis-profile", hyp_profile,
-            "--conformance-failures", str(failures_dir), *(["--hypothesis-seed", str(seed)] if seed is not None else []),
-            *extra_args, "--pyargs", *modules]
+    # One-token options (a path given as a separate token would move pytest's rootdir), a fixed
+    # rootdir (stable test ids) and no ini addopts (e.g. -n from a user's config).
+    args = ["-x", "-q", "-p", "no:cacheprovider", f"--rootdir={ROOT}", "-o", "addopts=", "--backend=emulated",
+            f"--hypothesis-profile={hyp_profile}", f"--conformance-failures={failures_dir}",
+            *([f"--hypothesis-seed={seed}"] if seed is not None else []), *extra_args, "--pyargs", *modules]
     collector = _Collector()
     out = io.StringIO()
     started = time.perf_counter()

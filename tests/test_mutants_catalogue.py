@@ -1,0 +1,111 @@
+"""The planted-bug catalogue itself: well-formed entries with public sources, and every mutant is a
+real change of behaviour (killed on a hand-picked case of its phase), never an equivalent mutant."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conformance.cases import Case
+from conformance.check import check_case
+from conformance.emulator import ContractViolation
+from conformance.mutants import CATALOGUE, command, get, planted
+from conformance.mutants.report import markdown_source, short_source
+from conformance.session import configure
+from npu_attention import ContextError
+
+PHASES = {"prefill", "decode", "graph", "all"}
+
+PREFILL = Case(phase="prefill", num_heads=8, num_kv_heads=2, head_dim=64, dtype="float16", block_size=16,
+               num_blocks=12, seq_lens=(19, 1, 33), block_tables=((7, 2), (5,), (9, 3, 10)), seed=4,
+               outlier_rows=(20,))
+DECODE = Case(phase="decode_eager", num_heads=6, num_kv_heads=2, head_dim=32, dtype="bfloat16", block_size=16,
+              num_blocks=12, seq_lens=(40, 1, 16, 17), block_tables=((4, 9, 2), (6,), (1,), (8, 3)), seed=9)
+GRAPH = Case(phase="decode_graph", num_heads=4, num_kv_heads=2, head_dim=32, dtype="float16", block_size=16,
+             num_blocks=12, seq_lens=(21, 5), block_tables=((3, 7), (5,)), seed=2, max_num_seqs=4, table_width=3)
+CASES = {"prefill": [PREFILL], "decode": [DECODE, GRAPH], "graph": [GRAPH], "all": [PREFILL, DECODE, GRAPH]}
+
+
+def test_catalogue_has_at_least_twenty_well_formed_entries():
+    assert len(CATALOGUE) >= 20
+    names = [m.name for m in CATALOGUE]
+    assert len(set(names)) == len(names), "mutant names must be unique"
+    for m in CATALOGUE:
+        assert m.phase in PHASES and m.via in {"layer", "kernel", "context"}, m.name
+        hooks = {"layer": m.layer_class, "kernel": m.wrap_kernels, "context": m.transform_context}
+        assert hooks[m.via] is not None, f"{m.name}: planted via {m.via} but that hook is empty"
+        assert sum(h is not None for h in hooks.values()) == 1, f"{m.name}: exactly one hook"
+        assert m.bug_class and m.summary and m.needs, m.name
+        assert m.mutation().name == m.name
+
+
+def test_every_phase_has_mutants():
+    assert {m.phase for m in CATALOGUE} == PHASES
+    assert sum(m.phase == "graph" for m in CATALOGUE) >= 3
+
+
+def test_sources_are_public():
+    for m in CATALOGUE:
+        assert m.sources, f"{m.name} has no source"
+        for source in m.sources:
+            assert "/work/" not in source and "shared" not in source and "notes/" not in source, source
+            assert source.startswith("https://github.com/") or ": " in source, f"{m.name}: {source!r}"
+
+
+def test_source_labels():
+    assert short_source("https://github.com/vllm-project/vllm/pull/43869") == "vllm-project/vllm#43869"
+    assert short_source("https://github.com/a/b (x.py)") == "a/b (x.py)"
+    assert markdown_source("https://github.com/a/b/issues/3") == "[a/b#3](https://github.com/a/b/issues/3)"
+    assert markdown_source("Ascend/op-plugin: docs/x.md") == "Ascend/op-plugin: docs/x.md"
+
+
+def test_gqa_modulo_order_reads_head_mod_kv():
+    order, inverse = planted._modulo_order(num_heads=8, num_kv_heads=2)
+    group = 4
+    for slot, head in enumerate(order):
+        assert slot // group == head % 2  # the kernel reads KV head slot // g: here h % n_kv
+    assert [order[inverse[h]] for h in range(8)] == list(range(8))
+
+
+@pytest.fixture
+def planted_mutation():
+    yield lambda m: configure(mutation=m.mutation())
+    configure(mutation=None)
+
+
+@pytest.mark.parametrize("name", [m.name for m in CATALOGUE])
+def test_mutant_changes_behaviour_on_a_case_of_its_phase(name, planted_mutation):
+    """No equivalent mutants: each is caught on at least one small case of its phase."""
+    mutant = get(name)
+    planted_mutation(mutant)
+    caught = []
+    for case in CASES[mutant.phase]:
+        try:
+            caught.append(not check_case(case).passed)
+        except (ContextError, ContractViolation):
+            caught.append(True)
+    assert any(caught), f"{name} passes every case of its phase: an equivalent mutant?"
+
+
+@pytest.mark.parametrize("case", [PREFILL, DECODE, GRAPH], ids=lambda c: c.phase)
+def test_hand_picked_cases_pass_unmutated(case):
+    configure(mutation=None)
+    assert check_case(case).passed
+
+
+def test_command_writes_the_matrix_and_ends_with_the_count(tmp_path, capsys):
+    code = command.main(["--only", "prefill_causal_disabled", "--no-baseline", "--suite", "test_prefill",
+                         "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.rstrip().splitlines()[-1] == "killed 1/1"
+    data = json.loads((tmp_path / "mutants.json").read_text())
+    assert data["summary"]["killed"] == 1 and data["mutants"][0]["status"] == "killed"
+    assert data["mutants"][0]["sources"] and data["profile"] == "dev"
+    assert "| `prefill_causal_disabled` |" in (tmp_path / "mutants.md").read_text()
+
+
+def test_command_refuses_unknown_names(capsys):
+    assert command.main(["--only", "no_such_bug", "--no-baseline"]) == 2
+    assert "no mutant named" in capsys.readouterr().err

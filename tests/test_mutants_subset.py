@@ -1,0 +1,67 @@
+"""CI subset of the planted-bug catalogue: each is killed by the suite, for the right reason, and the
+unmutated layer passes the very same runs (no false kills).
+
+Each mutant runs only the suite module that exercises its phase (the runs are derandomized, so a
+module sees the same cases whichever modules run with it); `npu-conformance mutants` runs them all.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import settings as hyp_settings
+
+from conformance.mutants import get
+from conformance.mutants.runner import mutant_profile, run_suite, suite_modules
+from conformance.session import settings
+
+PREFILL, DECODE, GRAPH = (f"conformance.suite.{m}" for m in ("test_prefill", "test_decode", "test_graph"))
+
+# mutant -> (suite module it runs, what must catch it)
+SUBSET = {
+    "prefill_causal_disabled": (PREFILL, "output tolerance"),
+    "prefill_slot_off_by_one": (PREFILL, "cache bit-exact"),
+    "decode_newest_token_dropped": (DECODE, "output tolerance"),
+    "decode_block_table_of_row0": (DECODE, "output tolerance"),
+    "graph_padding_to_block0": (GRAPH, "cache bit-exact"),
+    "graph_empty_rows_nan": (GRAPH, "NaN in output"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SUBSET))
+def test_planted_bug_is_killed(name, tmp_path):
+    module, caught_as = SUBSET[name]
+    result = run_suite(get(name), profile="dev", modules=[module], failures_dir=tmp_path)
+    assert result.status == "killed", f"{name} {result.status}:\n{result.message or result.log[-2000:]}"
+    assert result.killed_by.startswith(module.replace(".", "/") + ".py::"), result.killed_by
+    assert caught_as in result.how, f"{name} was caught as {result.how!r}, expected {caught_as!r}"
+    assert 1 <= result.cases_to_kill <= result.cases_run
+    ce = result.counterexample
+    assert ce is not None and ce.batch >= 1 and ce.total_tokens >= ce.batch
+    assert ce.case_file is not None, "the failing case must be saved for replay"
+
+
+def test_unmutated_layer_passes_the_same_runs(tmp_path):
+    result = run_suite(None, profile="dev", modules=sorted({m for m, _ in SUBSET.values()}), failures_dir=tmp_path)
+    assert result.status == "survived", f"the unmutated layer fails: {result.killed_by}\n{result.message}"
+    assert result.cases_run >= 3 * 8, f"only {result.cases_run} cases ran: the runs are not the real properties"
+
+
+def test_runs_leave_no_trace_in_the_session(tmp_path):
+    before_settings = settings()
+    before_profile = hyp_settings.get_current_profile_name()
+    run_suite(get("prefill_causal_disabled"), profile="dev", modules=[PREFILL], failures_dir=tmp_path)
+    assert settings() == before_settings and settings().mutation is None
+    assert hyp_settings.get_current_profile_name() == before_profile
+    assert hyp_settings.get_profile(mutant_profile("dev")).database is None
+
+
+def test_a_broken_run_is_an_error_not_a_kill(tmp_path):
+    result = run_suite(get("prefill_causal_disabled"), modules=["conformance.suite.no_such_module"],
+                       failures_dir=tmp_path)
+    assert result.status == "error" and not result.killed
+
+
+def test_suite_order_runs_cheap_properties_first():
+    order = [m.rsplit(".", 1)[1] for m in suite_modules()]
+    assert order[:3] == ["test_prefill", "test_decode", "test_graph"]
+    assert order[-1] == "test_engine"
