@@ -13,7 +13,8 @@
    Target: >= 20 cases/s for decode_eager with B <= 8 and context <= 512 (both decode_eager rows).
    Exit 1 if missed.
 2. With --pytest: each suite file run by pytest in process (the `npu-conformance mutants` runner,
-   unmutated layer, derandomized, no database): judged cases / wall time, hypothesis overhead included.
+   unmutated layer, derandomized, no database): judged cases / wall time, hypothesis and pytest
+   session start-up (about a second: see the files that judge no case) included.
 """
 
 from __future__ import annotations
@@ -120,8 +121,14 @@ def check_case_rows(n: int, graph_n: int) -> tuple[list[list[str]], bool]:
 
 
 def pytest_rows(profile: str) -> list[list[str]]:
+    import warnings
+
+    from hypothesis.errors import HypothesisSideeffectWarning
+
     from conformance.mutants.runner import run_suite, suite_modules
 
+    # The strategies above were built before pytest loads hypothesis' plugin: expected here.
+    warnings.filterwarnings("ignore", category=HypothesisSideeffectWarning)
     rows = []
     for module in suite_modules():
         result = run_suite(None, profile=profile, modules=[module])

@@ -124,6 +124,13 @@ CATALOGUE: tuple[Mutant, ...] = (
         "num_key_value_heads = num_heads (MHA assumed) in every attention call",
         "group >= 2",
         wrap_kernels=p.every_attention_call(p.heads_as_mha_v2, p.heads_as_mha_air)),
+    Mutant(
+        "output_rounded_through_bf16", "all", "kernel",
+        "precision loss inside the kernel (an intermediate buffer narrower than the output dtype)",
+        ("https://github.com/MinghuasLab/flash-attention-npu/issues/135",),
+        "every attention output is rounded to bf16 and back",
+        "a float16 or float32 case (bf16 cases cannot see it); caught by the tolerance policy",
+        wrap_kernels=p.wrap_ops({p.V2: p.output_through_bf16}, {p.AIR: p.output_through_bf16})),
     # --- decode (eager and graph) --------------------------------------------------------------
     Mutant(
         "decode_newest_token_dropped", "decode", "kernel",
@@ -139,6 +146,20 @@ CATALOGUE: tuple[Mutant, ...] = (
         "actual_seq_kvlen = ceil(context_lens / block_size) * block_size",
         "a length that is not a block multiple, unused slots poisoned",
         wrap_kernels=p.decode_kv_lengths(p.rounded_to_block)),
+    Mutant(
+        "decode_full_last_block_dropped", "decode", "kernel",
+        "slot/length arithmetic off at a block boundary: a full last block counted as empty",
+        ("https://github.com/Wenyueh/MinivLLM/issues/76",),
+        "actual_seq_kvlen loses block_size tokens when the length is a multiple of block_size",
+        "a decode length that is an exact block multiple",
+        wrap_kernels=p.decode_kv_lengths(p.full_last_block_dropped)),
+    Mutant(
+        "decode_shorter_unaligned_lose_newest", "decode", "kernel",
+        "reading short of the sequence for some rows only (shorter, unaligned sequences of a batch)",
+        ("https://github.com/openvinotoolkit/openvino/pull/38034",),
+        "rows shorter than the batch's longest and not block-aligned get context_lens - 1",
+        "batch >= 2 with unequal lengths, a shorter one not block-aligned",
+        wrap_kernels=p.decode_kv_lengths(p.shorter_unaligned_lose_newest)),
     Mutant(
         "decode_kv_lengths_are_query_lengths", "decode", "kernel",
         "KV lengths confused with query lengths",

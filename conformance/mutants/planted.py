@@ -161,6 +161,15 @@ def gqa_modulo(heads_key: str) -> OpWrapper:
     return wrapper
 
 
+def output_through_bf16(op):
+    """The attention output passes through a bf16 buffer (8 mantissa bits) before the output dtype:
+    precision lost in the kernel, invisible in bf16 cases, visible in fp16 / fp32 ones."""
+    def call(query, key, value, **kwargs):
+        out, lse = op(query, key, value, **kwargs)
+        return out.to(torch.bfloat16).to(out.dtype), lse
+    return call
+
+
 # --- decode (BNSD / torchair) argument changes ----------------------------------------------------
 
 def _kv_lengths(name: str, change: Callable[[torch.Tensor, int], torch.Tensor]) -> Callable[[dict], dict]:
@@ -178,6 +187,18 @@ def newest_dropped(lengths: torch.Tensor, block_size: int) -> torch.Tensor:
 
 def rounded_to_block(lengths: torch.Tensor, block_size: int) -> torch.Tensor:
     return (lengths + (block_size - 1)) // block_size * block_size
+
+
+def full_last_block_dropped(lengths: torch.Tensor, block_size: int) -> torch.Tensor:
+    """The last block counted as empty when the length is a block multiple (a `len % bs` used as
+    the last block's fill): the whole last block goes missing."""
+    return torch.where((lengths % block_size == 0) & (lengths > 0), lengths - block_size, lengths)
+
+
+def shorter_unaligned_lose_newest(lengths: torch.Tensor, block_size: int) -> torch.Tensor:
+    """Rows shorter than the longest row of the batch and not block-aligned lose their newest token."""
+    hit = (lengths < lengths.max()) & (lengths % block_size != 0)
+    return torch.where(hit, lengths - 1, lengths)
 
 
 def query_lengths(lengths: torch.Tensor, block_size: int) -> torch.Tensor:
