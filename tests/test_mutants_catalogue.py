@@ -109,3 +109,26 @@ def test_command_writes_the_matrix_and_ends_with_the_count(tmp_path, capsys):
 def test_command_refuses_unknown_names(capsys):
     assert command.main(["--only", "no_such_bug", "--no-baseline"]) == 2
     assert "no mutant named" in capsys.readouterr().err
+
+
+def test_add_parser_registers_mutants_without_importing_torch():
+    """The CLI registers `mutants` at parser build time: that must not import torch (the NPU probe
+    runs before torch is imported) or pytest."""
+    import subprocess
+    import sys
+
+    code = ("import argparse, sys\n"
+            "from conformance.mutants.command import add_parser\n"
+            "parser = argparse.ArgumentParser(); sub = parser.add_subparsers(dest='command')\n"
+            "add_parser(sub)\n"
+            "args = parser.parse_args(['mutants', '--profile', 'ci', '--only', 'a,b', '--generated-only'])\n"
+            "assert args.func.__name__ == 'run' and args.profile == 'ci' and args.generated_only\n"
+            "print(sorted(m for m in ('torch', 'pytest') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_command_profiles_are_the_runner_profiles():
+    from conformance.mutants.runner import PROFILES
+
+    assert command.PROFILES == PROFILES

@@ -1,9 +1,17 @@
 """Planted bugs in the production layer and the kill matrix of the suite against them.
 
 `catalogue.CATALOGUE` lists the mutants (one entry each, with the bug class and public sources);
-`runner.run_mutant` runs the suite's properties with one planted; `command` is `npu-conformance mutants`.
+`runner.run_suite` runs the suite's properties with one planted; `command` is `npu-conformance mutants`.
+Attributes load lazily, so `conformance.mutants.command` can register its CLI parser without
+importing torch or pytest.
 """
 
-from conformance.mutants.catalogue import BY_NAME, CATALOGUE, Mutant, get
-
 __all__ = ["BY_NAME", "CATALOGUE", "Mutant", "get"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        from conformance.mutants import catalogue
+
+        return getattr(catalogue, name)
+    raise AttributeError(f"module 'conformance.mutants' has no attribute {name!r}")

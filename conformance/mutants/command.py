@@ -16,10 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from conformance.mutants import catalogue, report
-from conformance.mutants.runner import PROFILES, run_suite, suite_modules
-
 DEFAULT_OUT = Path("conformance-report")
+PROFILES = ("dev", "ci", "fuzz", "npu")  # conformance.plugin's hypothesis profiles
+# The catalogue, runner and report load in run(): registering the parser imports neither torch nor pytest.
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -52,7 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", action="store_true", help="list the catalogue and exit")
 
 
-def _selected(only: list[str] | None) -> list[catalogue.Mutant]:
+def _selected(only: list[str] | None) -> list:
+    from conformance.mutants import catalogue
+
     if not only:
         return list(catalogue.CATALOGUE)
     names = [n.strip() for item in only for n in item.split(",") if n.strip()]
@@ -71,6 +72,8 @@ def _console():
 def _list(console) -> int:
     from rich.table import Table
 
+    from conformance.mutants import catalogue, report
+
     table = Table(title=f"{len(catalogue.CATALOGUE)} planted bugs")
     for column in ("mutant", "phase", "via", "bug class", "sources"):
         table.add_column(column)
@@ -81,6 +84,9 @@ def _list(console) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from conformance.mutants import report
+    from conformance.mutants.runner import run_suite, suite_modules
+
     console = _console()
     if args.list:
         return _list(console)
