@@ -47,12 +47,16 @@ def test_unmutated_layer_passes_the_same_runs(tmp_path):
 
 
 def test_runs_leave_no_trace_in_the_session(tmp_path):
-    before_settings = settings()
-    before_profile = hyp_settings.get_current_profile_name()
+    def loaded():
+        current = hyp_settings.default
+        return current.max_examples, current.derandomize, repr(current.database)
+
+    before_settings, before_profile = settings(), loaded()
     run_suite(get("prefill_causal_disabled"), profile="dev", modules=[PREFILL], failures_dir=tmp_path)
     assert settings() == before_settings and settings().mutation is None
-    assert hyp_settings.get_current_profile_name() == before_profile
+    assert loaded() == before_profile, "the outer session's hypothesis profile must be loaded again"
     assert hyp_settings.get_profile(mutant_profile("dev")).database is None
+    assert hyp_settings.get_profile(mutant_profile("dev", explicit=False)).database is None
 
 
 def test_a_broken_run_is_an_error_not_a_kill(tmp_path):
