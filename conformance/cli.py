@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="versions, NPU availability and which backend 'auto' picks")
     info.set_defaults(func=_cmd_info)
     _add_report_commands(sub)
+    from conformance.mutants.command import add_parser as add_mutants_parser
+
+    add_mutants_parser(sub)
     replay = sub.add_parser("replay", help="re-run one saved case (a JSON file from a failing run)")
     replay.add_argument("case", help="case file, e.g. conformance-failures/prefill-0123abcd4567.json")
     replay.add_argument("--backend", choices=("auto", "npu", "emulated"), default="auto")

@@ -73,10 +73,11 @@ def paged_attention(q, k_cache, v_cache, *, query_lens, context_lens, block_tabl
 def _gather(slot_rows, slots):
     """Rows `slots` of [S, Hkv, D] as a [L, Hkv, D] view of head-major storage.
 
-    Selecting along dim 1 of the [Hkv, S, D] view writes the copy head-major,
-    which is the layout the core wants, so the core does not copy it again.
+    Whole rows are gathered from the contiguous slot array (fast), then laid out
+    head-major once, the layout the core wants, so the core does not copy again.
+    The row-major intermediate is freed as soon as the head-major copy exists.
     """
-    return slot_rows.permute(1, 0, 2).index_select(1, slots).permute(1, 0, 2)
+    return slot_rows.index_select(0, slots).permute(1, 0, 2).contiguous().permute(1, 0, 2)
 
 
 def _check_block_tables(block_tables, ctx_lens, block_size, num_blocks):
