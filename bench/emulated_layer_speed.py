@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import statistics
 import sys
-import time
 
 os.environ.setdefault("TORCH_DEVICE_BACKEND_AUTOLOAD", "0")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -29,34 +27,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 import reference  # noqa: E402
+from _timing import medians, table  # noqa: E402  (bench/ is on sys.path when run as a script)
 from conformance import backends  # noqa: E402
 from conformance.cases import Case  # noqa: E402
 from npu_attention import Attention, use_context  # noqa: E402
 
 TARGET = 2.0
 HQ, HKV, D, BLOCK = 8, 2, 128, 128
-
-
-def medians(fns: dict, repeats: int, warmup: int = 1) -> dict[str, float]:
-    """Median wall time of each function, runs interleaved so machine noise hits all of them."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
-
-    def line(cells):
-        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
 def make_case(phase: str, lens: list[int], dtype: str, pad: int = 0) -> Case:

@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import statistics
 import sys
-import time
 
 os.environ.setdefault("TORCH_DEVICE_BACKEND_AUTOLOAD", "0")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -31,6 +29,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import reference  # noqa: E402
+from _timing import medians, table  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 TARGETS = {torch.float32: 1.5, torch.float64: 2.0}
 HQ, HKV, D, BLOCK = 8, 2, 128, 128
@@ -41,28 +40,6 @@ DECODE = {"decode B=8": [1, 16, 127, 128, 129, 300, 511, 2048],
           "decode B=32 ctx<=512": [1 + (37 * i) % 512 for i in range(32)]}
 QUICK_PREFILL = {"prefill B=4": [1, 17, 129, 300]}
 QUICK_DECODE = {"decode B=8": [1, 16, 127, 128, 129, 200, 300, 511]}
-
-
-def medians(fns: dict, repeats: int, warmup: int = 1) -> dict[str, float]:
-    """Median wall time of each function, runs interleaved so machine noise hits all of them."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
-
-    def line(cells):
-        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
 def sdpa_prefill(q, k, v, cu, scale):

@@ -184,14 +184,22 @@ def _check_mask_dtype(c: Checker, mask: torch.Tensor) -> None:
 
 
 _TRIU_CACHE: dict[torch.device, torch.Tensor] = {}
+# The layer passes the same mask buffer on every call: remember the last verdict per tensor, keyed
+# by identity and version counter (an in-place edit bumps _version); holding the tensor keeps its
+# storage from being reused by another tensor with the same data_ptr.
+_LAST_CHECKED: dict = {"mask": None, "version": -1, "canonical": False}
 
 
 def _is_canonical_causal(mask: torch.Tensor) -> bool:
+    if _LAST_CHECKED["mask"] is mask and _LAST_CHECKED["version"] == mask._version:
+        return _LAST_CHECKED["canonical"]
     ref = _TRIU_CACHE.get(mask.device)
     if ref is None:
         ref = torch.triu(torch.ones(MASK_SIZE, MASK_SIZE, dtype=torch.bool, device=mask.device), diagonal=1)
         _TRIU_CACHE[mask.device] = ref
-    return torch.equal(mask.reshape(MASK_SIZE, MASK_SIZE).bool(), ref)
+    canonical = torch.equal(mask.reshape(MASK_SIZE, MASK_SIZE).bool(), ref)
+    _LAST_CHECKED.update(mask=mask, version=mask._version, canonical=canonical)
+    return canonical
 
 
 # ----------------------------------------------------------------------------------------------

@@ -124,12 +124,12 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor
         r1 = min(s1, r0 + step)
         r = r1 - r0
         qc = q[:, r0:r1].reshape(nkv, group * r, d)
-        scores = torch.bmm(qc, kt).view(nkv, group, r, s2) * scale
+        scores = torch.bmm(qc, kt).view(nkv, group, r, s2).mul_(scale)  # in place: one score buffer
         kc = keep[r0:r1]
-        scores = scores.masked_fill(~kc, -math.inf)
+        scores.masked_fill_(~kc, -math.inf)
         has_key = kc.any(-1)[:, None]  # [r, 1]
         peak = torch.where(has_key, scores.amax(-1, keepdim=True), torch.zeros((), dtype=scores.dtype))
-        weights = torch.exp(scores - peak)
+        weights = scores.sub_(peak).exp_()
         total = weights.sum(-1, keepdim=True)
         values = torch.bmm(weights.view(nkv, group * r, s2), v).view(nkv, group, r, dv)
         values = torch.where(has_key, values / total.clamp_min(torch.finfo(total.dtype).tiny), 0.0)
