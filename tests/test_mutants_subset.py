@@ -34,7 +34,7 @@ def test_planted_bug_is_killed(name, tmp_path):
     assert result.status == "killed", f"{name} {result.status}:\n{result.message or result.log[-2000:]}"
     assert result.killed_by.startswith(module.replace(".", "/") + ".py::"), result.killed_by
     assert caught_as in result.how, f"{name} was caught as {result.how!r}, expected {caught_as!r}"
-    assert 1 <= result.cases_to_kill <= result.cases_run
+    assert result.cases_run >= result.cases_to_kill >= 1
     ce = result.counterexample
     assert ce is not None and ce.batch >= 1 and ce.total_tokens >= ce.batch
     assert ce.case_file is not None, "the failing case must be saved for replay"
