@@ -97,8 +97,21 @@ def load_backend(name: str) -> KernelBackend:
     if name not in _LOADERS:
         select_backend(name)  # raises the explanatory ValueError
     if name not in _loaded:
-        _loaded[name] = _LOADERS[name]()
+        backend = _LOADERS[name]()
+        missing = [f"{module}.{op}" for module, ops in REQUIRED_OPS.items() for op in ops
+                   if not _has_path(getattr(backend, module), op)]
+        if missing:
+            raise KernelUnavailable(f"kernel backend {name!r} lacks ops the layer calls: {missing}")
+        _loaded[name] = backend
     return _loaded[name]
+
+
+def _has_path(obj: Any, dotted: str) -> bool:
+    for part in dotted.split("."):
+        if not hasattr(obj, part):
+            return False
+        obj = getattr(obj, part)
+    return True
 
 
 def active_backend() -> KernelBackend:

@@ -32,6 +32,15 @@ def test_missing_op_names_the_backend_and_op():
         kernels.torch_npu.npu_rotary_mul
 
 
+def test_a_backend_without_the_layer_ops_is_refused_on_load():
+    kernels.register_backend("fake-partial", lambda: kernels.KernelBackend(
+        "fake-partial", kernels.namespace(scatter_update_=print), kernels.namespace(ops=kernels.namespace())))
+    with kernels.use_backend("fake-partial"), pytest.raises(kernels.KernelUnavailable) as info:
+        kernels.torch_npu.scatter_update_
+    assert "torch_npu.npu_fused_infer_attention_score_v2" in str(info.value)
+    assert "torchair.ops.npu_fused_infer_attention_score" in str(info.value)
+
+
 def test_unknown_backend_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="unknown kernel backend 'tpu'.*npu"):
         kernels.select_backend("tpu")

@@ -108,6 +108,14 @@ def test_cache_comparison_is_bit_exact_over_the_whole_cache(dtype):
     assert not compare_cache("k_cache", tiny, cache).passed
 
 
+def test_float32_defaults_to_a_wider_multiple():
+    from conformance.tolerance import PolicySet
+
+    policies = PolicySet()
+    assert policies.for_dtype(torch.float32).k == 4.0
+    assert policies.for_dtype(torch.bfloat16).k == policies.for_dtype(torch.float16).k == 2.0
+
+
 def test_policy_file_overrides_defaults_and_dtypes(tmp_path):
     path = tmp_path / "ascend910b.toml"
     path.write_text('[hardware]\ndevice = "Ascend 910B3"\ncann = "8.3.RC1"\n[policy]\nk = 2.5\n'
@@ -115,7 +123,7 @@ def test_policy_file_overrides_defaults_and_dtypes(tmp_path):
     policies = load_policy(path)
     assert policies.default.k == 2.5 and policies.default.source == str(path)
     assert policies.for_dtype(torch.bfloat16).k == 3.0 and policies.for_dtype(torch.bfloat16).floor == 1e-4
-    assert policies.for_dtype(torch.float16).k == 2.5
+    assert policies.for_dtype(torch.float16).k == 2.5 and policies.for_dtype(torch.float32).k == 2.5
     assert policies.hardware == {"device": "Ascend 910B3", "cann": "8.3.RC1"}
 
 
