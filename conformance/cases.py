@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import cached_property
 
 import torch
@@ -38,7 +38,6 @@ class Case:
     max_num_seqs: int = 0  # decode_graph: batch padded to this many rows
     table_width: int = 0  # decode_graph: fixed block-table width (max_model_len // block_size)
     scale: float | None = None  # softmax scale; None = 1/sqrt(head_dim), the layer's default
-    notes: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self):
         if self.phase not in PHASES:
@@ -66,7 +65,7 @@ class Case:
     @classmethod
     def from_dict(cls, data: dict) -> "Case":
         data = dict(data)
-        for key in ("seq_lens", "outlier_rows", "notes"):
+        for key in ("seq_lens", "outlier_rows"):
             if key in data:
                 data[key] = tuple(data[key])
         data["block_tables"] = tuple(tuple(row) for row in data["block_tables"])

@@ -28,10 +28,9 @@ class Expected:
     golden: torch.Tensor  # [rows, Hq, D] float64; rows = every row forward() returns
     baseline: torch.Tensor  # same rows, kernel dtype
     row_seq: list[int]  # sequence of each row (padded graph rows get their own index)
-    empty_rows: list[int]  # rows that see no key: must be exactly 0
+    empty_rows: list[int]  # rows that see no key, must be exactly 0: the graph padding rows
     k_cache: torch.Tensor  # 3-D cache after a correct write (CPU)
     v_cache: torch.Tensor
-    dummy_rows: list[int] = field(default_factory=list)  # graph padding rows (they write the dummy slot)
 
 
 def expected_results(case: Case, t: Tensors) -> Expected:
@@ -45,7 +44,7 @@ def expected_results(case: Case, t: Tensors) -> Expected:
         def attend(dtype, reorder):
             return reference.varlen_attention(q, k, v, cu_seqlens_q=cu, cu_seqlens_k=cu, scale=case.softmax_scale,
                                               compute_dtype=dtype, reorder_ops=reorder)
-        row_seq, empty, dummy = t.row_seq, [], []
+        row_seq, empty = t.row_seq, []
     else:
         batch = case.batch
         ctx = case.context()
@@ -59,10 +58,8 @@ def expected_results(case: Case, t: Tensors) -> Expected:
             # Padded graph rows have context_lens 0: the kernel returns zeros for them.
             pad = torch.zeros(case.num_new_tokens - batch, *real.shape[1:], dtype=real.dtype)
             return torch.cat([real, pad])
-        padded = list(range(batch, case.num_new_tokens))
-        row_seq, empty, dummy = list(range(case.num_new_tokens)), padded, padded
-    return Expected(attend(torch.float64, False), attend(case.torch_dtype, True), row_seq, empty,
-                    new_k, new_v, dummy)
+        row_seq, empty = list(range(case.num_new_tokens)), list(range(batch, case.num_new_tokens))
+    return Expected(attend(torch.float64, False), attend(case.torch_dtype, True), row_seq, empty, new_k, new_v)
 
 
 @lru_cache(maxsize=8)
@@ -195,8 +192,8 @@ def judge(case: Case, t: Tensors, run: LayerRun, expected: Expected, policy, bac
                             accumulation_length=case.head_dim * max(case.seq_lens))
     caches = []
     for name, actual, want in (("k_cache", run.k_cache, expected.k_cache), ("v_cache", run.v_cache, expected.v_cache)):
-        if expected.dummy_rows:
-            want = _accept_dummy_write(want, actual, case, t, name, expected.dummy_rows)
+        if expected.empty_rows:  # graph padding rows write the dummy slot
+            want = _accept_dummy_write(want, actual, case, t, name, expected.empty_rows)
         caches.append(compare_cache(name, actual, want))
     return Outcome(case, backend, output, caches, run.hazards, run)
 

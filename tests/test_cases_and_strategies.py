@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 from conformance.cases import Case
 from conformance.check import check_case
-from conformance.strategies import NPU_HEAD_DIMS, attention_shapes, decode_cases, graph_cases, prefill_cases
+from conformance.strategies import NPU_HEAD_DIMS, decode_cases, graph_cases, prefill_cases
 from npu_attention import validate_context
 
 DECODE = Case(phase="decode_graph", num_heads=8, num_kv_heads=2, head_dim=16, dtype="bfloat16", block_size=16,

@@ -10,17 +10,11 @@ import torch
 from conformance import emulator
 from conformance.emulator import ContractViolation, Hazard, HazardError
 
+from emulator_ops import AIR, MASK, RAC, SCU, V1, V2  # noqa: E402  (tests/ is on sys.path)
+
 tn = emulator.torch_npu
 air = emulator.torchair.ops
-MASK = torch.triu(torch.ones(2048, 2048, dtype=torch.bool), diagonal=1)
 F16, BF16 = torch.float16, torch.bfloat16
-
-V2 = "torch_npu.npu_fused_infer_attention_score_v2"
-V1 = "torch_npu.npu_fused_infer_attention_score"
-AIR = "torchair.ops.npu_fused_infer_attention_score"
-RAC = "torch_npu._npu_reshape_and_cache"
-SCU = "torch_npu.scatter_update_"
-
 
 def r(*shape, dtype=F16):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(7 + sum(shape))).to(dtype)

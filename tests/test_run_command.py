@@ -8,7 +8,6 @@ relation, dev profile), so a test takes seconds.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import subprocess
 import sys

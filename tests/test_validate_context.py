@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conformance.runner import allocate_kv_cache, decode_context, prefill_context
-from npu_attention import Context, ContextError, validate_context
+from npu_attention import ContextError, validate_context
 
 HEADS, KV_HEADS, HEAD_DIM, BLOCK, NUM_BLOCKS = 8, 2, 16, 4, 12
 # Physical blocks shuffled; block 0 unused; block 11 is the graph-padding dummy.

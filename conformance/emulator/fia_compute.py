@@ -68,19 +68,23 @@ def keep_matrix(plan: FiaPlan, mask: torch.Tensor | None, b: int, device) -> tup
     return (base if masked is None else base & ~masked), base
 
 
+def _dense_rows(layout: str, x: torch.Tensor, b: int, length: int, heads: int, dim: int,
+                starts: tuple[int, ...]) -> torch.Tensor:
+    """Float32 [heads, length, dim] of batch b of a dense query/key/value in `layout`."""
+    if layout == "BSH":
+        rows = x[b, :length].reshape(length, heads, dim).transpose(0, 1)
+    elif layout == "BSND":
+        rows = x[b, :length].transpose(0, 1)
+    elif layout == "BNSD":
+        rows = x[b, :, :length]
+    else:  # TND: batch b starts at row starts[b]
+        rows = x[starts[b]:starts[b] + length].transpose(0, 1)
+    return rows.float()
+
+
 def query_rows(plan: FiaPlan, query: torch.Tensor, b: int) -> torch.Tensor:
     """Float32 [N, q_b, D] of batch b."""
-    n, d, q_len = plan.num_heads, plan.head_dim, plan.q_lens[b]
-    if plan.layout == "BSH":
-        rows = query[b, :q_len].reshape(q_len, n, d).transpose(0, 1)
-    elif plan.layout == "BSND":
-        rows = query[b, :q_len].transpose(0, 1)
-    elif plan.layout == "BNSD":
-        rows = query[b, :, :q_len]
-    else:  # TND
-        start = plan.q_starts[b]
-        rows = query[start:start + q_len].transpose(0, 1)
-    return rows.float()
+    return _dense_rows(plan.layout, query, b, plan.q_lens[b], plan.num_heads, plan.head_dim, plan.q_starts)
 
 
 def kv_rows(plan: FiaPlan, cache: torch.Tensor, block_table: torch.Tensor | None, b: int,
@@ -95,16 +99,8 @@ def kv_rows(plan: FiaPlan, cache: torch.Tensor, block_table: torch.Tensor | None
             rows = blocks.reshape(-1, nkv, dim)[:kv_len].transpose(0, 1)
         else:  # (nb, N, bs, D)
             rows = blocks.permute(1, 0, 2, 3).reshape(nkv, -1, dim)[:, :kv_len]
-    elif plan.layout == "BSH":
-        rows = cache[b, :kv_len].reshape(kv_len, nkv, dim).transpose(0, 1)
-    elif plan.layout == "BSND":
-        rows = cache[b, :kv_len].transpose(0, 1)
-    elif plan.layout == "BNSD":
-        rows = cache[b, :, :kv_len]
-    else:  # TND
-        start = plan.kv_starts[b]
-        rows = cache[start:start + kv_len].transpose(0, 1)
-    return rows.float()
+        return rows.float()
+    return _dense_rows(plan.layout, cache, b, kv_len, nkv, dim, plan.kv_starts)
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor,

@@ -73,7 +73,7 @@ def _record(rng: random.Random, i: int, phase: str, dtype: str, test_id: str, ra
     case = {"phase": phase, "num_heads": 8, "num_kv_heads": 2, "head_dim": 128, "dtype": dtype, "block_size": 128,
             "num_blocks": 12, "seq_lens": lens, "block_tables": [[1 + b] for b in range(batch)], "seed": i,
             "outlier_rows": [], "outlier_scale": 8.0, "max_num_seqs": 8 if phase == "decode_graph" else 0,
-            "table_width": 4 if phase == "decode_graph" else 0, "scale": None, "notes": []}
+            "table_width": 4 if phase == "decode_graph" else 0, "scale": None}
     worst_ratio_total = math.inf if nonfinite else max(ratio, mean_ratio)
     return {
         "case_id": hashlib.sha1(f"{phase}/{dtype}/{i}".encode()).hexdigest()[:12], "phase": phase, "dtype": dtype,
