@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 import reference
+from conformance.acknowledgements import judge_hazards
 from conformance.backends import prepare_device  # importing it also registers the emulated backend
 from conformance.cases import Case, Tensors
 from conformance.mutation import mutated_kernel_backend
@@ -70,17 +71,14 @@ def _layer(layer_class: type[Attention], num_heads: int, head_dim: int, scale: f
         return layer_class(num_heads, head_dim, scale, num_kv_heads)
 
 
-def _hazard_scope(backend: str, strict: bool):
-    """(context manager, log) recording the emulator's hazards; real kernels report none."""
+def _findings_scope(backend: str):
+    """A context manager giving the log of the emulator's hazards and notes; real kernels report none.
+    Hazards are recorded, never raised: the verdict (judge) decides whether they fail the case."""
     if backend != "emulated":
-        return contextlib.nullcontext([]), None
+        return contextlib.nullcontext([])
     from conformance import emulator
 
-    stack = contextlib.ExitStack()
-    if strict:
-        stack.enter_context(emulator.strict_contracts())
-    log = stack.enter_context(emulator.record_hazards())
-    return stack, log
+    return emulator.record_hazards()
 
 
 @dataclass
@@ -89,6 +87,7 @@ class LayerRun:
     k_cache: torch.Tensor  # 3-D, CPU, after the layer's write
     v_cache: torch.Tensor
     hazards: list[dict]
+    notes: list[dict] = field(default_factory=list)
 
 
 def run_layer(case: Case, t: Tensors, run: RunSettings, context: Context | None = None) -> LayerRun:
@@ -112,17 +111,17 @@ def run_layer(case: Case, t: Tensors, run: RunSettings, context: Context | None 
         kernel_backend = mutated_kernel_backend(kernel_backend, mutation)
     if case.phase == "decode_graph" and run.compile_graph:
         forward = compiled_decode(layer, kernel_backend)
-    scope, log = _hazard_scope(run.backend, run.strict_contracts)
-    with kernels.use_backend(kernel_backend), use_context(ctx), scope:
+    with kernels.use_backend(kernel_backend), use_context(ctx), _findings_scope(run.backend) as log:
         out = forward(t.q, t.k, t.v)
     out = out.reshape(case.num_new_tokens, case.num_heads, case.head_dim).cpu()
-    hazards = [_hazard_dict(h) for h in (log or [])]
-    return LayerRun(out, layer.k_cache.cpu(), layer.v_cache.cpu(), hazards)
+    hazards = [_finding_dict(h) for h in (log or [])]
+    notes = [_finding_dict(n) for n in getattr(log, "notes", [])]
+    return LayerRun(out, layer.k_cache.cpu(), layer.v_cache.cpu(), hazards, notes)
 
 
-def _hazard_dict(hazard) -> dict:
-    return {"op": hazard.op, "argument": hazard.argument, "rule": hazard.rule, "source": hazard.source,
-            "inferred": hazard.inferred, "detail": hazard.detail}
+def _finding_dict(finding) -> dict:
+    return {"op": finding.op, "argument": finding.argument, "rule": finding.rule, "code": finding.code,
+            "source": finding.source, "inferred": finding.inferred, "detail": finding.detail}
 
 
 @dataclass
@@ -131,12 +130,20 @@ class Outcome:
     backend: str
     output: OutputMetrics
     caches: list[CacheMetrics]
-    hazards: list[dict]
+    hazards: list[dict]  # each with `acknowledgement` and `accepted` (conformance.acknowledgements)
+    notes: list[dict] = field(default_factory=list)
     layer: LayerRun | None = field(default=None, repr=False)  # raw results, for metamorphic checks
 
     @property
+    def failed_checks(self) -> list[str]:
+        """What failed: "output", a cache name, "hazards" (an unacknowledged hazard)."""
+        failed = [] if self.output.passed else ["output"]
+        failed += [c.name for c in self.caches if not c.passed]
+        return failed + (["hazards"] if any(not h["accepted"] for h in self.hazards) else [])
+
+    @property
     def passed(self) -> bool:
-        return self.output.passed and all(c.passed for c in self.caches)
+        return not self.failed_checks
 
     @property
     def verdict(self) -> str:
@@ -156,8 +163,9 @@ class Outcome:
             "lengths": {"batch": case.batch, "min": min(case.seq_lens), "max": max(case.seq_lens),
                         "total": sum(case.seq_lens)},
             "ratio": self.ratio, "bound": self.output.bound, "verdict": self.verdict,
+            "failed_checks": self.failed_checks,
             "output": self.output.as_dict(), "caches": [c.as_dict() for c in self.caches],
-            "hazards": self.hazards, "case": case.to_dict(),
+            "hazards": self.hazards, "notes": self.notes, "case": case.to_dict(),
         }
 
     def explain(self, replay_file: Path | None = None) -> str:
@@ -180,13 +188,22 @@ class Outcome:
             lines.append(f"  {c.name}: {c.verdict.upper()} ({c.mismatched_slots}/{c.slots} slots differ)")
             lines += [f"    - {reason}" for reason in c.reasons]
         for h in self.hazards:
-            lines.append(f"  hazard: {h['op']} {h['argument']}: {h['rule']}")
+            if h["accepted"]:
+                status = f"acknowledged ({h['acknowledgement']})"
+            elif h["acknowledgement"]:
+                status = f"FAILS: --strict-contracts ignores its acknowledgement {h['acknowledgement']}"
+            else:
+                status = "FAILS: not acknowledged"
+            lines.append(f"  hazard [{h['code']}] {status}: {h['op']} {h['argument']}: {h['rule']}")
+            if h.get("detail"):
+                lines.append(f"    ({h['detail']})")
         if replay_file is not None:
             lines.append(f"  replay: npu-conformance replay {replay_file} --backend {self.backend}")
         return "\n".join(lines)
 
 
-def judge(case: Case, t: Tensors, run: LayerRun, expected: Expected, policy, backend: str) -> Outcome:
+def judge(case: Case, t: Tensors, run: LayerRun, expected: Expected, policy, backend: str,
+          settings: RunSettings | None = None) -> Outcome:
     output = compare_output(run.out, expected.golden, expected.baseline, dtype=case.torch_dtype,
                             row_seq=expected.row_seq, empty_rows=expected.empty_rows, policy=policy,
                             accumulation_length=case.head_dim * max(case.seq_lens))
@@ -195,7 +212,9 @@ def judge(case: Case, t: Tensors, run: LayerRun, expected: Expected, policy, bac
         if expected.empty_rows:  # graph padding rows write the dummy slot
             want = _accept_dummy_write(want, actual, case, t, name, expected.empty_rows)
         caches.append(compare_cache(name, actual, want))
-    return Outcome(case, backend, output, caches, run.hazards, run)
+    settings = settings or current_settings()
+    hazards = judge_hazards(run.hazards, case.phase, settings.acknowledgements, settings.strict_contracts)
+    return Outcome(case, backend, output, caches, hazards, run.notes, run)
 
 
 def _accept_dummy_write(want, actual, case: Case, t: Tensors, name: str, rows: list[int]) -> torch.Tensor:
@@ -217,7 +236,7 @@ def check_case(case: Case, run: RunSettings | None = None, tensors: Tensors | No
     tensors = tensors if tensors is not None else case.materialise(run.device)
     expected = expected_results(case, tensors)
     layer_run = run_layer(case, tensors, run)
-    return judge(case, tensors, layer_run, expected, run.policies.for_dtype(case.torch_dtype), run.backend)
+    return judge(case, tensors, layer_run, expected, run.policies.for_dtype(case.torch_dtype), run.backend, run)
 
 
 def save_case(case: Case, directory: Path) -> Path:

@@ -51,6 +51,14 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     changes = {"backend": backend, "backend_reason": reason, "strict_contracts": args.strict_contracts}
     if args.tolerance_policy:
         changes["policies"] = load_policy(args.tolerance_policy)
+    if args.acknowledgements:
+        from conformance.acknowledgements import LedgerError, load_ledger
+
+        try:
+            changes["acknowledgements"] = load_ledger(args.acknowledgements)
+        except LedgerError as exc:
+            print(f"npu-conformance replay: {exc}", file=sys.stderr)
+            return 2
     run = configure(**changes)
     outcome = check_case(case, run)
     print(outcome.explain())
@@ -106,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="re-run one saved case (a JSON file from a failing run)")
     replay.add_argument("case", help="case file, e.g. conformance-failures/prefill-0123abcd4567.json")
     replay.add_argument("--backend", choices=("auto", "npu", "emulated"), default="auto")
-    replay.add_argument("--strict-contracts", action="store_true", help="emulator hazards fail the case")
+    replay.add_argument("--strict-contracts", action="store_true",
+                        help="every emulator hazard fails the case, acknowledged or not")
+    replay.add_argument("--acknowledgements", metavar="FILE", help="TOML ledger of accepted emulator hazards")
     replay.add_argument("--tolerance-policy", metavar="FILE", help="TOML tolerance policy overrides")
     replay.set_defaults(func=_cmd_replay)
     return parser

@@ -3,7 +3,9 @@
     --backend auto|npu|emulated   which kernels run the layer (auto: npu if the subprocess probe
                                   finds a usable device, else the CPU op emulator)
     --require-npu                 a hardware job must not go green by skipping: skips become failures
-    --strict-contracts            emulator hazards fail the case
+    --strict-contracts            every emulator hazard fails its case: acknowledgements are ignored
+    --acknowledgements FILE       the ledger of accepted hazards (default: the project's,
+                                  conformance/acknowledged_hazards.toml); unacknowledged hazards fail
     --tolerance-policy FILE       TOML overrides of the tolerance policy for a hardware/CANN pair
     --conformance-failures DIR    where failing cases are saved as replayable JSON
     --conformance-report DIR      write report.json, report.html, summary.md, junit.xml (conformance.report)
@@ -21,6 +23,7 @@ import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings as hyp_settings  # noqa: E402
 from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
 
+from conformance.acknowledgements import LedgerError, default_ledger, load_ledger  # noqa: E402
 from conformance.backends import prepare_device, resolve_backend  # noqa: E402
 from conformance.cases import Case  # noqa: E402
 from conformance.check import save_case  # noqa: E402
@@ -56,7 +59,11 @@ def pytest_addoption(parser):
                     help="kernels that run the layer: npu, emulated (CPU op emulator) or auto (default)")
     group.addoption("--require-npu", action="store_true",
                     help="fail instead of skipping when no NPU is usable (for hardware CI)")
-    group.addoption("--strict-contracts", action="store_true", help="emulator hazards fail the case")
+    group.addoption("--strict-contracts", action="store_true",
+                    help="every emulator hazard fails its case, acknowledged or not")
+    group.addoption("--acknowledgements", metavar="FILE", default=None,
+                    help="TOML ledger of accepted emulator hazards (default: the project's "
+                         "conformance/acknowledged_hazards.toml); any other hazard fails its case")
     group.addoption("--tolerance-policy", metavar="FILE", default=None,
                     help="TOML file overriding the tolerance policy (k, mean_k, ulps, floor)")
     group.addoption("--conformance-failures", metavar="DIR", default="conformance-failures",
@@ -83,9 +90,15 @@ def pytest_configure(config):
             policies = load_policy(config.getoption("tolerance_policy"))
         except PolicyFileError as exc:
             raise pytest.UsageError(str(exc)) from exc
+    ledger = default_ledger()
+    if config.getoption("acknowledgements"):
+        try:
+            ledger = load_ledger(config.getoption("acknowledgements"))
+        except LedgerError as exc:
+            raise pytest.UsageError(str(exc)) from exc
     npu_usable = backend == "npu" and probe_npu().usable
     configure(backend=backend, backend_reason=reason, strict_contracts=config.getoption("strict_contracts"),
-              require_npu=config.getoption("require_npu"), policies=policies,
+              require_npu=config.getoption("require_npu"), policies=policies, acknowledgements=ledger,
               failures_dir=Path(config.getoption("conformance_failures")))
     config._conformance_npu_missing = None
     if npu_usable:
@@ -97,7 +110,8 @@ def pytest_configure(config):
 def pytest_report_header(config):
     s = settings()
     return [f"npu-conformance: backend={s.backend} ({s.backend_reason}); strict_contracts={s.strict_contracts}; "
-            f"hypothesis profile={config._conformance_profile}; tolerance policy={s.policies.default.source}"]
+            f"hypothesis profile={config._conformance_profile}; tolerance policy={s.policies.default.source}; "
+            f"acknowledgements={s.acknowledgements.source}"]
 
 
 def pytest_collection_modifyitems(config, items):

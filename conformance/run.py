@@ -30,7 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: conformance-report)")
     parser.add_argument("--seed", type=int, metavar="N", default=None, help="hypothesis seed (--hypothesis-seed)")
     parser.add_argument("-k", metavar="EXPR", dest="keyword", default=None, help="only tests matching EXPR (pytest -k)")
-    parser.add_argument("--strict-contracts", action="store_true", help="emulator hazards fail the case")
+    parser.add_argument("--strict-contracts", action="store_true",
+                        help="every emulator hazard fails its case, acknowledged or not")
+    parser.add_argument("--acknowledgements", metavar="FILE", default=None,
+                        help="TOML ledger of accepted emulator hazards (default: the project's)")
     parser.add_argument("--require-npu", action="store_true",
                         help="fail unless a real NPU ran the cases (for hardware CI)")
     parser.add_argument("--tolerance-policy", metavar="FILE", default=None,
@@ -54,6 +57,8 @@ def pytest_arguments(args: argparse.Namespace) -> list[str]:
         argv += ["-k", args.keyword]
     if args.strict_contracts:
         argv.append("--strict-contracts")
+    if args.acknowledgements:
+        argv += ["--acknowledgements", args.acknowledgements]
     if args.require_npu:
         argv.append("--require-npu")
     if args.tolerance_policy:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from conformance.acknowledgements import Ledger, default_ledger
 from conformance.tolerance import PolicySet
 
 if TYPE_CHECKING:
@@ -19,9 +20,10 @@ if TYPE_CHECKING:
 class RunSettings:
     backend: str = "emulated"  # resolved: "npu" or "emulated"
     backend_reason: str = "default for direct use"
-    strict_contracts: bool = False
+    strict_contracts: bool = False  # no acknowledgement applies: every emulator hazard fails its case
     require_npu: bool = False
     policies: PolicySet = field(default_factory=PolicySet)
+    acknowledgements: Ledger = field(default_factory=default_ledger)  # hazards accepted by the project
     failures_dir: Path = Path("conformance-failures")  # every failing case is saved here as JSON
     compile_graph: bool = True  # decode_graph: trace the layer with torch.compile (else call eagerly)
     mutation: "Mutation | None" = None  # a planted bug (conformance.mutation), for measuring the suite

@@ -9,11 +9,11 @@ import sys
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import Phase, given, settings, strategies as st
 
 from conformance.cases import Case
 from conformance.check import check_case
-from conformance.strategies import NPU_HEAD_DIMS, decode_cases, graph_cases, prefill_cases
+from conformance.strategies import NPU_HEAD_DIMS, PREFILL_HEAD_DIMS, decode_cases, graph_cases, prefill_cases
 from npu_attention import validate_context
 
 DECODE = Case(phase="decode_graph", num_heads=8, num_kv_heads=2, head_dim=16, dtype="bfloat16", block_size=16,
@@ -80,6 +80,9 @@ def _check_structure(case: Case, backend: str) -> None:
     if not case.is_prefill:
         assert case.dummy_block not in blocks, "the dummy block is reserved"
     assert case.num_heads % case.num_kv_heads == 0 and 1 <= case.num_heads // case.num_kv_heads <= 8
+    if case.is_prefill:  # what the TND kernel takes: bf16 (float32 is the emulator's note), D 64/128
+        assert case.dtype in (("bfloat16",) if backend == "npu" else ("bfloat16", "float32"))
+        assert case.head_dim in PREFILL_HEAD_DIMS
     if backend == "npu":
         assert case.dtype in ("float16", "bfloat16") and case.block_size == 128
         assert case.head_dim in NPU_HEAD_DIMS["prefill" if case.is_prefill else "decode"]
@@ -120,6 +123,21 @@ def test_strategies_reach_the_interesting_regions():
 
     sample()
     assert seen >= {"ragged", "boundary", "single", "gqa", "mqa", "long", "float16", "bfloat16", "float32"}
+
+
+def test_long_draws_happen_as_often_as_the_docstring_says():
+    """sequence_lengths: about 1 draw in 20 has a sequence > 512 positions, ~1 in 100 one > 2048."""
+    longest = []
+
+    @settings(max_examples=400, deadline=None, database=None, derandomize=True, phases=[Phase.generate])
+    @given(case=prefill_cases())
+    def sample(case):
+        longest.append(max(case.seq_lens))
+
+    sample()
+    over_512 = sum(n > 512 for n in longest) / len(longest)
+    over_2048 = sum(n > 2048 for n in longest) / len(longest)
+    assert 0.02 <= over_512 <= 0.10 and 0.0025 <= over_2048 <= 0.04, (over_512, over_2048)
 
 
 def test_a_failing_case_explains_itself():

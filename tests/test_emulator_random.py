@@ -60,6 +60,9 @@ def draw(seed: int) -> Spec:
     dtype = DTYPES[(seed // 8) % 3]
     heads, kv_heads = HEADS[rng.randrange(len(HEADS))]
     head_dim = rng.choice((16, 32, 64))
+    if layout == "TND":  # the TND tiling takes only bf16 (float32: the emulator's note) and D 64/128/192
+        dtype = (torch.bfloat16, torch.float32)[(seed // 8) % 2]
+        head_dim = 64
     batch = rng.randint(1, 3)
     decode = layout != "TND" and rng.random() < 0.4
     if decode:
@@ -81,7 +84,7 @@ def draw(seed: int) -> Spec:
         if decode:
             spec.block_size = rng.choice((16, 32))
         elif layout == "TND":
-            spec.block_size = rng.choice((16, 128))
+            spec.block_size = 128  # TND paging: a multiple of 128 in [128, 1024]
         else:
             spec.block_size = 128
         spec.four_d = layout == "BNSD" and rng.random() < 0.5

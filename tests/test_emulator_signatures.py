@@ -1,7 +1,7 @@
 """The emulated ops have the real signatures: same names, order, defaults and keyword-only split.
 
 The schema strings are the public ones: Ascend/op-plugin op_plugin/config/op_plugin_functions.yaml
-(v1, v2, scatter_update_), Ascend/torchair python/torchair/ops/_npu_fused_infer_attention_score.py
+(v1, v2 as of L6194 at 517f2e7, scatter_update_), Ascend/torchair python/torchair/ops/_npu_fused_infer_attention_score.py
 (the air op) and the atb registration of _npu_reshape_and_cache (op_plugin/ops/atb/ReshapeAndCachAtb.cpp).
 """
 
@@ -33,7 +33,7 @@ FIA_V2 = (
     "SymInt[]? actual_seq_kvlen=None, Tensor? block_table=None, Tensor? dequant_scale_query=None, "
     "Tensor? dequant_scale_key=None, Tensor? dequant_offset_key=None, Tensor? dequant_scale_value=None, "
     "Tensor? dequant_offset_value=None, Tensor? dequant_scale_key_rope=None, Tensor? quant_scale_out=None, "
-    "Tensor? quant_offset_out=None, Tensor? learnable_sink=None, int num_query_heads=1, "
+    "Tensor? quant_offset_out=None, Tensor? quant_scale_p=None, Tensor? learnable_sink=None, int num_query_heads=1, "
     "int num_key_value_heads=0, float softmax_scale=1.0, int pre_tokens=2147483647, "
     "int next_tokens=2147483647, str input_layout=\"BSH\", int sparse_mode=0, int block_size=0, "
     "int query_quant_mode=0, int key_quant_mode=0, int value_quant_mode=0, int inner_precise=0, "
@@ -41,7 +41,7 @@ FIA_V2 = (
     "int? query_rope_dtype=None, int? key_rope_dtype=None, int? key_shared_prefix_dtype=None, "
     "int? value_shared_prefix_dtype=None, int? dequant_scale_query_dtype=None, "
     "int? dequant_scale_key_dtype=None, int? dequant_scale_value_dtype=None, "
-    "int? dequant_scale_key_rope_dtype=None) -> (Tensor, Tensor)"
+    "int? dequant_scale_key_rope_dtype=None, int? out_dtype=None) -> (Tensor, Tensor)"
 )
 FIA_AIR = (
     "npu_fused_infer_attention_score(Tensor query, Tensor key, Tensor value, *, Tensor? pse_shift=None, "

@@ -15,7 +15,7 @@ from emulator_ops import AIR, MASK, RAC, SCU, V1, V2  # noqa: E402  (tests/ is o
 
 tn = emulator.torch_npu
 air = emulator.torchair.ops
-F16 = torch.float16
+F16, BF16 = torch.float16, torch.bfloat16
 
 def r(*shape, dtype=F16):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(sum(shape) + len(shape))).to(dtype)
@@ -34,8 +34,10 @@ def decode(**over):
 
 
 def prefill(**over):
-    """v2 TND prefill, fp16, D 128, GQA 2/1, sparse_mode 3 with the optimized mask."""
-    kw = dict(query=r(8, 2, 128), key=r(8, 1, 128), value=r(8, 1, 128), num_query_heads=2, num_key_value_heads=1,
+    """v2 TND prefill, bf16 (the only dtype the TND tiling takes), D 128, GQA 2/1, sparse_mode 3 with the
+    optimized mask."""
+    kw = dict(query=r(8, 2, 128, dtype=BF16), key=r(8, 1, 128, dtype=BF16), value=r(8, 1, 128, dtype=BF16),
+              num_query_heads=2, num_key_value_heads=1,
               input_layout="TND", softmax_scale=0.08, atten_mask=MASK, actual_seq_qlen=[3, 8],
               actual_seq_kvlen=[3, 8], sparse_mode=3, inner_precise=1)
     kw.update(over)
@@ -167,10 +169,25 @@ VIOLATIONS = [
     ("prompt_block_size_128", paged_prompt(key=r(8, 64, 128), value=r(8, 64, 128), block_size=64,
                                            block_table=torch.tensor([[2, 0, 3, 4], [1, 5, -1, -1]], dtype=torch.int32)),
      V1, "block_size", "multiple of 128 in [128, 1024]"),
-    ("tnd_block_size_16", prefill(key=r(4, 8, 128), value=r(4, 8, 128), block_size=8, actual_seq_kvlen=[4, 6],
-                                  actual_seq_qlen=[3, 4], query=r(4, 2, 128),
+    ("tnd_block_size_64", prefill(key=r(4, 64, 128, dtype=BF16), value=r(4, 64, 128, dtype=BF16), block_size=64,
+                                  actual_seq_kvlen=[4, 6], actual_seq_qlen=[3, 4], query=r(4, 2, 128, dtype=BF16),
                                   block_table=torch.tensor([[0, -1], [1, 2]], dtype=torch.int32)),
-     V2, "block_size", "TND paging needs block_size <= 1024 and a multiple of 16"),
+     V2, "block_size", "TND paging needs block_size a multiple of 128 in [128, 1024]"),
+    ("tnd_block_size_over_1024", prefill(key=r(2, 1152, 128, dtype=BF16), value=r(2, 1152, 128, dtype=BF16),
+                                         block_size=1152, actual_seq_kvlen=[4, 6], actual_seq_qlen=[3, 4],
+                                         query=r(4, 2, 128, dtype=BF16),
+                                         block_table=torch.tensor([[0], [1]], dtype=torch.int32)),
+     V2, "block_size", "a multiple of 128 in [128, 1024]"),
+    # TND dtype and head dims (PFA tiling CheckInputShapeWhenLayoutIsTND; aclnn V4 doc)
+    ("tnd_float16", prefill(query=r(8, 2, 128), key=r(8, 1, 128), value=r(8, 1, 128)), V2, "query",
+     "layout TND needs bfloat16"),
+    ("tnd_head_dim_32", prefill(query=r(8, 2, 32, dtype=BF16), key=r(8, 1, 32, dtype=BF16),
+                                value=r(8, 1, 32, dtype=BF16)), V2, "query",
+     "layout TND needs (D, Dv) of (192, 192), (192, 128), (128, 128) or (64, 64)"),
+    ("tnd_head_dims_mixed", prefill(value=r(8, 1, 64, dtype=BF16)), V2, "query", "layout TND needs (D, Dv)"),
+    ("tnd_gqa_value_dim_192", prefill(query=r(8, 2, 192, dtype=BF16), key=r(8, 1, 192, dtype=BF16),
+                                      value=r(8, 1, 192, dtype=BF16)), V2, "value",
+     "layout TND with GQA (G != 1) refuses value head dim 192"),
     ("paged_needs_kv_lengths", decode(actual_seq_kvlen=None), V2, "actual_seq_kvlen", "is required with block_table"),
     # unpaged key/value shapes
     ("unpaged_rank", prompt(key=r(2, 6, 2, 64), value=r(2, 6, 2, 64)), V1, "key", "must have the query's rank"),
@@ -189,10 +206,12 @@ VIOLATIONS = [
     ("tnd_negative", prefill(actual_seq_qlen=[-1, 8], actual_seq_kvlen=[3, 8]), V2, "actual_seq_qlen",
      "must be non-negative"),
     ("tnd_kv_count", prefill(actual_seq_kvlen=[8]), V2, "actual_seq_kvlen", "as many entries as actual_seq_qlen"),
-    ("tnd_paged_kv_count", prefill(key=r(4, 16, 128), value=r(4, 16, 128), block_size=16, actual_seq_kvlen=[4, 6, 1],
+    ("tnd_paged_kv_count", prefill(key=r(4, 128, 128, dtype=BF16), value=r(4, 128, 128, dtype=BF16), block_size=128,
+                                   actual_seq_kvlen=[4, 6, 1],
                                    block_table=torch.tensor([[0], [1]], dtype=torch.int32)),
      V2, "actual_seq_kvlen", "one per-sequence length per batch"),
-    ("tnd_batch_over_4096", prefill(query=r(0, 2, 128), key=r(0, 1, 128), value=r(0, 1, 128),
+    ("tnd_batch_over_4096", prefill(query=r(0, 2, 128, dtype=BF16), key=r(0, 1, 128, dtype=BF16),
+                                    value=r(0, 1, 128, dtype=BF16),
                                     actual_seq_qlen=[0] * 4097, actual_seq_kvlen=[0] * 4097, sparse_mode=0,
                                     atten_mask=None), V2, "actual_seq_qlen", "must be in [1, 4096]"),
     ("q_list_count", prompt(query=r(3, 4, 128), key=r(3, 6, 128), value=r(3, 6, 128), actual_seq_lengths=[4, 4]),
@@ -215,9 +234,19 @@ VIOLATIONS = [
     ("decode_mask_dims", decode(atten_mask=torch.zeros(2, 2, 32, dtype=torch.bool)), V2, "atten_mask",
      "decode mask must be (B, KV_S)"),
     ("decode_mask_short", decode(atten_mask=torch.zeros(2, 8, dtype=torch.bool)), V2, "atten_mask",
-     "decode mask must cover KV_S"),
+     "decode mask must cover block_table columns x block_size"),
+    ("dense_decode_mask_short", decode(query=r(2, 4, 1, 64), key=r(2, 2, 9, 64), value=r(2, 2, 9, 64),
+                                       block_table=None, actual_seq_kvlen=[5, 9],
+                                       atten_mask=torch.zeros(2, 8, dtype=torch.bool)), V2, "atten_mask",
+     "decode mask must cover the longest actual_seq_kvlen"),
     ("decode_mask_batch", decode(atten_mask=torch.zeros(3, 32, dtype=torch.bool)), V2, "atten_mask",
-     "dim 0 must be the batch size"),
+     "dim 0 must equal the batch size"),
+    ("decode_mask_without_batch", decode(atten_mask=torch.zeros(1, 1, 1, 32, dtype=torch.bool)), V2, "atten_mask",
+     "dim 0 must equal the batch size"),
+    ("decode_mode3_mask_shape", decode(atten_mask=torch.zeros(2, 32, dtype=torch.bool), sparse_mode=3), V2,
+     "atten_mask", "decode with sparse_mode 3 needs the 2-D (2048, 2048) mask"),
+    ("decode_mode4_mask_3d", decode(atten_mask=MASK[None], sparse_mode=4), V2, "atten_mask",
+     "decode with sparse_mode 4 needs the 2-D (2048, 2048) mask"),
     ("sparse_mode_5", prompt(sparse_mode=5, atten_mask=MASK), V1, "sparse_mode", "modes 5-8 are not implemented"),
     ("sparse_mode_10", prompt(sparse_mode=10, atten_mask=MASK), V1, "sparse_mode", "must be one of 0-4"),
     ("tnd_sparse_mode_2", prefill(sparse_mode=2), V2, "sparse_mode", "TND supports only sparse_mode 0, 3 and 4"),
@@ -231,7 +260,8 @@ VIOLATIONS = [
      "must cover Q_S x KV_S"),
     ("paged_mode1_mask_small", paged_prompt(sparse_mode=1, atten_mask=torch.zeros(4, 200, dtype=torch.bool)), V1,
      "atten_mask", "must cover Q_S x KV_S"),
-    ("tnd_band_value_dim", prefill(query=r(8, 2, 32), key=r(8, 1, 32), value=r(8, 1, 32), sparse_mode=4), V2,
+    ("tnd_band_value_dim", prefill(query=r(8, 2, 192, dtype=BF16), key=r(8, 2, 192, dtype=BF16),
+                                   value=r(8, 2, 192, dtype=BF16), num_key_value_heads=2, sparse_mode=4), V2,
      "sparse_mode", "band mode with TND needs value head dim 64 or 128"),
     ("tnd_band_pre_next", prefill(sparse_mode=4, pre_tokens=-3, next_tokens=1), V2, "pre_tokens",
      "pre_tokens + next_tokens >= 0"),
@@ -239,9 +269,10 @@ VIOLATIONS = [
      "pre_tokens + q_len >= 0"),
     ("band_both_negative", prompt(sparse_mode=4, atten_mask=MASK, pre_tokens=-1, next_tokens=-1), V1, "pre_tokens",
      "rejects negative pre_tokens and next_tokens together"),
-    ("tnd_mode3_q_over_kv", prefill(query=r(4, 2, 128), key=r(3, 1, 128), value=r(3, 1, 128), actual_seq_qlen=[4],
+    ("tnd_mode3_q_over_kv", prefill(query=r(4, 2, 128, dtype=BF16), key=r(3, 1, 128, dtype=BF16),
+                                    value=r(3, 1, 128, dtype=BF16), actual_seq_qlen=[4],
                                     actual_seq_kvlen=[3]), V2, "sparse_mode", "q_len <= kv_len"),
-    ("tnd_inner_precise", prefill(inner_precise=2), V2, "inner_precise", "must be 0 or 1 with layout TND"),
+    ("tnd_inner_precise", prefill(inner_precise=4), V2, "inner_precise", "must be 0-3"),
     ("prompt_inner_precise", prompt(inner_precise=4), V1, "inner_precise", "must be 0-3"),
     # _npu_reshape_and_cache (ATB operation checks and doxygen; unchecked slot values)
     ("rac_key_rank", cache_write(key=r(3, 32)), RAC, "key", "must be 3-D"),
@@ -275,6 +306,9 @@ VIOLATIONS = [
     ("scu_empty", scatter(updates=r(0, 1, 128), indices=torch.zeros(0, 2, dtype=torch.int32)), SCU, "indices",
      "empty tensors are not supported"),
     ("scu_dtype", scatter(updates=r(2, 1, 128, dtype=torch.float32)), SCU, "updates", "must have the dtype of self"),
+    ("scu_float64", scatter(**{"self": torch.zeros(6, 16, 128, dtype=torch.float64),
+                               "updates": r(2, 1, 128, dtype=torch.float64)}), SCU, "self",
+     "dtype must be int8, float16, float32, bfloat16 or int32"),
     ("scu_rank_low", scatter(**{"self": torch.zeros(96, dtype=F16), "updates": r(2)}), SCU, "self", "rank must be 2-8"),
     ("scu_rank_mismatch", scatter(updates=r(2, 128)), SCU, "updates", "must have the rank of self"),
     ("scu_index_dtype", scatter(indices=torch.tensor([[4.0, 3.0], [1.0, 15.0]])), SCU, "indices",
@@ -330,13 +364,6 @@ def test_violation_ids_are_unique_and_cover_every_op():
     assert {v[2] for v in VIOLATIONS} == {V1, V2, AIR, RAC, SCU}
 
 
-def test_inferred_rules_say_so():
-    fn, kw = scatter(indices=torch.tensor([[6, 3], [1, 15]], dtype=torch.int32))
-    with pytest.raises(ContractViolation) as info:
-        invoke(fn, kw)
-    assert info.value.inferred and "[inferred]" in str(info.value)
-
-
 def test_violation_leaves_the_cache_untouched():
     fn, kw = scatter(indices=torch.tensor([[4, 3], [1, 16]], dtype=torch.int32))
     with pytest.raises(ContractViolation):
@@ -352,6 +379,8 @@ UNSUPPORTED = [
     ("quant_scale_out", decode(quant_scale_out=torch.ones(1)), "quant_scale_out"),
     ("v1_antiquant_mode", prompt(antiquant_mode=1), "antiquant_mode"),
     ("v2_query_dtype_attr", decode(query_dtype=1), "query_dtype"),
+    ("v2_quant_scale_p", decode(quant_scale_p=torch.ones(1)), "quant_scale_p"),
+    ("v2_out_dtype", decode(out_dtype=1), "out_dtype"),
     ("left_padding", prompt(kv_padding_size=torch.zeros(1, dtype=torch.int64)), "kv_padding_size"),
     ("int8_query", decode(query=r(2, 4, 1, 64).to(torch.int8)), "query"),
     ("int8_kv", decode(key=r(6, 16, 128).to(torch.int8), value=r(6, 16, 128).to(torch.int8)), "key"),

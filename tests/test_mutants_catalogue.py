@@ -17,7 +17,7 @@ from npu_attention import ContextError
 
 PHASES = {"prefill", "decode", "graph", "all"}
 
-PREFILL = Case(phase="prefill", num_heads=8, num_kv_heads=2, head_dim=64, dtype="float16", block_size=16,
+PREFILL = Case(phase="prefill", num_heads=8, num_kv_heads=2, head_dim=64, dtype="bfloat16", block_size=16,
                num_blocks=12, seq_lens=(19, 1, 33), block_tables=((7, 2), (5,), (9, 3, 10)), seed=4,
                outlier_rows=(20,))
 DECODE = Case(phase="decode_eager", num_heads=6, num_kv_heads=2, head_dim=32, dtype="bfloat16", block_size=16,

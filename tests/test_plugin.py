@@ -59,11 +59,47 @@ def test_require_npu_turns_the_skip_into_a_failure(pytester):
     result.stdout.fnmatch_lines(["*--require-npu: this test would have been skipped*"])
 
 
-def test_strict_contracts_fail_on_hazards(pytester):
-    # The seed passes context_lens (an int32 tensor) where the eager op's schema says SymInt[]: a hazard.
-    result = run(pytester, "--backend", "emulated", "--strict-contracts")
+GRAPH_PROPERTY = textwrap.dedent('''
+    import pytest
+    from conformance.cases import Case
+    from conformance.verify import verify_case
+
+    pytestmark = pytest.mark.suite
+    # Two padded rows write the dummy slot: the scu/overlapping-targets hazard the project acknowledges.
+    CASE = Case(phase="decode_graph", num_heads=4, num_kv_heads=2, head_dim=16, dtype="float16", block_size=16,
+                num_blocks=7, seq_lens=(20, 5), block_tables=((3, 1), (4,)), seed=2, max_num_seqs=4, table_width=3)
+
+    def test_graph_case():
+        verify_case(CASE, "decode_graph")
+''')
+
+
+def run_graph(pytester, *args):
+    pytester.makepyfile(test_graph_property=GRAPH_PROPERTY)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", *args)
+
+
+def test_an_acknowledged_hazard_passes_and_strict_contracts_fail_it(pytester):
+    result = run_graph(pytester, "--backend", "emulated", "--junitxml", "junit.xml")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*acknowledgements=*acknowledged_hazards.toml*"])
+    strict = run_graph(pytester, "--backend", "emulated", "--strict-contracts")
+    strict.assert_outcomes(failed=1)
+    strict.stdout.fnmatch_lines(["*hazard [[]scu/overlapping-targets[]] FAILS: --strict-contracts ignores its "
+                                 "acknowledgement graph-padding-dummy-slot*"])
+
+
+def test_a_hazard_fails_unless_the_ledger_acknowledges_it(pytester):
+    pytester.path.joinpath("empty.toml").write_text("# no hazard is accepted\n")
+    result = run_graph(pytester, "--backend", "emulated", "--acknowledgements", "empty.toml")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*HazardError*"])
+    result.stdout.fnmatch_lines(["*hazard [[]scu/overlapping-targets[]] FAILS: not acknowledged*"])
+    pytester.path.joinpath("typo.toml").write_text(
+        '[[acknowledge]]\nid = "x"\nop = "torch_npu.scatter_update_"\ncode = "scu/overlaping"\n'
+        'reason = "r"\nlink = "l"\n')
+    bad = run_graph(pytester, "--backend", "emulated", "--acknowledgements", "typo.toml")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*entry 1: field 'code' must be a hazard code*scu/overlaping*"])
 
 
 def test_tolerance_policy_file_is_used_and_a_bad_one_is_a_usage_error(pytester):

@@ -60,7 +60,7 @@ def test_report_renders_in_headless_chromium(tmp_path, page):
 def test_dom_has_the_title_banner_and_both_plots(tmp_path, page):
     dom = _chromium(tmp_path, "--dump-dom", page.as_uri()).stdout
     assert "<title>npu-conformance tolerance report: failed</title>" in dom
-    assert re.search(r'<div class="banner failed">FAILED: 3 of 62 cases out of tolerance', dom)
+    assert re.search(r'<div class="banner failed">FAILED: 3 of 63 cases out of tolerance', dom)
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,', dom)
     assert images == ["Observed error against allowed bound per phase and dtype", "Histogram of error/tolerance ratios"]
     for heading in ("Run", "Summary per phase and dtype", "Error against tolerance", "Worst cases (failures first)",

@@ -50,16 +50,20 @@ def test_markdown_has_verdict_metadata_bucket_table_failures_and_hazards(report)
     bad_row = next(r for r in table if r.startswith("| decode_eager | bfloat16 |"))
     assert "**1**" in bad_row and "**3.4**" in bad_row
     # Top failures: the failing and erroring case ids, worst first.
-    assert "### Top failures (4 of 4)" in md
+    assert "### Top failures (5 of 5)" in md
     top = md[md.index("### Top failures"):]
     ids = [r["case_id"] for r in _failing(report)]
     assert all(f"`{i}`" in top for i in ids)
     inf_case = next(r["case_id"] for r in _failing(report) if r["ratio"] == "inf")
     assert top.index(inf_case) < top.index(next(r["case_id"] for r in _failing(report) if r["ratio"] == 3.4))
     assert "ContractViolation: torch_npu.scatter_update_" in top
-    # Hazards are counted by kind.
-    assert "### Hazards (12 in 2 kind(s))" in md
-    assert "| `torch_npu.scatter_update_` | indices | duplicate indices: which write wins is undefined | 6 | 6 | yes |" in md
+    # Hazards are counted by kind, the failing ones apart from the acknowledged ones; notes on their own.
+    assert "### Hazards that failed their cases (1 in 1 kind(s))" in md
+    assert "unacknowledged hazard fia/mask-content" in top
+    assert ("| `scu/overlapping-targets` | `torch_npu.scatter_update_` | indices | duplicate (overlapping) targets: "
+            "the result at repeated positions is not guaranteed | 6 | 6 | no | graph-padding-dummy-slot |") in md
+    assert md.index("### Acknowledged hazards (6 in 1 kind(s))") < md.index("### Notes (informational) (6 in 1")
+    assert "**Stale acknowledgements** (matched nothing in this full run): `old-entry`" in md
     # Skipped tests are listed with their reason; no incomplete banner on a complete run.
     assert "needs a real NPU: run with --backend npu on an Ascend machine" in md
     assert "Incomplete report" not in md
@@ -76,7 +80,7 @@ def test_markdown_cells_cannot_break_the_table(report):
     r["hazards"][0]["rule"] = "a | b\nnext line"
     md = render_markdown(r)
     row = next(line for line in md.splitlines() if "a \\| b next line" in line)
-    assert row.count(" | ") == 5
+    assert row.count(" | ") == 7
 
 
 def test_markdown_of_an_empty_run_says_no_case_was_compared(report):
@@ -103,7 +107,7 @@ def test_html_lists_failures_first_with_their_localisation(report, html):
     section = html[html.index("<h2>Worst cases"):html.index("<h2>Hazards")]
     verdicts = re.findall(r'<tr class="(bad|err|)"><td><span class="tag t-(\w+)">', section)
     kinds = [v for _, v in verdicts]
-    assert kinds[:4] == ["fail", "fail", "fail", "error"] and set(kinds[4:]) == {"pass"}
+    assert kinds[:5] == ["fail", "fail", "fail", "fail", "error"] and set(kinds[5:]) == {"pass"}
     worst = _failing(report)[0]
     assert worst["ratio"] == "inf"
     assert (f'seq&nbsp;{worst["output"]["worst_seq"]} head&nbsp;{worst["output"]["worst_head"]}'
@@ -115,15 +119,22 @@ def test_html_lists_failures_first_with_their_localisation(report, html):
 
 def test_html_hazards_table_is_deduplicated_with_counts(report, html):
     section = html[html.index("<h2>Hazards"):html.index("<h2>Tests")]
-    assert section.count("<tr class=") == len(report["hazards"]) == 2
-    assert '<td class="n">6</td><td class="n">6</td><td>prefill</td><td>documented</td>' in section
+    failing = section[section.index("<h3>Hazards that failed"):section.index("<h3>Acknowledged hazards")]
+    accepted = section[section.index("<h3>Acknowledged hazards"):section.index("<h3>Notes")]
+    notes = section[section.index("<h3>Notes"):section.index("<h3>Acknowledgement ledger")]
+    ledger = section[section.index("<h3>Acknowledgement ledger"):]
+    assert failing.count('<tr class="bad">') == 1 and "fia/mask-content" in failing
+    assert accepted.count("<tr class=") == 1 and "graph-padding-dummy-slot" in accepted
+    assert '<td class="n">6</td><td class="n">6</td><td>decode_graph</td><td>sourced</td>' in accepted
+    assert "fia/bf16-inner-precise" in notes and '<td class="n">6</td><td class="n">6</td><td>prefill</td>' in notes
+    assert ledger.count('<tr class="bad">') == 1 and "stale" in ledger
 
 
 def test_html_summary_banner_tests_and_escaping(report):
     r = copy.deepcopy(report)
     r["tests"][0]["test_id"] = "suite/test_x.py::test_<script>alert(1)</script>"
     html = render_html(r)
-    assert '<div class="banner failed">FAILED: 3 of 62 cases out of tolerance' in html
+    assert '<div class="banner failed">FAILED: 3 of 63 cases out of tolerance' in html
     assert "<script>alert(1)" not in html and "&lt;script&gt;" in html
     tests = html[html.index("<h2>Tests"):]
     outcomes = re.findall(r'<span class="tag t-\w+">(\w+)</span>', tests)

@@ -16,7 +16,7 @@ Nothing here imports `reference` or `npu_attention`: the emulator is written ind
 from conformance.emulator import torch_npu, torchair
 from conformance.emulator.torchair import compiled_graph
 from conformance.emulator.findings import (
-    Assumption,
+    Note,
     ContractViolation,
     EmulatorUnsupported,
     Hazard,
@@ -30,7 +30,7 @@ from conformance.emulator.findings import (
 )
 
 __all__ = [
-    "Assumption",
+    "Note",
     "ContractViolation",
     "EmulatorUnsupported",
     "Hazard",

@@ -17,6 +17,7 @@ from conformance.emulator.fia_args import (
 )
 from conformance.emulator.fia_checks import plan_call
 from conformance.emulator.fia_compute import keep_matrix, run
+from conformance.emulator.fia_mask import read_compressed_mask
 from conformance.emulator.findings import Checker, op_call
 
 
@@ -24,14 +25,39 @@ def fused_infer_attention(call: FiaCall) -> tuple[torch.Tensor, torch.Tensor]:
     """Check, then compute, one FIA call of any entry point."""
     plan = plan_call(call)
     _flag_user_masked_rows(plan, call)
-    return run(plan, call.query, call.key, call.value, call.atten_mask, call.block_table)
+    readings = _read_compressed_mask(plan, call) if plan.mask_use == "compressed" else None
+    return run(plan, call.query, call.key, call.value, call.atten_mask, call.block_table, readings)
+
+
+def _read_compressed_mask(plan, call: FiaCall) -> dict:
+    """Per batch, the kernel's reading of a non-canonical 2048 mask, or None where it is not modelled;
+    records the hazard when any row's result is unknown (those rows come out NaN)."""
+    mask = call.atten_mask.reshape(2048, 2048).bool()
+    readings, unknown = {}, []
+    for b in range(plan.batch):
+        if plan.mask_tiles is None:
+            readings[b] = None
+            unknown.append(f"batch {b}: all {plan.q_lens[b]} rows")
+            continue
+        reading = read_compressed_mask(mask, plan.q_lens[b], plan.kv_lens[b], *plan.mask_tiles)
+        readings[b] = reading
+        if bool(reading.unknown_rows.any()):
+            unknown.append(f"batch {b}: {int(reading.unknown_rows.sum())} rows")
+    if unknown:
+        why = ("the emulator models only layout TND with sparse_mode 3" if plan.mask_tiles is None else
+               "these rows read mask elements whose position depends on the vector sub-tiling")
+        Checker(call.op, call.names).hazard(
+            "fia/mask-unmodelled", "atten_mask", "mask content read where the emulator cannot reproduce the "
+            f"kernel's tiling ({why}): those output rows are NaN", src.at(src.PFA_MLA_COMMON, "291-299"),
+            inferred=True, detail="; ".join(unknown[:4]) + (" ..." if len(unknown) > 4 else ""))
+    return readings
 
 
 def _flag_user_masked_rows(plan, call: FiaCall) -> None:
     # Rows that see keys before the user mask but none after it: with inner_precise 0/1 the hardware
     # averages over whatever tiles it computed ("精度可能会有损失"); only 2/3 (row-invalid correction)
     # define them as 0. The emulator outputs 0 / LSE +inf and records the hazard.
-    if not plan.mask_use or plan.inner_precise in (2, 3):
+    if plan.mask_use in ("", "compressed") or plan.inner_precise in (2, 3):
         return
     device = call.query.device
     for b in range(plan.batch):
@@ -41,7 +67,7 @@ def _flag_user_masked_rows(plan, call: FiaCall) -> None:
         rows = base.any(-1) & ~keep.any(-1)
         if bool(rows.any()):
             Checker(call.op, call.names).hazard(
-                "atten_mask", "rows fully masked by atten_mask with inner_precise 0/1 have an implementation-"
+                "fia/user-mask-empty-rows", "atten_mask", "rows fully masked by atten_mask with inner_precise 0/1 have an implementation-"
                 "defined output (use inner_precise 2/3 for 0)", src.FIA_ACLNN_V4_DOC,
                 detail=f"batch {b}, {int(rows.sum())} row(s); emulator gives 0 and LSE +inf")
             return
@@ -80,13 +106,13 @@ def npu_fused_infer_attention_score_v2(
     query, key, value, *, query_rope=None, key_rope=None, pse_shift=None, atten_mask=None, actual_seq_qlen=None,
     actual_seq_kvlen=None, block_table=None, dequant_scale_query=None, dequant_scale_key=None,
     dequant_offset_key=None, dequant_scale_value=None, dequant_offset_value=None, dequant_scale_key_rope=None,
-    quant_scale_out=None, quant_offset_out=None, learnable_sink=None, num_query_heads=1, num_key_value_heads=0,
+    quant_scale_out=None, quant_offset_out=None, quant_scale_p=None, learnable_sink=None, num_query_heads=1, num_key_value_heads=0,
     softmax_scale=1.0, pre_tokens=2147483647, next_tokens=2147483647, input_layout="BSH", sparse_mode=0,
     block_size=0, query_quant_mode=0, key_quant_mode=0, value_quant_mode=0, inner_precise=0,
     return_softmax_lse=False, query_dtype=None, key_dtype=None, value_dtype=None, query_rope_dtype=None,
     key_rope_dtype=None, key_shared_prefix_dtype=None, value_shared_prefix_dtype=None,
     dequant_scale_query_dtype=None, dequant_scale_key_dtype=None, dequant_scale_value_dtype=None,
-    dequant_scale_key_rope_dtype=None,
+    dequant_scale_key_rope_dtype=None, out_dtype=None,
 ):
     """Emulated torch_npu.npu_fused_infer_attention_score_v2. Returns (attention_out, softmax_lse)."""
     with op_call():

@@ -48,13 +48,13 @@ V1_UNMODELLED_MODES = ("antiquant_mode", "key_antiquant_mode", "value_antiquant_
 V2_UNMODELLED_TENSORS = (
     "query_rope", "key_rope", "pse_shift", "dequant_scale_query", "dequant_scale_key", "dequant_offset_key",
     "dequant_scale_value", "dequant_offset_value", "dequant_scale_key_rope", "quant_scale_out",
-    "quant_offset_out", "learnable_sink",
+    "quant_offset_out", "quant_scale_p", "learnable_sink",
 )
 V2_UNMODELLED_MODES = ("query_quant_mode", "key_quant_mode", "value_quant_mode")
 V2_UNMODELLED_DTYPES = (
     "query_dtype", "key_dtype", "value_dtype", "query_rope_dtype", "key_rope_dtype", "key_shared_prefix_dtype",
     "value_shared_prefix_dtype", "dequant_scale_query_dtype", "dequant_scale_key_dtype",
-    "dequant_scale_value_dtype", "dequant_scale_key_rope_dtype",
+    "dequant_scale_value_dtype", "dequant_scale_key_rope_dtype", "out_dtype",
 )
 
 

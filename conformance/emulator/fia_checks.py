@@ -22,6 +22,7 @@ import torch
 
 from conformance.emulator import sources as src
 from conformance.emulator.fia_args import FiaCall
+from conformance.emulator.fia_mask import tile_sizes
 from conformance.emulator.findings import Checker
 
 INT_MAX = 2147483647
@@ -66,8 +67,10 @@ class FiaPlan:
     visibility: str
     pre_tokens: int
     next_tokens: int
-    mask_use: str  # "" (mask not read), "full" (S1 x S2 per batch) or "decode" (one row per batch)
+    mask_use: str  # "" (not read), "full" (S1 x S2 per batch), "decode" (a row per batch), "compressed" (2048 tiles)
     mask_batched: bool  # the mask has a leading batch dim of B (else dim 0 is broadcast)
+    #: "compressed" masks: (P, Q) tile sizes where the emulator models the kernel's reading, else None
+    mask_tiles: tuple[int, int] | None
     scale: float
     inner_precise: int
     return_lse: bool
@@ -127,12 +130,11 @@ def _lengths(c: Checker, call: FiaCall, which: str) -> list[int] | None:
     elif isinstance(raw, torch.Tensor):
         c.require(not raw.is_floating_point() and not raw.is_complex() and raw.dtype != torch.bool, which,
                   "must hold integers", src.OP_SCHEMAS, detail=f"got a {raw.dtype} tensor")
-        # The schema is SymInt[]?: torch's PythonArgParser (behind torch_npu._C._VariableFunctions bindings)
-        # rejects a 1-D Tensor for an int list, the dispatcher path (torch.ops.npu) converts it. Which one
-        # `torch_npu.<op>` is depends on the torch_npu version. [inferred]
-        c.hazard(which, "a Tensor passed for a SymInt[] length list: accepted or rejected depending on the "
-                 "torch_npu binding path; pass a Python list", src.TORCH_ARG_PARSER, inferred=True,
-                 detail=f"got a {raw.dtype} tensor")
+        # The schema is SymInt[]?, and torch_npu.<op> is torch.ops.npu.<op>: the dispatcher turns an int
+        # tensor into the list (element by element, one device->host sync each); a graph capture breaks on it.
+        c.note("fia/length-tensor", which, "a Tensor passed for a SymInt[] length list is converted by the "
+               "dispatcher (a host sync per call; breaks graph capture)", src.TORCH_NPU_BINDING,
+               detail=f"got a {raw.dtype} tensor")
     if isinstance(raw, torch.Tensor):
         c.require(raw.dim() <= 1, which, "must be a 1-D list of lengths", src.OP_SCHEMAS,
                   detail=f"got shape {tuple(raw.shape)}")
@@ -246,8 +248,15 @@ def plan_call(call: FiaCall) -> FiaPlan:
               "key and value must have the query's dtype (no quantization)", src.FIA_V2_DOC,
               detail=f"query {query.dtype}, key {key.dtype}, value {value.dtype}")
     if query.dtype == torch.float32:
-        c.hazard("query", "float32 is outside the documented dtypes (float16/bfloat16): an emulator-only "
-                 "extension the hardware rejects", src.FIA_V2_DOC, detail="emulated in float32")
+        c.note("fia/float32", "query", "float32 is an emulator-only extension: the kernel refuses it (\"can not be "
+               "DT_FLOAT\"), so a float32 result says nothing about the hardware", src.at(src.PFA_TILING, "3967"),
+               detail="emulated in float32")
+    if layout == "TND":
+        # Code and aclnn doc: bf16 only; the op-plugin v2 doc still lists fp16 for MHA (the code wins).
+        c.require(query.dtype in (torch.bfloat16, torch.float32), "query", "layout TND needs bfloat16 (the tiling "
+                  "refuses float16: \"When layout is TND, inputDataType should be bf16\")",
+                  src.at(src.PFA_TILING, "3813-3815"),
+                  detail=f"got {query.dtype}; also {src.at(src.FIA_ACLNN_V4_DOC, '1417')}")
 
     # ---- query dims
     if layout == "BSH":
@@ -307,7 +316,8 @@ def plan_call(call: FiaCall) -> FiaPlan:
                       "key", "4-D cache must be (num_blocks, num_key_value_heads, block_size, D)", src.FIA_V2_DOC,
                       detail=f"cache {tuple(key.shape)}, N {num_kv_heads}, block_size {block_size}, D {head_dim}")
             if layout == "TND":
-                c.hazard("key", "TND with a 4-D cache: the v2 doc allows only (num_blocks, block_size, N*D) for "
+                c.hazard("fia/tnd-4d-cache", "key",
+                         "TND with a 4-D cache: the v2 doc allows only (num_blocks, block_size, N*D) for "
                          "D != 512 while the PFA tiling accepts 3-D/4-D/5-D caches", src.FIA_V2_DOC,
                          detail=f"also {src.PFA_TILING}")
         num_blocks = key.shape[0]
@@ -357,16 +367,17 @@ def plan_call(call: FiaCall) -> FiaPlan:
 
     # ---- head-dim hazards (docs disagree with each other or across CANN versions)
     if head_dim % 16:
-        c.hazard("query", "head dim not a multiple of 16: the v2 doc asks 16-element alignment, the v1 doc "
+        c.hazard("fia/head-dim-alignment", "query",
+                 "head dim not a multiple of 16: the v2 doc asks 16-element alignment, the v1 doc "
                  "16-byte alignment, and unaligned D is allowed only for B <= 128", src.FIA_DOCS,
                  detail=f"D {head_dim}")
-    if layout == "TND" and not (
-        (head_dim, value_dim) in ((128, 128), (192, 128), (192, 192))
-        or (head_dim == value_dim == 64 and num_kv_heads == num_heads)
-    ):
-        c.hazard("query", "TND head dims outside the documented set (128/128, 192/128, 192/192, MHA 64); "
-                 "accepted dims differ between CANN versions", src.FIA_V2_DOC,
-                 detail=f"D {head_dim}, Dv {value_dim}; see {src.VLLM_ASCEND_8045}")
+    if layout == "TND":
+        c.require((head_dim == 192 and value_dim in (192, 128)) or head_dim == value_dim in (128, 64), "query",
+                  "layout TND needs (D, Dv) of (192, 192), (192, 128), (128, 128) or (64, 64)",
+                  src.at(src.PFA_TILING, "3799-3802"), detail=f"D {head_dim}, Dv {value_dim}")
+        c.require(not (value_dim == 192 and num_heads != num_kv_heads), "value",
+                  "layout TND with GQA (G != 1) refuses value head dim 192", src.at(src.PFA_TILING, "3803-3806"),
+                  detail=f"G {num_heads // num_kv_heads}, Dv {value_dim}")
 
     # ---- lengths
     q_list = _lengths(c, call, "actual_seq_qlen")
@@ -425,17 +436,16 @@ def plan_call(call: FiaCall) -> FiaPlan:
     mode = int(call.sparse_mode)
     ip = int(call.inner_precise)
     pre, nxt = int(call.pre_tokens), int(call.next_tokens)
-    mask_use, mask_batched = "", False
+    mask_use, mask_batched, mask_tiles = "", False, None
     if mask is not None:
         _check_mask_dtype(c, mask)
     if path == "decode":
-        # Q_S == 1 without rope: sparse_mode, pre_tokens and next_tokens are ignored (v2 doc: "Q_S为1且不带rope
-        # 输入时该参数无效"); kept keys are j < kv_b and not mask[b][j].
+        # Q_S == 1 without rope: sparse_mode, pre_tokens and next_tokens do not restrict the keys (v2 doc: "Q_S为1
+        # 且不带rope输入时该参数无效"); kept keys are j < kv_b and not mask[b][j].
         c.require(ip in (0, 1), "inner_precise", "must be 0 or 1 when Q_S == 1", src.FIA_V2_DOC, detail=f"got {ip}")
         visibility = ALL
         if mask is not None:
-            mask_use = "decode"
-            mask_batched = _check_decode_mask(c, mask, batch, kv_s)
+            mask_use, mask_batched, visibility = _decode_mask(c, mask, mode, pre, nxt, batch, kv_s, kv_lens, paged)
     else:
         c.require(mode not in (5, 6, 7, 8), "sparse_mode", "modes 5-8 are not implemented (\"请勿使用\", do not use)",
                   src.SPARSE_MODE_DOC, detail=f"got {mode}")
@@ -456,15 +466,18 @@ def plan_call(call: FiaCall) -> FiaPlan:
                       f"sparse_mode {mode} needs the optimized (2048, 2048) mask", src.PFA_TILING,
                       detail=f"got shape {tuple(mask.shape)}; (1, 2048, 2048) and (1, 1, 2048, 2048) also accepted")
             if not _is_canonical_causal(mask):
-                # The kernel reads this mask only as a tile pattern (True strictly above the diagonal).
-                c.hazard("atten_mask", "the optimized mask must hold True strictly above the diagonal and False "
-                         "on and below it; any other content gives undefined results", src.SPARSE_MODE_DOC,
-                         detail="expected torch.triu(torch.ones(2048, 2048), diagonal=1).bool()")
+                # The kernel never applies this mask as a matrix: it reads tiles of it along the diagonal
+                # (fia_mask), so other content gives a tile-dependent result, not the documented one.
+                _mask_content_hazard(c, "the optimized mask must hold True strictly above the diagonal and False "
+                                     "on and below it; the kernel reads other content as a tile pattern")
+                mask_use = "compressed"
+                if layout == "TND" and mode == 3:
+                    mask_tiles = tile_sizes(max(q_lens, default=0), max(kv_lens, default=0), value_dim)
         if mode in (0, 1) and mask is not None:
             mask_use = "full"
             mask_batched = _check_full_mask(c, mask, batch, q_s, kv_s)  # TND never takes a full mask
-            # A mask larger than Q_S x KV_S is read from its top-left corner. [inferred]
-            c.assume("a mask larger than Q_S x KV_S is read from its top-left [:q_b, :kv_b] window", src.PFA_TILING)
+            # A mask larger than Q_S x KV_S is read from its top-left corner: origin (0, 0), row stride = the
+            # mask's S2 (ComputeOffsetForNoCompress); fia_compute slices [:q_b, :kv_b].
         if mode == 4:
             if layout == "TND":
                 c.require(value_dim in (64, 128), "sparse_mode", "band mode with TND needs value head dim 64 or 128",
@@ -488,18 +501,21 @@ def plan_call(call: FiaCall) -> FiaPlan:
                       3: CAUSAL_BOTTOM_RIGHT, 4: BAND}[mode]
         if visibility == ALL:
             pre, nxt = INT_MAX, INT_MAX  # mode 0 without a mask ignores pre/next (set to INT_MAX by tiling)
-        if layout == "TND":
-            c.require(ip in (0, 1), "inner_precise", "must be 0 or 1 with layout TND", src.FIA_V2_DOC,
-                      detail=f"got {ip}")
-            if query.dtype == torch.bfloat16 and ip != 0:
-                c.hazard("inner_precise", "layout TND with bfloat16 documents only inner_precise 0, while callers "
-                         "(vllm-ascend, the seed layer) pass 1", src.FIA_V2_DOC,
-                         detail=f"got {ip}; bf16 makes no precision/performance distinction")
-        else:
-            c.require(ip in (0, 1, 2, 3), "inner_precise", "must be 0-3", src.FIA_ACLNN_V4_DOC, detail=f"got {ip}")
+        c.require(ip in (0, 1, 2, 3), "inner_precise", "must be 0-3", src.FIA_ACLNN_V4_DOC, detail=f"got {ip}")
+        if layout == "TND" and ip in (2, 3):
+            # The v2 doc allows 0/1 with TND; the tiling takes bit 1 as "row-invalid correction" for any layout.
+            c.hazard("fia/tnd-inner-precise", "inner_precise", "layout TND with inner_precise 2/3: the v2 doc allows "
+                     "only 0/1, the tiling accepts it and turns on row-invalid correction",
+                     src.at(src.PFA_TILING, "4002-4007"), detail=f"got {ip}; also {src.FIA_V2_DOC}")
+    if query.dtype == torch.bfloat16 and ip & 1 and path == "prompt":
+        # Bit 0 picks high performance vs high precision for fp16 only; bf16 logs "will not take effect".
+        c.note("fia/bf16-inner-precise", "inner_precise", "bfloat16 ignores the precision bit of inner_precise "
+               "(the v2 doc lists only 0 for bf16 with TND; the code only warns)", src.at(src.PFA_TILING, "4016-4019"),
+               detail=f"got {ip}")
 
     if call.lengths_are_tensors and layout == "TND":
-        c.hazard("input_layout", "TND with device-side length tensors is rejected under tiling sinking "
+        c.hazard("fia/air-tnd-tiling-sink", "input_layout",
+                 "TND with device-side length tensors is rejected under tiling sinking "
                  "(\"When layout is TND/NTD_TND, not support tiling_schedule_optimize\")", src.PFA_TILING)
 
     out_shape, out_dtype, lse_shape = output_meta(
@@ -510,7 +526,7 @@ def plan_call(call: FiaCall) -> FiaPlan:
         head_dim=head_dim, value_dim=value_dim, q_lens=tuple(q_lens), kv_lens=tuple(kv_lens),
         q_starts=tuple(q_starts), kv_starts=tuple(kv_starts), paged=paged, cache_form=cache_form,
         block_size=block_size, visibility=visibility, pre_tokens=pre, next_tokens=nxt, mask_use=mask_use,
-        mask_batched=mask_batched, scale=scale, inner_precise=ip, return_lse=bool(call.return_lse),
+        mask_batched=mask_batched, mask_tiles=mask_tiles, scale=scale, inner_precise=ip, return_lse=bool(call.return_lse),
         out_dtype=out_dtype, out_shape=tuple(out_shape), lse_shape=tuple(lse_shape),
     )
 
@@ -535,7 +551,8 @@ def _check_block_table(c: Checker, path: str, layout: str, table: torch.Tensor, 
         if path == "prompt":
             c.require(False, "key", "the cache must hold at least sum(ceil(kv_len / block_size)) blocks",
                       src.PFA_TILING, detail=f"{num_blocks} < {sum(needed)}")
-        c.hazard("key", "the docs require num_blocks >= sum(ceil(kv_len / block_size)); sequences share blocks",
+        c.hazard("fia/shared-blocks", "key",
+                 "the docs require num_blocks >= sum(ceil(kv_len / block_size)); sequences share blocks",
                  src.FIA_V2_DOC, detail=f"{num_blocks} < {sum(needed)}")
     if path == "decode":
         # IFA: 0 < block_size <= 512, a multiple of 16 for fp16/bf16 KV (CheckPABlockSize).
@@ -543,20 +560,24 @@ def _check_block_table(c: Checker, path: str, layout: str, table: torch.Tensor, 
                   "decode (Q_S == 1) paging needs block_size <= 512 and a multiple of 16", src.IFA_TILING,
                   detail=f"got {block_size}")
     elif layout == "TND":
-        # TND docs: 16-aligned, <= 1024; PFA tiling: multiple of 128 in [128, 1024]; docs elsewhere: <= 512.
-        c.require(block_size <= 1024 and block_size % 16 == 0, "block_size",
-                  "TND paging needs block_size <= 1024 and a multiple of 16", src.FIA_V2_DOC,
-                  detail=f"got {block_size}")
-        if not (block_size % 128 == 0 and block_size <= 512):
-            c.hazard("block_size", "TND paging block_size outside the multiples of 128 up to 512: the TND docs "
-                     "allow 16-aligned <= 1024, the PFA tiling multiples of 128 <= 1024, the v1/v2 tables <= 512",
-                     src.FIA_V2_DOC, detail=f"got {block_size}; also {src.PFA_TILING}")
+        # Code: a multiple of 128 in [128, 1024] (checkPABlockSizeAndBlockTable); the v2 doc says 16-aligned
+        # <= 1024 and the aclnn doc 128/512/1024 only (the code wins; the gap is a hazard).
+        c.require(block_size % 128 == 0 and 128 <= block_size <= 1024, "block_size",
+                  "TND paging needs block_size a multiple of 128 in [128, 1024]", src.at(src.PFA_TILING, "2052-2057"),
+                  detail=f"got {block_size}; the v2 doc's 16-aligned rule is not what the code checks")
+        if block_size not in (128, 512, 1024):
+            c.hazard("fia/tnd-paged-block-size", "block_size", "TND paging block_size accepted by the tiling but "
+                     "outside the aclnn doc's 128, 512, 1024", src.at(src.FIA_ACLNN_V4_DOC, "1427"),
+                     detail=f"got {block_size}; also {src.at(src.PFA_TILING, '2052-2057')}")
+        c.hazard("fia/tnd-paged", "block_table", "TND with a block table: the open kernel has paged TND "
+                 "templates, other CANN stacks refuse the call", src.VLLM_ASCEND_4373,
+                 detail=f"also {src.at(src.PFA_KERNEL, '466-545')}")
     else:
         c.require(block_size % 128 == 0 and 128 <= block_size <= 1024, "block_size",
                   "prompt (Q_S > 1) paging needs a multiple of 128 in [128, 1024]", src.PFA_TILING,
                   detail=f"got {block_size}")
         if block_size > 512:
-            c.hazard("block_size", "prompt paging block_size above 512: the v1/v2 docs allow 128-512, the PFA "
+            c.hazard("fia/prompt-block-size", "block_size", "prompt paging block_size above 512: the v1/v2 docs allow 128-512, the PFA "
                      "tiling up to 1024", src.FIA_DOCS, detail=f"got {block_size}; also {src.PFA_TILING}")
 
 
@@ -574,17 +595,43 @@ def _check_full_mask(c: Checker, mask: torch.Tensor, batch: int, q_s: int, kv_s:
     return mask.dim() >= 3 and lead == batch and batch > 1
 
 
-def _check_decode_mask(c: Checker, mask: torch.Tensor, batch: int, kv_s: int) -> bool:
-    # Decode masks: (B, KV_S), (B, 1, KV_S), (B, 1, 1, KV_S) (aclnnFusedInferAttentionScoreV4.md).
+def _mask_content_hazard(c: Checker, rule: str) -> None:
+    c.hazard("fia/mask-content", "atten_mask", rule, src.at(src.PFA_MLA_KERNEL, "1188-1240"), inferred=True,
+             detail=f"expected torch.triu(torch.ones(2048, 2048), diagonal=1).bool(); docs: "
+                    f"{src.at(src.FIA_V2_DOC, '333')}; offsets: {src.at(src.PFA_MLA_COMMON, '291-299')}")
+
+
+def _decode_mask(c: Checker, mask: torch.Tensor, mode: int, pre: int, nxt: int, batch: int, kv_s: int,
+                 kv_lens: list[int], paged: bool) -> tuple[str, bool, str]:
+    """(mask_use, mask_batched, visibility) of a decode (IFA) call with a mask."""
     shape = tuple(mask.shape)
+    if mode in (3, 4):
+        # IFA CheckAttenMaskShape: with sparse_mode 3/4 the mask must be the 2-D (2048, 2048) one, then accepted.
+        c.require(shape == (MASK_SIZE, MASK_SIZE), "atten_mask", f"decode with sparse_mode {mode} needs the 2-D "
+                  "(2048, 2048) mask", src.at(src.IFA_TILING, "1443-1452"), detail=f"got shape {shape}")
+        if _is_canonical_causal(mask) and (mode == 3 or (pre >= max(kv_lens, default=0) and nxt >= 0)):
+            # One query row at the bottom-right corner: causal keeps every key below kv_len. [inferred]
+            c.note("fia/decode-causal-mask", "atten_mask", "decode with the canonical mask and sparse_mode 3/4 "
+                   "sees every key below kv_len", src.at(src.IFA_TILING, "1443-1452"), inferred=True)
+            return "", False, ALL
+        if _is_canonical_causal(mask):
+            rule = "decode with sparse_mode 4 and a band narrower than kv_len: the IFA band reading is not modelled"
+        else:
+            rule = "the decode mask of sparse_mode 3/4 must be triu(1); how IFA reads other content is not modelled"
+        _mask_content_hazard(c, rule)
+        return "compressed", False, ALL
+    # Other modes: (B, KV_S), (B, 1, KV_S), (B, 1, 1, KV_S) (aclnnFusedInferAttentionScoreV4.md), and the open
+    # IFA tiling refuses any dim 0 but B ("batchSize of atten_mask must be equal to batchSize of query").
     c.require(mask.dim() in (2, 3, 4) and all(d == 1 for d in shape[1:-1]), "atten_mask",
               "decode mask must be (B, KV_S), (B, 1, KV_S) or (B, 1, 1, KV_S)", src.FIA_ACLNN_V4_DOC,
               detail=f"got shape {shape}")
-    c.require(shape[-1] >= kv_s, "atten_mask", "decode mask must cover KV_S", src.FIA_ACLNN_V4_DOC,
-              detail=f"mask {shape}, KV_S {kv_s}")
-    c.require(shape[0] in (1, batch), "atten_mask", "decode mask dim 0 must be the batch size",
-              src.FIA_ACLNN_V4_DOC, detail=f"got {shape[0]} for batch {batch}")
-    if shape[0] != batch:
-        c.hazard("atten_mask", "decode mask without a leading batch dim: accepted but ignored past KV position "
-                 "512 on some stacks", src.VLLM_ASCEND_15503, detail=f"shape {shape}, batch {batch}")
-    return shape[0] == batch and batch > 1
+    c.require(shape[0] == batch, "atten_mask", "decode mask dim 0 must equal the batch size",
+              src.at(src.IFA_TILING, "1457-1462"),
+              detail=f"got {shape[0]} for batch {batch}; a (1, 1, 1, S) mask is ignored past position 512 on other "
+                     f"stacks ({src.VLLM_ASCEND_15503})")
+    # Coverage: paged -> the table's extent (sMax); dense -> the longest actual kv length.
+    need = kv_s if paged else max(kv_lens, default=0)
+    c.require(shape[-1] >= need, "atten_mask", "decode mask must cover " + (
+        "block_table columns x block_size" if paged else "the longest actual_seq_kvlen"),
+        src.at(src.IFA_TILING, "1465-1470"), detail=f"mask {shape}, needs {need}")
+    return "decode", batch > 1, ALL

@@ -10,10 +10,16 @@ Per batch b and query row i (0 <= i < q_b), over keys j (0 <= j < kv_b), d = j -
 and, where the plan reads the user mask, `not mask[..., i, j]` (True/1 = masked out).
 (hicann/ops-transformer docs/context/sparse_mode参数说明.md; prompt_flash_attention_base.h GetSparseParam.)
 
+With the compressed 2048 mask holding anything but triu(1), the plan's `mask_use` is "compressed" and
+the kept keys are the kernel's reading of it (fia_mask.read_compressed_mask): a row whose computed keys
+are all masked then averages them uniformly (masked scores are -FLT_MAX, not -inf), and rows the
+emulator cannot model are NaN.
+
 Scores are `scale * q.k` in float32 (scale first, then the mask, then softmax); query head h reads
 KV head h // (num_heads / num_kv_heads) [inferred: the kernels index heads as (n2, g)]. A row with no
 visible key gives output 0 and LSE +inf ("数据为inf的代表无效数据", aclnnFusedInferAttentionScoreV4.md);
-padding rows past q_b likewise. LSE is max + log(sum(exp(s - max))) over the kept scores.
+padding rows past q_b likewise; a decode (IFA) row with kv_len 0 writes LSE -3.40e38
+(incre_flash_attention_preload.h InitAllZeroOutput). LSE is max + log(sum(exp(s - max))) over the kept scores.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from conformance.emulator.fia_checks import (
 
 #: Upper bound on score elements materialised at once (rows are chunked to stay under it).
 SCORE_CHUNK_ELEMENTS = 1 << 22
+#: The LSE the decode kernel writes for a batch with kv_len 0 (`float minf = -3.40E+38`).
+IFA_EMPTY_LSE = -3.40e38
 
 
 def visible_keys(q_len: int, kv_len: int, visibility: str, pre: int, nxt: int,
@@ -61,7 +69,7 @@ def user_mask_window(plan: FiaPlan, mask: torch.Tensor | None, b: int, q_len: in
 
 
 def keep_matrix(plan: FiaPlan, mask: torch.Tensor | None, b: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(keep [q_b, kv_b], visible-before-mask [q_b, kv_b]) for batch b."""
+    """(keep [q_b, kv_b], visible-before-mask [q_b, kv_b]) for batch b (not for "compressed" masks)."""
     q_len, kv_len = plan.q_lens[b], plan.kv_lens[b]
     base = visible_keys(q_len, kv_len, plan.visibility, plan.pre_tokens, plan.next_tokens, device)
     masked = user_mask_window(plan, mask, b, q_len, kv_len)
@@ -135,9 +143,31 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor
     return out, lse
 
 
+def compressed_rows(plan: FiaPlan, reading, v: torch.Tensor, o: torch.Tensor, l: torch.Tensor) -> None:
+    """Apply the kernel's reading of a compressed mask to one batch's result, in place: rows whose
+    computed keys are all masked average those keys uniformly (all scores -FLT_MAX, LSE with them, unless
+    inner_precise 2/3 zeroes invalid rows); rows the emulator cannot model are NaN."""
+    if reading is None:  # outside the modelled tiling: every row is undefined
+        o.fill_(math.nan)
+        l.fill_(math.nan)
+        return
+    uniform = reading.computed.any(-1) & ~reading.keep.any(-1)
+    if bool(uniform.any()) and plan.inner_precise not in (2, 3):
+        group = plan.num_heads // plan.num_kv_heads
+        weights = reading.computed[uniform].float()
+        weights = weights / weights.sum(-1, keepdim=True)  # [rows, kv]
+        means = torch.einsum("rk,nkd->nrd", weights, v).repeat_interleave(group, 0)
+        o[:, uniform] = means
+        l[:, uniform] = -torch.finfo(torch.float32).max
+    o[:, reading.unknown_rows] = math.nan
+    l[:, reading.unknown_rows] = math.nan
+
+
 def run(plan: FiaPlan, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-        atten_mask: torch.Tensor | None, block_table: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(attention_out, softmax_lse) for a checked call: zero output / +inf LSE where nothing is valid."""
+        atten_mask: torch.Tensor | None, block_table: torch.Tensor | None,
+        readings: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(attention_out, softmax_lse) for a checked call: zero output / +inf LSE where nothing is valid.
+    `readings` holds, per batch, the kernel's reading of a "compressed" mask (None: not modelled)."""
     device = query.device
     out = torch.zeros(plan.out_shape, dtype=torch.float32, device=device)
     lse_full = torch.full(_lse_extent(plan), math.inf, dtype=torch.float32, device=device)
@@ -145,9 +175,19 @@ def run(plan: FiaPlan, query: torch.Tensor, key: torch.Tensor, value: torch.Tens
         q_len = plan.q_lens[b]
         if q_len == 0:
             continue
-        keep, _ = keep_matrix(plan, atten_mask, b, device)
-        o, l = attend(query_rows(plan, query, b), kv_rows(plan, key, block_table, b, plan.head_dim),
-                      kv_rows(plan, value, block_table, b, plan.value_dim), keep, plan.scale)
+        reading = (readings or {}).get(b)
+        if plan.mask_use == "compressed":
+            keep = reading.keep if reading is not None else torch.zeros(q_len, plan.kv_lens[b], dtype=torch.bool,
+                                                                         device=device)
+        else:
+            keep, _ = keep_matrix(plan, atten_mask, b, device)
+        v = kv_rows(plan, value, block_table, b, plan.value_dim)
+        o, l = attend(query_rows(plan, query, b), kv_rows(plan, key, block_table, b, plan.head_dim), v, keep,
+                      plan.scale)
+        if plan.mask_use == "compressed":
+            compressed_rows(plan, reading, v, o, l)
+        elif plan.path == "decode" and plan.kv_lens[b] == 0:
+            l.fill_(IFA_EMPTY_LSE)
         if plan.layout == "BSH":
             out[b, :q_len] = o.transpose(0, 1).reshape(q_len, -1)
         elif plan.layout == "BSND":

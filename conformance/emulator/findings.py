@@ -1,29 +1,33 @@
-"""What the emulator finds about a call: contract violations and hazards.
+"""What the emulator finds about a call: violations, hazards and notes.
 
-* A **violation** is a call the public docs (or the checked host code) forbid. The emulator raises
-  `ContractViolation`, a `ValueError` whose message names the op, the argument, the rule and its
-  public source; the same facts are attributes.
+* A **violation** is a call the kernel refuses (its host code or, where no code is public, its docs).
+  The emulator raises `ContractViolation`, a `ValueError` whose message names the op, the argument,
+  the rule and its public source; the same facts are attributes.
 * A **hazard** is a call the hardware accepts but whose result is undefined, unchecked or
-  version-dependent (duplicate indices, fully masked rows, doc-vs-code conflicts, the graph-only op
-  called eagerly, shapes only the emulator accepts). The emulator computes a result, records a
-  `Hazard`, and goes on; in strict mode it raises `HazardError` (a `ContractViolation` subclass, so
-  one `except ContractViolation` catches both) instead.
+  version-dependent (duplicate indices, mask content the kernel reads as a tile pattern, doc-vs-code
+  conflicts, the graph-only op called eagerly). The emulator computes what the kernel would (or NaN
+  where it cannot know), records a `Hazard`, and goes on; in strict mode it raises `HazardError` (a
+  `ContractViolation` subclass) instead. The harness fails a case with a hazard unless its
+  acknowledgement ledger accepts it (conformance.acknowledgements).
+* A **note** is accepted and well-defined, and only informational: an emulator-only extension
+  (float32), a host sync, a doc rule the kernel code does not enforce. Notes never fail anything.
 * A call that uses a documented feature the emulator does not model raises `EmulatorUnsupported`
   (a `NotImplementedError`): that is a limit of the emulator, not of the contract.
 
-Reading hazards::
+Every hazard and note has a stable `code` (see `catalogue`), which acknowledgements refer to.
 
-    with record_hazards() as found:      # nested blocks each see every hazard raised inside them
+Reading findings::
+
+    with record_hazards() as found:      # nested blocks each see every finding raised inside them
         op(...)
     found            # list of Hazard
+    found.notes      # list of Note
     last_hazards()   # hazards of the most recent top-level op call, without a block
 
 Strict mode: ``with strict_contracts(): ...`` or ``set_strict(True)``.
 
-Rules that follow observed practice where the docs are silent are marked *inferred*
-(``inferred=True`` and "[inferred]" in messages); a call that relied on such a rule also leaves an
-`Assumption` in the open `record_hazards()` logs (never raised), so a report can say which results
-rest on inferred semantics.
+Rules the sources do not state, followed from observed practice or read out of kernel code, are
+marked *inferred* (``inferred=True`` and "[inferred]" in messages), so a hardware run can settle them.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ import contextlib
 import threading
 from dataclasses import dataclass
 from typing import Iterator
+
+from conformance.emulator.catalogue import known
 
 
 def _describe(op: str, argument: str, rule: str, source: str, inferred: bool, detail: str) -> str:
@@ -45,27 +51,25 @@ def _describe(op: str, argument: str, rule: str, source: str, inferred: bool, de
 
 
 @dataclass(frozen=True)
-class Hazard:
-    """A call the hardware accepts but leaves undefined, unchecked or version-dependent."""
-
+class Finding:
     op: str
     argument: str
     rule: str
     source: str
     inferred: bool = False
     detail: str = ""
+    code: str = ""  # stable id from `catalogue` (what acknowledgements match)
 
     def __str__(self) -> str:
         return _describe(self.op, self.argument, self.rule, self.source, self.inferred, self.detail)
 
 
-@dataclass(frozen=True)
-class Assumption:
-    """An inferred rule a successful call relied on (recorded, never raised)."""
+class Hazard(Finding):
+    """A call the hardware accepts but leaves undefined, unchecked or version-dependent."""
 
-    op: str
-    rule: str
-    source: str
+
+class Note(Finding):
+    """A call that is accepted and well-defined; recorded for information only."""
 
 
 class ContractViolation(ValueError):
@@ -103,11 +107,11 @@ class EmulatorUnsupported(NotImplementedError):
 
 
 class HazardLog(list):
-    """The hazards seen inside one `record_hazards()` block (a list of `Hazard`), plus `assumptions`."""
+    """The hazards seen inside one `record_hazards()` block (a list of `Hazard`), plus `notes`."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.assumptions: list[Assumption] = []
+        self.notes: list[Note] = []
 
 
 class _State(threading.local):
@@ -185,10 +189,10 @@ def emit_hazard(hazard: Hazard) -> None:
         raise HazardError(hazard)
 
 
-def note_assumption(assumption: Assumption) -> None:
+def emit_note(note: Note) -> None:
     for log in _state.logs:
-        if assumption not in log.assumptions:
-            log.assumptions.append(assumption)
+        if note not in log.notes:
+            log.notes.append(note)
 
 
 class Checker:
@@ -209,11 +213,13 @@ class Checker:
         if not condition:
             raise self.violation(argument, rule, source, detail=detail, inferred=inferred)
 
-    def hazard(self, argument: str, rule: str, source: str, *, detail: str = "", inferred: bool = False) -> None:
-        emit_hazard(Hazard(self.op, self.name(argument), rule, source, inferred, detail))
+    def hazard(self, code: str, argument: str, rule: str, source: str, *, detail: str = "",
+               inferred: bool = False) -> None:
+        emit_hazard(Hazard(self.op, self.name(argument), rule, source, inferred, detail, known(code, "hazard")))
 
-    def assume(self, rule: str, source: str) -> None:
-        note_assumption(Assumption(self.op, rule, source))
+    def note(self, code: str, argument: str, rule: str, source: str, *, detail: str = "",
+             inferred: bool = False) -> None:
+        emit_note(Note(self.op, self.name(argument), rule, source, inferred, detail, known(code, "note")))
 
     def unsupported(self, argument: str, what: str) -> EmulatorUnsupported:
         return EmulatorUnsupported(self.op, self.name(argument), what)

@@ -37,8 +37,8 @@ def check(key, value, key_cache, value_cache, slot_indices) -> list[int]:
     c.require(key.dtype in CACHE_DTYPES + (torch.float32,), "key", "dtype must be float16, bfloat16 or int8",
               src.ATB_DOC, detail=f"got {key.dtype}")
     if key.dtype == torch.float32:
-        c.hazard("key", "float32 is outside the documented dtypes (float16/bfloat16/int8): an emulator-only "
-                 "extension the hardware rejects", src.ATB_DOC)
+        c.note("rac/float32", "key", "float32 is outside the documented dtypes (float16/bfloat16/int8): an "
+               "emulator-only extension the hardware rejects", src.ATB_DOC)
     c.require(slot_indices.dtype == torch.int32, "slot_indices", "dtype must be int32", src.ATB_DOC,
               detail=f"got {slot_indices.dtype}")
     num_tokens = key.shape[0]
@@ -71,7 +71,7 @@ def check(key, value, key_cache, value_cache, slot_indices) -> list[int]:
     valid = [s for s in slots if s >= 0]
     if len(set(valid)) != len(valid):
         dup = next(s for s in valid if valid.count(s) > 1)
-        c.hazard("slot_indices", "duplicate slots: the documented domain has no duplicates and the write order "
+        c.hazard("rac/duplicate-slots", "slot_indices", "duplicate slots: the documented domain has no duplicates and the write order "
                  "across cores is undefined (emulator: last token wins)", src.ATB_DOC, detail=f"slot {dup}")
     return slots
 

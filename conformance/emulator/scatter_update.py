@@ -9,9 +9,10 @@ M the product of the dims between 0 and `axis`, C the `axis` dim and R the produ
 (hicann/ops-nn index/scatter/docs/aclnnInplaceScatterUpdate.md; index/scatter/op_graph/scatter_proto.h):
 * 1-D indices (U0,) (documented): data[i, m, indices[i] + e, r] = updates[i, m, e, r]. Row i of
   `updates` goes to row i of `data`; indices[i] is an OFFSET along `axis`, not a flat slot number.
-* 2-D indices (U0, 2) [inferred: described only by the proto ("when discrete, 1-dim of indices should
-  be 2") and the golden model index/scatter/tests/assets/golden.py; the torch_npu doc says only
-  "目前仅支持一维和二维"]: data[indices[i, 0], m, indices[i, 1] + e, r] = updates[i, m, e, r].
+* 2-D indices (U0, 2): data[indices[i, 0], m, indices[i, 1] + e, r] = updates[i, m, e, r]: the TIK
+  kernel's rank-2 branch (impl/dynamic/scatter.py `_set_dst_offset_neg2`: dst = (idx[i,0]*M + m)*C*R +
+  idx[i,1]*R), the golden model index/scatter/tests/assets/golden.py and the proto ("when discrete,
+  1-dim of indices should be 2"); the torch_npu doc says only "目前仅支持一维和二维".
 * 0-D indices: as 1-D with U0 == 1.
 The hardware never checks index values ("框架不进行越界检查"): an offset past C or a negative index moves
 the flat address into other rows or outside the tensor. The emulator refuses such values
@@ -30,7 +31,8 @@ from conformance.emulator.findings import Checker, op_call
 
 OP_INPLACE = "torch_npu.scatter_update_"
 OP = "torch_npu.scatter_update"
-INFERRED_2D = "2-D indices are (row of data, offset along axis) pairs"
+#: Data dtypes of the Scatter kernel on Atlas A2/A3 (aclnn_scatter_update.cpp DTYPE_SUPPORT_LIST_DATA).
+DATA_DTYPES = (torch.int8, torch.float16, torch.float32, torch.bfloat16, torch.int32)
 
 
 def canonical_shape(shape, axis: int) -> tuple[int, int, int, int]:
@@ -48,6 +50,8 @@ def check(op: str, data, indices, updates, axis) -> tuple[int, list[tuple[int, i
                   detail=f"shape {tuple(t.shape)}")
     c.require(updates.dtype == data.dtype, "updates", "must have the dtype of self (data)", src.SCATTER_DOC,
               detail=f"{updates.dtype} vs {data.dtype}")
+    c.require(data.dtype in DATA_DTYPES, "self", "dtype must be int8, float16, float32, bfloat16 or int32 (A2/A3)",
+              src.SCATTER_API, detail=f"got {data.dtype}; also {src.SCATTER_TORCH_NPU_DOC}")
     rank = data.dim()
     c.require(2 <= rank <= 8, "self", "rank must be 2-8", src.SCATTER_DOC, detail=f"got {rank}")
     c.require(updates.dim() == rank, "updates", "must have the rank of self (data)", src.SCATTER_DOC,
@@ -62,6 +66,10 @@ def check(op: str, data, indices, updates, axis) -> tuple[int, list[tuple[int, i
     axis = int(axis)
     c.require(-rank < axis < rank and axis != 0, "axis", "must be in (-rank, rank) and not 0", src.SCATTER_DOC,
               detail=f"axis {axis}, rank {rank}")
+    if axis < -2:
+        # The doc allows (-rank, rank); the proto says a negative axis "should be -1 or -2".
+        c.hazard("scu/negative-axis", "axis", "a negative axis other than -1 or -2: the aclnn doc accepts it, the "
+                 "graph proto says it should be -1 or -2", src.SCATTER_PROTO, detail=f"axis {axis}, rank {rank}")
     ax = axis % rank
     n_updates = updates.shape[0]
     if indices.dim() == 0:
@@ -85,32 +93,31 @@ def check(op: str, data, indices, updates, axis) -> tuple[int, list[tuple[int, i
 
     if indices.dim() == 2:
         pairs = [(int(r), int(o)) for r, o in indices.tolist()]
-        c.assume(INFERRED_2D, src.SCATTER_PROTO)
         for i, (row, _) in enumerate(pairs):
             c.require(0 <= row < data.shape[0], "indices", "indices[i, 0] (the target row of self) must lie in "
-                      "[0, self.shape[0]); unchecked on hardware, it writes outside the tensor", src.SCATTER_PROTO,
-                      detail=f"row {i}: {row}, self.shape[0] = {data.shape[0]}", inferred=True)
+                      "[0, self.shape[0]); unchecked on hardware, it writes outside the tensor", src.SCATTER_KERNEL,
+                      detail=f"row {i}: {row}, self.shape[0] = {data.shape[0]}")
         offsets = [o for _, o in pairs]
-        hint, inferred = "indices[i, 1]", True
+        hint, pair_form = "indices[i, 1]", True
     else:
         offsets = [int(o) for o in indices.reshape(-1).tolist()]
         pairs = [(i, o) for i, o in enumerate(offsets)]
-        hint, inferred = "indices[i]", False
+        hint, pair_form = "indices[i]", False
     for i, off in enumerate(offsets):
         c.require(off >= 0, "indices", f"{hint} must be >= 0 (only non-negative indices are supported; "
-                  "unchecked on hardware)", src.SCATTER_DOC, detail=f"row {i}: {off}", inferred=inferred)
+                  "unchecked on hardware)", src.SCATTER_DOC, detail=f"row {i}: {off}")
         c.require(off + span <= extent, "indices",
                   f"{hint} + updates.shape[axis] must be <= self.shape[axis]: {hint} is an offset along axis "
-                  f"inside {'its target row' if inferred else 'row i'} of self, not a flat slot; unchecked on "
+                  f"inside {'its target row' if pair_form else 'row i'} of self, not a flat slot; unchecked on "
                   "hardware, a larger value writes into other rows or past the tensor", src.SCATTER_DOC,
-                  detail=f"row {i}: {off} + {span} > {extent}", inferred=inferred)
+                  detail=f"row {i}: {off} + {span} > {extent}")
     if indices.dim() == 2:
         seen: dict[int, list[int]] = {}
         for i, (row, off) in enumerate(pairs):
             if any(abs(off - other) < span for other in seen.get(row, [])):
-                c.hazard("indices", "duplicate (overlapping) targets: the result at repeated positions is not "
-                         "guaranteed (emulator: last row wins)", src.SCATTER_DOC,
-                         detail=f"row {i} -> ({row}, {off})", inferred=True)
+                c.hazard("scu/overlapping-targets", "indices", "duplicate (overlapping) targets: the result at "
+                         "repeated positions is not guaranteed (emulator: last row wins)", src.SCATTER_DOC,
+                         detail=f"row {i} -> ({row}, {off})")
                 break
             seen.setdefault(row, []).append(off)
     return ax, pairs

@@ -1,8 +1,22 @@
 """Public sources the emulator's rules come from, cited in every finding.
 
 Each constant names a public repository and a path in it (GitHub mirrors of the GitCode/Gitee
-originals), or an issue. Findings carry one of these strings in `source`.
+originals), or an issue. Findings carry one of these strings in `source`, usually with the lines
+that show the rule: `at(PFA_TILING, "3813-3815")`. Line numbers are of the commits in SNAPSHOTS.
 """
+
+
+def at(source: str, lines: str) -> str:
+    """`source` narrowed to the lines that show the rule."""
+    return f"{source} L{lines}"
+
+
+#: The commits the line numbers refer to.
+SNAPSHOTS = {
+    "hicann/ops-transformer": "c29bc10",
+    "Ascend/op-plugin": "517f2e7",
+    "Ascend/torchair": "fced884",
+}
 
 # torch_npu user docs and bindings (Ascend/op-plugin).
 FIA_V2_DOC = "Ascend/op-plugin docs/zh/custom_APIs/torch_npu/torch_npu-npu_fused_infer_attention_score_v2.md"
@@ -13,7 +27,7 @@ FIA_META = "Ascend/op-plugin op_plugin/python/meta/_meta_registrations.py"
 FIA_V2_BINDING = "Ascend/op-plugin op_plugin/ops/opapi/FusedInferAttentionScoreV2KernelNpuOpApi.cpp"
 SCATTER_TORCH_NPU_DOC = "Ascend/op-plugin docs/zh/custom_APIs/torch_npu/torch_npu-scatter_update_.md"
 RESHAPE_CACHE_BINDING = "Ascend/op-plugin op_plugin/ops/atb/ReshapeAndCachAtb.cpp"
-TORCH_ARG_PARSER = "pytorch/pytorch torch/csrc/utils/python_arg_parser.cpp (int lists reject a Tensor)"
+TORCH_NPU_BINDING = "Ascend/pytorch torch_npu/__init__.py (torch_npu.<op> is torch.ops.npu.<op>)"
 
 # CANN operator docs, host tiling and kernels (hicann/ops-transformer).
 FIA_ACLNN_V4_DOC = (
@@ -25,8 +39,14 @@ PFA_VARLEN_KERNEL = (
     "hicann/ops-transformer attention/prompt_flash_attention/op_kernel/"
     "prompt_flash_attention_var_len_score_sab_baseapi.h"
 )
+PFA_KERNEL = "hicann/ops-transformer attention/prompt_flash_attention/op_kernel/prompt_flash_attention.cpp"
+PFA_MLA_KERNEL = (
+    "hicann/ops-transformer attention/prompt_flash_attention/op_kernel/prompt_flash_attention_s1s2_bns1_mla_baseapi.h"
+)
+PFA_MLA_COMMON = "hicann/ops-transformer attention/prompt_flash_attention/op_kernel/mla_common.h"
 PFA_KERNEL_BASE = "hicann/ops-transformer attention/prompt_flash_attention/op_kernel/prompt_flash_attention_base.h"
 IFA_TILING = "hicann/ops-transformer attention/incre_flash_attention/op_host/incre_flash_attention_tiling_check.cpp"
+IFA_TILING_MAIN = "hicann/ops-transformer attention/incre_flash_attention/op_host/incre_flash_attention_tiling.cpp"
 IFA_KERNEL = "hicann/ops-transformer attention/incre_flash_attention/op_kernel/incre_flash_attention_preload.h"
 
 # torchair (Ascend/torchair).
@@ -50,8 +70,11 @@ SCATTER_DOC = "hicann/ops-nn index/scatter/docs/aclnnInplaceScatterUpdate.md"
 SCATTER_API = "hicann/ops-nn index/scatter/op_api/aclnn_scatter_update.cpp"
 SCATTER_PROTO = "hicann/ops-nn index/scatter/op_graph/scatter_proto.h"
 SCATTER_GOLDEN = "hicann/ops-nn index/scatter/tests/assets/golden.py"
+#: The A2/A3 TIK kernel; public code whose repository was not recorded by the audit (a weaker citation).
+SCATTER_KERNEL = "CANN TBE impl/dynamic/scatter.py _set_dst_offset_neg2 (rank-2 branch); also " + SCATTER_GOLDEN
 
 # Issues that document hardware behaviour.
+VLLM_ASCEND_4373 = "vllm-project/vllm-ascend#4373 (a CANN stack refusing TND with a block table)"
 VLLM_ASCEND_15503 = "vllm-project/vllm-ascend#15503 (decode mask without a batch dim)"
 VLLM_ASCEND_8045 = "vllm-project/vllm-ascend#8045 (TND head dim accepted per CANN version)"
 VLLM_ASCEND_PRACTICE = "vllm-project/vllm-ascend vllm_ascend/attention/attention_v1.py (observed practice)"

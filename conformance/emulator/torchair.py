@@ -67,7 +67,7 @@ def npu_fused_infer_attention_score(
         arguments = dict(locals())
         if not in_compiled_graph():
             Checker(AIR_OP, V1_NAMES).hazard(
-                "(call)", "graph op called outside a compiled graph: on hardware the eager call raises "
+                "fia/graph-op-eager", "(call)", "graph op called outside a compiled graph: on hardware the eager call raises "
                 "NotImplementedError (graph mode only)", src.TORCHAIR_DOC, detail=f"see also {src.TORCHAIR_OP}")
         return fused_infer_attention(_v1_call(AIR_OP, arguments, lengths_are_tensors=True))
 

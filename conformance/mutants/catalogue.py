@@ -66,6 +66,16 @@ CATALOGUE: tuple[Mutant, ...] = (
         "a prompt of >= 2 tokens",
         wrap_kernels=p.prefill_call(p.causal_disabled)),
     Mutant(
+        "prefill_mask_polarity_inverted", "prefill", "layer",
+        "mask polarity inverted (torch's True = attend where the kernel reads True = masked)",
+        ("https://github.com/pytorch/pytorch/blob/main/torch/nn/functional.py (scaled_dot_product_attention: a "
+         "boolean attn_mask is True where attention is taken)",
+         "https://github.com/hicann/ops-transformer/blob/master/docs/context/sparse_mode参数说明.md (True = masked)"),
+        "the 2048 mask is torch.tril(...) instead of ~torch.tril(...): on hardware each row attends to its "
+        "future inside the diagonal tile and loses its own token",
+        "a prompt of >= 2 tokens (one token attends to itself either way)",
+        layer_class=p.MaskPolarityInverted),
+    Mutant(
         "prefill_slot_off_by_one", "prefill", "kernel",
         "slot mapping off by one (writes one slot later)",
         ("https://github.com/Wenyueh/MinivLLM/issues/76", "https://github.com/microsoft/onnxruntime-genai/pull/2354"),

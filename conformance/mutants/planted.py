@@ -263,6 +263,14 @@ class ScaleFromModelWidth(Attention):
         self.scale = scaling if scaling is not None else (num_heads * head_dim) ** -0.5
 
 
+class MaskPolarityInverted(Attention):
+    """The 2048 mask built in torch's polarity (True = attend: tril) where FIA wants True = masked (~tril)."""
+
+    def __init__(self, num_heads, head_dim, scaling, num_kv_heads):
+        super().__init__(num_heads, head_dim, scaling, num_kv_heads)
+        self.mask = torch.tril(torch.ones_like(self.mask))
+
+
 class ScaleAppliedTwice(Attention):
     """q is pre-scaled by the layer and the kernel scales the scores again."""
 

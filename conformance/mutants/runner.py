@@ -277,6 +277,9 @@ def _how(record: dict | None, report) -> str:
             parts.append("output tolerance")
     if any(c.get("verdict") == "fail" for c in record.get("caches", [])):
         parts.append("cache bit-exact")
+    codes = sorted({h.get("code", "?") for h in record.get("hazards") or [] if not h.get("accepted")})
+    if codes:
+        parts.append("emulator hazard: " + ", ".join(codes))
     return " + ".join(parts) or "failed"
 
 

@@ -164,7 +164,13 @@ def _case_detail(r: dict) -> str:
         extra = "; ".join(c.get("reasons") or [])
         parts.append(f"<p>{_tag(c['verdict'])} {_e(line)}{(': ' + _e(extra)) if extra else ''}</p>")
     for h in r.get("hazards") or []:
-        parts.append(f"<p>{_tag('hazard')} <code>{_e(h['op'])}</code> {_e(h['argument'])}: {_e(h['rule'])}</p>")
+        status = (f"acknowledged ({h['acknowledgement']})" if h.get("accepted") else
+                  "fails the case" + (" (--strict-contracts)" if h.get("acknowledgement") else ": not acknowledged"))
+        parts.append(f"<p>{_tag('hazard')} <code>{_e(h.get('code', ''))}</code> {_e(status)}: "
+                     f"<code>{_e(h['op'])}</code> {_e(h['argument'])}: {_e(h['rule'])}</p>")
+    for n in r.get("notes") or []:
+        parts.append(f"<p>{_tag('note')} <code>{_e(n.get('code', ''))}</code> <code>{_e(n['op'])}</code> "
+                     f"{_e(n['argument'])}: {_e(n['rule'])}</p>")
     replay = r.get("case_file")
     if replay:
         parts.append(f"<p>replay: <code>npu-conformance replay {_e(replay)}</code></p>")
@@ -230,17 +236,47 @@ def _tests(report: dict) -> str:
     return _table(["outcome", "test", "cases", "time", "reason"], rows, numeric={2, 3})
 
 
+def _finding_rows(rows: list[dict], with_ack: bool):
+    out = []
+    for h in rows:
+        cells = [f"<code>{_e(h.get('code') or '-')}</code>", f"<code>{_wb(h['op'])}</code>", _e(h["argument"]),
+                 _e(h["rule"]), str(h["count"]), str(h["cases"]), _e(", ".join(h["phases"])),
+                 "inferred" if h["inferred"] else "sourced",
+                 _e(h["source"]) + (f'<br><span class="muted">e.g. {_e(h.get("example_detail"))}</span>'
+                                    if h.get("example_detail") else "")]
+        if with_ack:
+            cells.insert(1, _e(h.get("acknowledgement") or "-"))
+        out.append(("bad" if with_ack and not h.get("accepted") else "", cells))
+    return out
+
+
 def _hazards(report: dict) -> str:
-    if not report["hazards"]:
-        return '<p class="muted">No hazard was recorded.</p>'
-    rows = [("", [f"<code>{_wb(h['op'])}</code>", _e(h["argument"]), _e(h["rule"]), str(h["count"]), str(h["cases"]),
-                  _e(", ".join(h["phases"])), "inferred" if h["inferred"] else "documented",
-                  _e(h["source"]) + (f'<br><span class="muted">e.g. {_e(h.get("example_detail"))}</span>'
-                                     if h.get("example_detail") else "")])
-            for h in report["hazards"]]
-    return ('<p class="muted">Calls the hardware accepts but leaves undefined or unchecked; deduplicated by op, '
-            "argument and rule. They fail the case under --strict-contracts.</p>"
-            + _table(["op", "argument", "rule", "count", "cases", "phases", "basis", "source"], rows, numeric={3, 4}))
+    head = ["code", "op", "argument", "rule", "count", "cases", "phases", "basis", "source"]
+    failing = [h for h in report["hazards"] if not h.get("accepted")]
+    accepted = [h for h in report["hazards"] if h.get("accepted")]
+    parts = ['<p class="muted">Hazards: calls the hardware accepts but leaves undefined, unchecked or '
+             "version-dependent. Each fails its case unless the acknowledgement ledger accepts it "
+             "(never under --strict-contracts).</p>"]
+    parts.append("<h3>Hazards that failed their cases</h3>" + (
+        _table(head[:1] + ["acknowledgement"] + head[1:], _finding_rows(failing, True), numeric={5, 6})
+        if failing else '<p class="muted">None.</p>'))
+    parts.append("<h3>Acknowledged hazards</h3>" + (
+        _table(head[:1] + ["acknowledgement"] + head[1:], _finding_rows(accepted, True), numeric={5, 6})
+        if accepted else '<p class="muted">None.</p>'))
+    notes = report.get("notes") or []
+    parts.append('<h3>Notes</h3><p class="muted">Accepted and well-defined; informational only (e.g. an '
+                 "emulator-only extension such as float32, a host sync).</p>" + (
+                     _table(head, _finding_rows(notes, False), numeric={4, 5}) if notes
+                     else '<p class="muted">None.</p>'))
+    ledger = report.get("acknowledgements") or []
+    if ledger:
+        rows = [("bad" if a["status"] == "stale" else "", [
+            f"<code>{_e(a['id'])}</code>", f"<code>{_e(a['code'])}</code>", f"<code>{_wb(a['op'])}</code>",
+            _e(", ".join(a["phases"]) or "all"), str(a["matched"]), _e(a["status"]),
+            _e(a["reason"]) + f'<br><span class="muted">{_e(a["link"])}</span>']) for a in ledger]
+        parts.append("<h3>Acknowledgement ledger</h3>" + _table(
+            ["id", "code", "op", "phases", "matched", "status", "reason"], rows, numeric={4}))
+    return "".join(parts)
 
 
 def _plots(report: dict) -> str:

@@ -35,6 +35,19 @@ def meta_line(report: dict) -> str:
     return " · ".join(parts)
 
 
+def _finding_table(title: str, rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    lines = [f"### {title} ({sum(h['count'] for h in rows)} in {len(rows)} kind(s))", "",
+             "| code | op | argument | rule | count | cases | inferred | acknowledged by |",
+             "|---|---|---|---|---:|---:|---|---|"]
+    for h in rows:
+        lines.append(f"| `{_cell(h.get('code') or '-')}` | `{_cell(h['op'])}` | {_cell(h['argument'])} | "
+                     f"{_cell(_short(h['rule']))} | {h['count']} | {h['cases']} | {'yes' if h['inferred'] else 'no'} | "
+                     f"{_cell(h.get('acknowledgement') or '-')} |")
+    return lines + [""]
+
+
 def render_markdown(report: dict) -> str:
     verdict = report["verdict"]
     totals = report["totals"]
@@ -71,8 +84,9 @@ def render_markdown(report: dict) -> str:
         for r in failing[:TOP_FAILURES]:
             out = r.get("output") or {}
             where = f"seq {out['worst_seq']} / head {out['worst_head']}" if out.get("worst_row", -1) >= 0 else "-"
-            why = r.get("error") or "; ".join(list(out.get("reasons") or []) +
-                                              [x for c in r.get("caches") or [] for x in c.get("reasons", [])])
+            why = r.get("error") or "; ".join(
+                list(out.get("reasons") or []) + [x for c in r.get("caches") or [] for x in c.get("reasons", [])]
+                + [f"unacknowledged hazard {h.get('code')}" for h in r.get("hazards") or [] if not h.get("accepted")])
             lines.append(f"| {r['verdict']} | {r['phase']}/{r['dtype']} | `{r['case_id']}` | {fmt_ratio(r['ratio'])} | "
                          f"{where} | {_cell(r['test_id'].rsplit('::', 1)[-1])} | {_cell(_short(why))} |")
         lines.append("")
@@ -89,14 +103,16 @@ def render_markdown(report: dict) -> str:
         lines += [f"- `{_cell(x['test_id'])}`: {_cell(_short(x['reason'] or ''))}" for x in skipped]
         lines += ["", "</details>", ""]
 
-    if report["hazards"]:
-        lines += [f"### Hazards ({sum(h['count'] for h in report['hazards'])} in "
-                  f"{len(report['hazards'])} kind(s))", "",
-                  "| op | argument | rule | count | cases | inferred |", "|---|---|---|---:|---:|---|"]
-        for h in report["hazards"]:
-            lines.append(f"| `{_cell(h['op'])}` | {_cell(h['argument'])} | {_cell(_short(h['rule']))} | "
-                         f"{h['count']} | {h['cases']} | {'yes' if h['inferred'] else 'no'} |")
-        lines.append("")
+    failing_hazards = [h for h in report["hazards"] if not h.get("accepted")]
+    accepted = [h for h in report["hazards"] if h.get("accepted")]
+    for title, rows in (("Hazards that failed their cases", failing_hazards), ("Acknowledged hazards", accepted),
+                        ("Notes (informational)", report.get("notes") or [])):
+        lines += _finding_table(title, rows)
+    ledger = report.get("acknowledgements") or []
+    stale = [a for a in ledger if a["status"] == "stale"]
+    if stale:
+        lines += [f"**Stale acknowledgements** (matched nothing in this full run): "
+                  + ", ".join(f"`{_cell(a['id'])}` ({_cell(a['code'])})" for a in stale), ""]
     if report["collection_errors"]:
         lines += ["### Collection errors", ""]
         lines += [f"- `{_cell(e['nodeid'] or '<session>')}`: {_cell(_short(e['message']))}"

@@ -80,6 +80,7 @@ def run_metadata(config, *, started_at: str, duration_s: float, finished_at: str
                        "seed": seed if seed is None or isinstance(seed, int) else str(seed),
                        "max_examples": hyp_settings.default.max_examples},
         "strict_contracts": s.strict_contracts,
+        "acknowledgements_source": s.acknowledgements.source,
         "require_npu": s.require_npu,
         "tolerance_policy": policies_dict(s.policies),
         "git_commit": git_commit(Path(__file__).resolve().parent),  # the harness under test

@@ -96,11 +96,14 @@ def summarise(records: list[dict]) -> list[dict]:
     for r in records:
         b = buckets.setdefault((r["phase"], r["dtype"]), {
             "phase": r["phase"], "dtype": r["dtype"], "cases": 0, "passed": 0, "failed": 0, "errors": 0,
-            "hazards": 0, "worst_ratio": None, "worst_case_id": None, "worst_test_id": None,
-            "worst_ascend_ratio": None})
+            "hazards": 0, "acknowledged_hazards": 0, "notes": 0, "worst_ratio": None, "worst_case_id": None,
+            "worst_test_id": None, "worst_ascend_ratio": None})
         b["cases"] += 1
         b[{"pass": "passed", "fail": "failed", "error": "errors"}[r["verdict"]]] += 1
-        b["hazards"] += len(r.get("hazards") or [])
+        hazards = r.get("hazards") or []
+        b["hazards"] += sum(1 for h in hazards if not h.get("accepted"))
+        b["acknowledged_hazards"] += sum(1 for h in hazards if h.get("accepted"))
+        b["notes"] += len(r.get("notes") or [])
         if r.get("ratio") is not None and (b["worst_ratio"] is None or rank(r["ratio"]) > rank(b["worst_ratio"])):
             b.update(worst_ratio=r["ratio"], worst_case_id=r["case_id"], worst_test_id=r.get("test_id"))
         ascend = (r.get("output") or {}).get("ascend_ratio")
@@ -109,25 +112,38 @@ def summarise(records: list[dict]) -> list[dict]:
     return [buckets[k] for k in sorted(buckets, key=lambda k: bucket_key(*k))]
 
 
-def hazard_table(records: list[dict]) -> list[dict]:
-    """Hazards deduplicated by op + argument + rule: how often, in how many cases, where."""
-    rows: dict[tuple[str, str, str], dict] = {}
+def hazard_table(records: list[dict], field: str = "hazards") -> list[dict]:
+    """Hazards (or notes, `field="notes"`) deduplicated by op + argument + rule: how often, in how many
+    cases, where; hazards also by whether they were accepted (acknowledged) or failed their case."""
+    rows: dict[tuple, dict] = {}
     for r in records:
-        for h in r.get("hazards") or []:
-            key = (h.get("op", ""), h.get("argument", ""), h.get("rule", ""))
-            row = rows.setdefault(key, {"op": key[0], "argument": key[1], "rule": key[2],
+        for h in r.get(field) or []:
+            key = (h.get("op", ""), h.get("argument", ""), h.get("rule", ""), bool(h.get("accepted")))
+            row = rows.setdefault(key, {"op": key[0], "argument": key[1], "rule": key[2], "code": h.get("code", ""),
                                         "source": h.get("source", ""), "inferred": bool(h.get("inferred")),
                                         "count": 0, "cases": 0, "phases": [], "example_detail": h.get("detail", ""),
                                         "example_case_id": r["case_id"], "_cases": set()})
+            if field == "hazards":
+                row.update(accepted=bool(h.get("accepted")), acknowledgement=h.get("acknowledgement"))
             row["count"] += 1
             row["_cases"].add(r["case_id"])
             if r["phase"] not in row["phases"]:
                 row["phases"].append(r["phase"])
     out = []
-    for row in sorted(rows.values(), key=lambda x: (-x["count"], x["op"], x["argument"], x["rule"])):
+    for row in sorted(rows.values(), key=lambda x: (bool(x.get("accepted")), -x["count"], x["op"], x["argument"],
+                                                    x["rule"])):
         row["cases"] = len(row.pop("_cases"))
         out.append(row)
     return out
+
+
+def acknowledgement_table(ledger: list[dict], records: list[dict], full_run: bool) -> list[dict]:
+    """Each ledger entry with how many hazards it matched; one that matched nothing in a full run is
+    "stale" (in a partial run: "unused", since the cases it covers may not have run)."""
+    matched = Counter(h.get("acknowledgement") for r in records for h in r.get("hazards") or [])
+    return [entry | {"matched": matched.get(entry["id"], 0),
+                     "status": "matched" if matched.get(entry["id"]) else ("stale" if full_run else "unused")}
+            for entry in ledger]
 
 
 def test_totals(tests: list[dict], collected: int | None) -> dict:
@@ -138,7 +154,9 @@ def test_totals(tests: list[dict], collected: int | None) -> dict:
 def case_totals(records: list[dict]) -> dict:
     counts = Counter(r["verdict"] for r in records)
     worst = max((r for r in records if r.get("ratio") is not None), key=lambda r: rank(r["ratio"]), default=None)
+    hazard_only = sum(1 for r in records if r["verdict"] == "fail" and r.get("failed_checks") == ["hazards"])
     return {"cases": len(records), "passed": counts.get("pass", 0), "failed": counts.get("fail", 0),
+            "failed_by_hazard_only": hazard_only,
             "errors": counts.get("error", 0), "worst_ratio": worst["ratio"] if worst else None,
             "worst_case_id": worst["case_id"] if worst else None,
             "worst_bucket": f"{worst['phase']}/{worst['dtype']}" if worst else None}
@@ -169,8 +187,12 @@ def decide(run: dict, totals: dict, tests: list[dict], *, complete: bool, incomp
         worst = f" (worst ratio {fmt_ratio(totals['worst_ratio'])} in {totals['worst_bucket']})" \
             if totals["worst_ratio"] is not None else ""
         parts = []
-        if totals["failed"]:
-            parts.append(f"{totals['failed']} of {totals['cases']} cases out of tolerance")
+        by_hazard = totals.get("failed_by_hazard_only", 0)
+        if totals["failed"] - by_hazard:
+            parts.append(f"{totals['failed'] - by_hazard} of {totals['cases']} cases out of tolerance")
+        if by_hazard:
+            parts.append(f"{by_hazard} of {totals['cases']} cases within tolerance but with an unacknowledged "
+                         "emulator hazard")
         if totals["errors"]:
             parts.append(f"{totals['errors']} of {totals['cases']} cases raised an error")
         return result("failed", "FAILED: " + ", ".join(parts) + worst)
@@ -190,8 +212,11 @@ def decide(run: dict, totals: dict, tests: list[dict], *, complete: bool, incomp
 
 def build_report(run: dict, records: list[dict], tests: list[dict], *, complete: bool,
                  incomplete_reason: str | None = None, tests_collected: int | None = None,
-                 collection_errors: list[dict] | None = None) -> dict:
-    """Assemble a schema-v1 report (in JSON form) from run metadata, records and test outcomes."""
+                 collection_errors: list[dict] | None = None, acknowledgements: list[dict] | None = None,
+                 full_run: bool = False) -> dict:
+    """Assemble a schema-v1 report (in JSON form) from run metadata, records and test outcomes.
+    `acknowledgements` is the run's ledger (entry dicts); `full_run` says whether the whole suite ran
+    to completion (only then is an unmatched entry stale)."""
     collection_errors = list(collection_errors or [])
     records = jsonable(list(records))
     tests = jsonable(sorted(tests, key=lambda x: x["test_id"]))
@@ -206,6 +231,8 @@ def build_report(run: dict, records: list[dict], tests: list[dict], *, complete:
         "totals": totals,
         "summaries": summarise(records),
         "hazards": hazard_table(records),
+        "notes": hazard_table(records, "notes"),
+        "acknowledgements": acknowledgement_table(list(acknowledgements or []), records, full_run and complete),
         "tests": tests,
         "collection_errors": collection_errors,
         "records": records,

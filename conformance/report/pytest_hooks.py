@@ -24,6 +24,8 @@ from conformance.report.meta import now_iso, run_metadata
 from conformance.report.model import build_report
 
 SNAPSHOT_INTERVAL_S = 2.0
+#: The suite's modules: a run that collected all of them (and deselected nothing) is a full run.
+SUITE_MODULES = tuple(sorted(p.name for p in (Path(__file__).resolve().parent.parent / "suite").glob("test_*.py")))
 _MESSAGE_LIMIT = 1500
 
 
@@ -37,6 +39,8 @@ class ReportSession:
         self.tests: dict[str, dict] = {}  # nodeid -> outcome entry, in arrival order
         self.finished: set[str] = set()
         self.collected: int | None = None
+        self.collected_ids: set[str] = set()
+        self.deselected = 0
         self.collection_errors: list[dict] = []
         self.interrupt: str | None = None
         self.started = time.monotonic()
@@ -90,8 +94,21 @@ class ReportSession:
         run = run_metadata(self.config, started_at=self.started_at, duration_s=elapsed,
                            finished_at=now_iso() if final else None, exitstatus=exitstatus)
         tests = [t for nodeid, t in self.tests.items() if nodeid in self.finished]
+        from conformance.session import settings
+
+        ledger = [a.as_dict() for a in settings().acknowledgements.entries]
         return build_report(run, self.records, tests, complete=complete, incomplete_reason=incomplete_reason,
-                            tests_collected=self.collected, collection_errors=self.collection_errors)
+                            tests_collected=self.collected, collection_errors=self.collection_errors,
+                            acknowledgements=ledger, full_run=self.full_suite())
+
+    def full_suite(self) -> bool:
+        """Whether every suite module was collected and nothing deselected (-k, -m): only then can an
+        acknowledgement that matched nothing be called stale."""
+        option = self.config.option
+        if self.deselected or getattr(option, "keyword", "") or getattr(option, "markexpr", ""):
+            return False
+        modules = {nodeid.split("::", 1)[0].rsplit("/", 1)[-1] for nodeid in self.collected_ids}
+        return set(SUITE_MODULES) <= modules
 
     def start(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -241,10 +258,15 @@ class _SessionHooks:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.state.collected = len(session.items)
+        self.state.collected_ids.update(item.nodeid for item in session.items)
+
+    def pytest_deselected(self, items) -> None:
+        self.state.deselected += len(items)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids) -> None:
         self.state.collected = max(self.state.collected or 0, len(ids))
+        self.state.collected_ids.update(ids)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:

@@ -9,10 +9,9 @@ from conformance.session import settings
 
 
 def shape_space() -> str:
-    """Whose shapes to draw: the npu set on hardware, and also under --strict-contracts (where the
-    emulator's extensions beyond the hardware, e.g. float32 or head_dim 16, would count as hazards)."""
-    run = settings()
-    return "npu" if run.backend == "npu" or run.strict_contracts else run.backend
+    """Whose shapes to draw: the npu set on hardware; on the emulator also its extensions, which are
+    notes (float32), never hazards, so they can run under --strict-contracts too."""
+    return settings().backend
 
 
 def cases(factory, **kwargs) -> st.SearchStrategy:

@@ -39,9 +39,7 @@ class EngineMachine(RuleBasedStateMachine):
     def _ensure_shape(self, data):
         if self.shape is None:
             space = _given.shape_space()
-            self.shape = data.draw(attention_shapes(space, "decode"), label="shape")
-            if space == "npu":  # the prefill path needs the TND head_dim
-                self.shape["head_dim"] = 128
+            self.shape = data.draw(attention_shapes(space, "engine"), label="shape")  # prefill and decode
             dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[
                 self.shape["dtype"]]
             rows = (NUM_BLOCKS, self.shape["block_size"], self.shape["num_kv_heads"] * self.shape["head_dim"])

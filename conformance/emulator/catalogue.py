@@ -1,0 +1,50 @@
+"""The stable codes of every hazard and note the emulator can record.
+
+A finding's `code` is what an acknowledgement (conformance.acknowledgements) names, so a code never
+changes meaning; the rule text beside it may be reworded. RULES.md lists the same codes with sources.
+"""
+
+from __future__ import annotations
+
+#: The emulated ops, by the names findings carry.
+OPS = (
+    "torch_npu.npu_fused_infer_attention_score", "torch_npu.npu_fused_infer_attention_score_v2",
+    "torchair.ops.npu_fused_infer_attention_score", "torch_npu._npu_reshape_and_cache",
+    "torch_npu.scatter_update_", "torch_npu.scatter_update",
+)
+
+#: code -> one-line summary. Hazards fail a case unless acknowledged.
+HAZARDS = {
+    "fia/mask-content": "the optimized 2048 mask holds something other than triu(1): the kernel reads it as tiles",
+    "fia/mask-unmodelled": "mask content read where the emulator cannot reproduce the kernel's tiling: output NaN",
+    "fia/head-dim-alignment": "head dim not a multiple of 16 (the docs disagree on the alignment rule)",
+    "fia/tnd-4d-cache": "TND with a 4-D paged cache (doc: 3-D only; tiling accepts)",
+    "fia/tnd-paged": "TND with a block table: supported by the open kernel, refused by some CANN stacks",
+    "fia/tnd-paged-block-size": "TND paged block_size 640/768/896 (code accepts; aclnn doc lists 128/512/1024)",
+    "fia/tnd-inner-precise": "TND with inner_precise 2/3 (code accepts; doc allows 0/1)",
+    "fia/prompt-block-size": "prompt paging block_size above 512 (tiling accepts up to 1024; docs 512)",
+    "fia/shared-blocks": "decode cache smaller than sum(ceil(kv_len / block_size)) blocks",
+    "fia/user-mask-empty-rows": "rows fully masked by a user mask with inner_precise 0/1",
+    "fia/graph-op-eager": "torchair's graph-only op called outside a compiled graph",
+    "fia/air-tnd-tiling-sink": "torchair op with TND and device-side lengths",
+    "rac/duplicate-slots": "_npu_reshape_and_cache with duplicate slots (write order across cores undefined)",
+    "scu/overlapping-targets": "scatter_update_ with overlapping targets (result not guaranteed)",
+    "scu/negative-axis": "scatter_update_ with a negative axis other than -1/-2",
+}
+
+#: code -> one-line summary. Notes are informational only.
+NOTES = {
+    "fia/float32": "float32: an emulator-only extension the hardware refuses",
+    "fia/bf16-inner-precise": "bfloat16 with inner_precise bit 0 set: no effect on the kernel",
+    "fia/length-tensor": "a Tensor for a SymInt[] length list: converted by the dispatcher (one host sync)",
+    "fia/decode-causal-mask": "decode with sparse_mode 3/4 and the canonical mask: every key below kv_len seen",
+    "rac/float32": "float32 cache write: an emulator-only extension the hardware refuses",
+}
+
+
+def known(code: str, kind: str) -> str:
+    """`code`, checked against the catalogue of `kind` ("hazard" or "note")."""
+    table = HAZARDS if kind == "hazard" else NOTES
+    if code not in table:
+        raise KeyError(f"unknown emulator {kind} code {code!r}: add it to conformance/emulator/catalogue.py")
+    return code
