@@ -19,6 +19,9 @@ PREFILL, DECODE, GRAPH = (f"conformance.suite.{m}" for m in ("test_prefill", "te
 # mutant -> (suite module it runs, what must catch it)
 SUBSET = {
     "prefill_causal_disabled": (PREFILL, "output tolerance"),
+    # The kernel reads the compressed mask as tiles (emulator F1): the wrong polarity is out of tolerance
+    # on the first explicit example, besides the unacknowledged mask-content hazard.
+    "prefill_mask_polarity_inverted": (PREFILL, "output tolerance"),
     "prefill_slot_off_by_one": (PREFILL, "cache bit-exact"),
     "decode_newest_token_dropped": (DECODE, "output tolerance"),
     "decode_block_table_of_row0": (DECODE, "output tolerance"),

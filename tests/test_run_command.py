@@ -56,6 +56,8 @@ def test_run_end_to_end_writes_the_four_files_and_exits_0(tmp_path):
     assert _short_ids(report) == PREFILL_TESTS and {t["outcome"] for t in report["tests"]} == {"passed"}
     assert report["run"]["hypothesis"] == {"profile": "dev", "seed": 12345, "max_examples": 8}
     assert report["run"]["backend"] == "emulated"
+    # The graph-padding acknowledgement has nothing to match in a prefill-only run: unused, not stale.
+    assert [(a["id"], a["status"]) for a in report["acknowledgements"]] == [("graph-padding-dummy-slot", "unused")]
     # Both tests contribute records, and the printed table has one row per phase x dtype bucket plus "all".
     assert {r["test_id"].split("/")[-1] for r in report["records"]} == PREFILL_TESTS
     for s in report["summaries"]:
