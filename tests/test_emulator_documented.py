@@ -547,16 +547,40 @@ def test_rows_outside_the_model_are_nan_never_the_documented_result():
     assert torch.isnan(out.float()).all() and "fia/mask-unmodelled" in {h.code for h in log}
 
 
-def test_decode_takes_the_2d_mask_with_sparse_mode_3_and_sees_every_key():
-    # IFA CheckAttenMaskShape accepts the (2048, 2048) mask with sparse_mode 3/4 (incre_flash_attention_tiling_check.cpp).
+def test_decode_takes_the_2d_mask_with_sparse_mode_3_and_reads_it_as_a_flat_key_mask():
+    # IFA CheckAttenMaskShape accepts the (2048, 2048) mask with sparse_mode 3/4 but never sets the mask size,
+    # so every batch reads key j's bit at mask.flatten()[j] (incre_flash_attention_tiling_check.cpp,
+    # incre_flash_attention_split_Bbn2s2_Us2.h): with triu(1) only key 0 is attended.
     q, kc, vc, table = _decode_inputs()
     common = dict(num_query_heads=4, num_key_value_heads=2, input_layout="BNSD", block_table=table, block_size=16,
                   actual_seq_kvlen=[5, 12], softmax_scale=0.25)
-    base, _ = tn.npu_fused_infer_attention_score_v2(q, kc, vc, **common)
     with emulator.record_hazards() as log:
         out, _ = tn.npu_fused_infer_attention_score_v2(q, kc, vc, atten_mask=MASK, sparse_mode=3, **common)
-    assert torch.equal(out, base) and list(log) == []
-    assert "fia/decode-causal-mask" in [n.code for n in log.notes]
-    with emulator.record_hazards() as log:
+    assert [h.code for h in log] == ["fia/decode-compressed-mask"] and log[0].inferred
+    for b, block in enumerate((4, 1)):  # key 0 of batch b is row 0 of its first block
+        v0 = vc[block, 0].view(2, 32)
+        close(out[b, :, 0], v0.repeat_interleave(2, 0))
+    # ~triu(1): key 0 masked, keys 1..2047 seen, per the same flat reading.
+    with emulator.record_hazards():
         out, _ = tn.npu_fused_infer_attention_score_v2(q, kc, vc, atten_mask=~MASK, sparse_mode=3, **common)
-    assert torch.isnan(out.float()).all() and {h.code for h in log} == {"fia/mask-content", "fia/mask-unmodelled"}
+    seen = [torch.arange(32) >= 1, torch.arange(32) >= 1]
+    for b, exp in enumerate(_decode_oracle(q, kc, vc, table, [5, 12], 16, 2, 0.25, seen)):
+        close(out[b].transpose(0, 1), exp)
+
+
+def test_paged_prompt_mask_covers_the_longest_sequence_not_the_table_width():
+    # PFA tiling: the mask's S2 must reach max(ceil(kv_b / bs)) * bs (L2274, L2298-2299); spare table columns
+    # past that are not part of the requirement.
+    g = torch.Generator().manual_seed(12)
+    q = torch.randn(2, 4, 128, generator=g).half()
+    cache = torch.randn(4, 128, 128, generator=g).half()
+    table = torch.tensor([[2, 0, -1], [1, -1, -1]], dtype=torch.int32)  # 3 columns, at most 2 used
+    mask = torch.zeros(4, 256, dtype=torch.bool)
+    out, _ = tn.npu_fused_infer_attention_score(
+        q, cache, cache, num_heads=2, scale=0.1, block_table=table, block_size=128, actual_seq_lengths_kv=[200, 100],
+        atten_mask=mask, sparse_mode=1)
+    assert torch.isfinite(out.float()).all()
+    with pytest.raises(ContractViolation, match="must cover Q_S x KV_S"):
+        tn.npu_fused_infer_attention_score(
+            q, cache, cache, num_heads=2, scale=0.1, block_table=table, block_size=128,
+            actual_seq_lengths_kv=[200, 100], atten_mask=mask[:, :200], sparse_mode=1)

@@ -17,6 +17,8 @@ OPS = (
 HAZARDS = {
     "fia/mask-content": "the optimized 2048 mask holds something other than triu(1): the kernel reads it as tiles",
     "fia/mask-unmodelled": "mask content read where the emulator cannot reproduce the kernel's tiling: output NaN",
+    "fia/decode-compressed-mask": "decode with sparse_mode 3/4 and the 2048 mask: the kernel reads it as a flat "
+                                  "key mask (triu(1): only key 0 seen)",
     "fia/head-dim-alignment": "head dim not a multiple of 16 (the docs disagree on the alignment rule)",
     "fia/tnd-4d-cache": "TND with a 4-D paged cache (doc: 3-D only; tiling accepts)",
     "fia/tnd-paged": "TND with a block table: supported by the open kernel, refused by some CANN stacks",
@@ -37,7 +39,6 @@ NOTES = {
     "fia/float32": "float32: an emulator-only extension the hardware refuses",
     "fia/bf16-inner-precise": "bfloat16 with inner_precise bit 0 set: no effect on the kernel",
     "fia/length-tensor": "a Tensor for a SymInt[] length list: converted by the dispatcher (one host sync)",
-    "fia/decode-causal-mask": "decode with sparse_mode 3/4 and the canonical mask: every key below kv_len seen",
     "rac/float32": "float32 cache write: an emulator-only extension the hardware refuses",
 }
 

@@ -17,7 +17,7 @@ from conformance.emulator.fia_args import (
 )
 from conformance.emulator.fia_checks import plan_call
 from conformance.emulator.fia_compute import keep_matrix, run
-from conformance.emulator.fia_mask import read_compressed_mask
+from conformance.emulator.fia_mask import read_compressed_mask, read_flat_key_mask
 from conformance.emulator.findings import Checker, op_call
 
 
@@ -35,6 +35,9 @@ def _read_compressed_mask(plan, call: FiaCall) -> dict:
     mask = call.atten_mask.reshape(2048, 2048).bool()
     readings, unknown = {}, []
     for b in range(plan.batch):
+        if plan.path == "decode":  # every batch's key mask is the mask's flat prefix (see fia_checks)
+            readings[b] = read_flat_key_mask(mask, plan.kv_lens[b])
+            continue
         if plan.mask_tiles is None:
             readings[b] = None
             unknown.append(f"batch {b}: all {plan.q_lens[b]} rows")

@@ -445,10 +445,10 @@ def plan_call(call: FiaCall) -> FiaPlan:
         c.require(ip in (0, 1), "inner_precise", "must be 0 or 1 when Q_S == 1", src.FIA_V2_DOC, detail=f"got {ip}")
         visibility = ALL
         if mask is not None:
-            mask_use, mask_batched, visibility = _decode_mask(c, mask, mode, pre, nxt, batch, kv_s, kv_lens, paged)
+            mask_use, mask_batched, visibility = _decode_mask(c, mask, mode, batch, kv_s, kv_lens, paged)
     else:
         c.require(mode not in (5, 6, 7, 8), "sparse_mode", "modes 5-8 are not implemented (\"请勿使用\", do not use)",
-                  src.SPARSE_MODE_DOC, detail=f"got {mode}")
+                  src.at(src.FIA_V2_DOC, "153"), detail=f"got {mode}")
         if mode == 9:
             raise c.unsupported("sparse_mode", "sparse_mode 9 (tree mask, MLA with rope)")
         c.require(mode in (0, 1, 2, 3, 4), "sparse_mode", "must be one of 0-4 (9 with rope)", src.FIA_V2_DOC,
@@ -475,19 +475,26 @@ def plan_call(call: FiaCall) -> FiaPlan:
                     mask_tiles = tile_sizes(max(q_lens, default=0), max(kv_lens, default=0), value_dim)
         if mode in (0, 1) and mask is not None:
             mask_use = "full"
-            mask_batched = _check_full_mask(c, mask, batch, q_s, kv_s)  # TND never takes a full mask
+            # Paged: the mask must cover max(ceil(kv_b / bs)) * bs keys, not the table's width (PFA tiling
+            # L2274, L2298-2299). TND never takes a full mask.
+            need_s2 = max((math.ceil(n / block_size) for n in kv_lens), default=0) * block_size if paged else kv_s
+            mask_batched = _check_full_mask(c, mask, batch, q_s, need_s2)
             # A mask larger than Q_S x KV_S is read from its top-left corner: origin (0, 0), row stride = the
-            # mask's S2 (ComputeOffsetForNoCompress); fia_compute slices [:q_b, :kv_b].
+            # mask's own last dim (x910 kernel L1111-1122, SetMaskSize L5981-5990); fia_compute slices it.
         if mode == 4:
             if layout == "TND":
                 c.require(value_dim in (64, 128), "sparse_mode", "band mode with TND needs value head dim 64 or 128",
                           src.PFA_TILING, detail=f"Dv {value_dim}")
                 c.require(pre + nxt >= 0, "pre_tokens", "band mode with TND needs pre_tokens + next_tokens >= 0",
                           src.PFA_TILING, detail=f"{pre} + {nxt}")
-                c.require(all(pre + q >= 0 for q in q_lens), "pre_tokens",
-                          "band mode with TND needs pre_tokens + q_len >= 0 per batch", src.PFA_TILING)
-                c.require(all(nxt + k >= 0 for k in kv_lens), "next_tokens",
-                          "band mode with TND needs next_tokens + kv_len >= 0 per batch", src.PFA_TILING)
+                # Per batch, skipping empty batches (q or kv 0), as the tiling does (L3883-3885).
+                live = [b for b in range(batch) if q_lens[b] and kv_lens[b]]
+                c.require(all(pre + q_lens[b] >= 0 for b in live), "pre_tokens",
+                          "band mode with TND needs pre_tokens + q_len >= 0 per non-empty batch",
+                          src.at(src.PFA_TILING, "3876-3893"))
+                c.require(all(nxt + kv_lens[b] >= 0 for b in live), "next_tokens",
+                          "band mode with TND needs next_tokens + kv_len >= 0 per non-empty batch",
+                          src.at(src.PFA_TILING, "3876-3893"))
             else:
                 c.require(not (pre < 0 and nxt < 0), "pre_tokens",
                           "band mode rejects negative pre_tokens and next_tokens together", src.PFA_TILING,
@@ -505,7 +512,7 @@ def plan_call(call: FiaCall) -> FiaPlan:
         if layout == "TND" and ip in (2, 3):
             # The v2 doc allows 0/1 with TND; the tiling takes bit 1 as "row-invalid correction" for any layout.
             c.hazard("fia/tnd-inner-precise", "inner_precise", "layout TND with inner_precise 2/3: the v2 doc allows "
-                     "only 0/1, the tiling accepts it and turns on row-invalid correction",
+                     "only 0/1; the tiling accepts it and sets a row-invalid flag the TND kernel applies only in sparse_mode 4",
                      src.at(src.PFA_TILING, "4002-4007"), detail=f"got {ip}; also {src.FIA_V2_DOC}")
     if query.dtype == torch.bfloat16 and ip & 1 and path == "prompt":
         # Bit 0 picks high performance vs high precision for fp16 only; bf16 logs "will not take effect".
@@ -601,7 +608,7 @@ def _mask_content_hazard(c: Checker, rule: str) -> None:
                     f"{src.at(src.FIA_V2_DOC, '333')}; offsets: {src.at(src.PFA_MLA_COMMON, '291-299')}")
 
 
-def _decode_mask(c: Checker, mask: torch.Tensor, mode: int, pre: int, nxt: int, batch: int, kv_s: int,
+def _decode_mask(c: Checker, mask: torch.Tensor, mode: int, batch: int, kv_s: int,
                  kv_lens: list[int], paged: bool) -> tuple[str, bool, str]:
     """(mask_use, mask_batched, visibility) of a decode (IFA) call with a mask."""
     shape = tuple(mask.shape)
@@ -609,16 +616,14 @@ def _decode_mask(c: Checker, mask: torch.Tensor, mode: int, pre: int, nxt: int, 
         # IFA CheckAttenMaskShape: with sparse_mode 3/4 the mask must be the 2-D (2048, 2048) one, then accepted.
         c.require(shape == (MASK_SIZE, MASK_SIZE), "atten_mask", f"decode with sparse_mode {mode} needs the 2-D "
                   "(2048, 2048) mask", src.at(src.IFA_TILING, "1443-1452"), detail=f"got shape {shape}")
-        if _is_canonical_causal(mask) and (mode == 3 or (pre >= max(kv_lens, default=0) and nxt >= 0)):
-            # One query row at the bottom-right corner: causal keeps every key below kv_len. [inferred]
-            c.note("fia/decode-causal-mask", "atten_mask", "decode with the canonical mask and sparse_mode 3/4 "
-                   "sees every key below kv_len", src.at(src.IFA_TILING, "1443-1452"), inferred=True)
-            return "", False, ALL
-        if _is_canonical_causal(mask):
-            rule = "decode with sparse_mode 4 and a band narrower than kv_len: the IFA band reading is not modelled"
-        else:
-            rule = "the decode mask of sparse_mode 3/4 must be triu(1); how IFA reads other content is not modelled"
-        _mask_content_hazard(c, rule)
+        # That branch never sets the mask size (only the other branch does, L1465), so it stays 0: the decode
+        # kernels read every batch's key mask from offset 0 (bIdx * attenMaskSize), i.e. key j sees
+        # M.flat[j], and no IFA kernel reads sparse_mode. With triu(1) only key 0 stays visible. [inferred]
+        c.hazard("fia/decode-compressed-mask", "atten_mask", f"decode with sparse_mode {mode} and the 2048 mask: "
+                 "the decode kernel applies the mask's flat rows as a key mask (key j reads mask.flatten()[j]), "
+                 "so with triu(1) only key 0 is attended", src.at(src.IFA_TILING, "1443-1465"), inferred=True,
+                 detail=f"offsets: {src.at(src.IFA_KERNEL_SPLIT, '1488')}; docs say sparse_mode is unused when "
+                        f"Q_S is 1 ({src.FIA_V2_DOC})")
         return "compressed", False, ALL
     # Other modes: (B, KV_S), (B, 1, KV_S), (B, 1, 1, KV_S) (aclnnFusedInferAttentionScoreV4.md), and the open
     # IFA tiling refuses any dim 0 but B ("batchSize of atten_mask must be equal to batchSize of query").

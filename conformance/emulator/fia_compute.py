@@ -145,14 +145,15 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor
 
 def compressed_rows(plan: FiaPlan, reading, v: torch.Tensor, o: torch.Tensor, l: torch.Tensor) -> None:
     """Apply the kernel's reading of a compressed mask to one batch's result, in place: rows whose
-    computed keys are all masked average those keys uniformly (all scores -FLT_MAX, LSE with them, unless
-    inner_precise 2/3 zeroes invalid rows); rows the emulator cannot model are NaN."""
+    computed keys are all masked average those keys uniformly (masked scores are a finite fill, -FLT_MAX in
+    the prompt kernel, -1e12 in decode, and no row-invalid correction exists for these modes at any
+    inner_precise); rows the emulator cannot model are NaN."""
     if reading is None:  # outside the modelled tiling: every row is undefined
         o.fill_(math.nan)
         l.fill_(math.nan)
         return
     uniform = reading.computed.any(-1) & ~reading.keep.any(-1)
-    if bool(uniform.any()) and plan.inner_precise not in (2, 3):
+    if bool(uniform.any()):
         group = plan.num_heads // plan.num_kv_heads
         weights = reading.computed[uniform].float()
         weights = weights / weights.sum(-1, keepdim=True)  # [rows, kv]

@@ -55,6 +55,15 @@ class MaskReading:
     unknown_rows: torch.Tensor  # [q] bool: the result depends on tiling the emulator does not model
 
 
+def read_flat_key_mask(mask: torch.Tensor, kv_len: int) -> MaskReading:
+    """The decode (IFA) kernels' reading of the 2048 mask with sparse_mode 3/4: the mask size is left 0,
+    so key j of every batch reads mask.flatten()[j] (the one query row is row 0 of the reading).
+    [inferred: incre_flash_attention_tiling_check.cpp never sets attenMaskSize_ on that branch]"""
+    flat = mask.reshape(-1)[:kv_len]
+    keep = ~flat[None, :]
+    return MaskReading(keep=keep, computed=torch.ones_like(keep), unknown_rows=torch.zeros(1, dtype=torch.bool))
+
+
 def read_compressed_mask(mask: torch.Tensor, q_len: int, kv_len: int, p: int, q_tile: int) -> MaskReading:
     """The kernel's view of the 2048 mask `mask` ([2048, 2048] bool, True = masked) for one batch."""
     device = mask.device

@@ -55,11 +55,11 @@ def check(key, value, key_cache, value_cache, slot_indices) -> list[int]:
     c.require(tuple(value_cache.shape[2:]) == tuple(value.shape[1:]), "value_cache",
               "cache (num_heads, head_size) must equal value's", src.ATB_OPERATION,
               detail=f"cache {tuple(value_cache.shape)}, value {tuple(value.shape)}")
-    # num_tokens comes from key.shape[0]; the slot count is not checked and a short slot tensor is read
-    # out of bounds, so the emulator holds the call to the documented shape [num_tokens].
+    # num_tokens comes from key.shape[0]; the kernel's InferShape refuses another slot count ("slot's dim_0
+    # should be same as numTokens"), while the operation-level DimCheck does not look at it.
     c.require(slot_indices.shape[0] == num_tokens, "slot_indices",
-              "must have one slot per token (shape [num_tokens]); unchecked on hardware, a short tensor is read "
-              "out of bounds", src.ATB_DOC, detail=f"{slot_indices.shape[0]} slots for {num_tokens} tokens")
+              "must have one slot per token (shape [num_tokens])", src.at(src.ATB_MIX_OPERATION, "169-170"),
+              detail=f"{slot_indices.shape[0]} slots for {num_tokens} tokens; also {src.ATB_DOC}")
     capacity = key_cache.shape[0] * key_cache.shape[1]
     slots = [int(s) for s in slot_indices.tolist()]
     # Documented domain (-num_blocks*block_size, num_blocks*block_size), no duplicates; the kernel skips

@@ -47,6 +47,9 @@ PFA_MLA_COMMON = "hicann/ops-transformer attention/prompt_flash_attention/op_ker
 PFA_KERNEL_BASE = "hicann/ops-transformer attention/prompt_flash_attention/op_kernel/prompt_flash_attention_base.h"
 IFA_TILING = "hicann/ops-transformer attention/incre_flash_attention/op_host/incre_flash_attention_tiling_check.cpp"
 IFA_TILING_MAIN = "hicann/ops-transformer attention/incre_flash_attention/op_host/incre_flash_attention_tiling.cpp"
+IFA_KERNEL_SPLIT = (
+    "hicann/ops-transformer attention/incre_flash_attention/op_kernel/incre_flash_attention_split_Bbn2s2_Us2.h"
+)
 IFA_KERNEL = "hicann/ops-transformer attention/incre_flash_attention/op_kernel/incre_flash_attention_preload.h"
 
 # torchair (Ascend/torchair).
@@ -57,6 +60,9 @@ TORCHAIR_OP = "Ascend/torchair python/torchair/ops/_npu_fused_infer_attention_sc
 ATB_DOC = "hicann/ascend-transformer-boost docs/doxygen/atb_document.txt"
 ATB_OPERATION = (
     "hicann/ascend-transformer-boost src/ops/ops_infer/reshape_and_cache/reshape_and_cache_operation.cpp"
+)
+ATB_MIX_OPERATION = (
+    "hicann/ascend-transformer-boost src/kernels/mixkernels/reshape_and_cache/reshape_and_cache_operation.cpp"
 )
 ATB_TILING = (
     "hicann/ascend-transformer-boost src/kernels/mixkernels/reshape_and_cache/tiling/reshape_and_cache_tiling.cpp"
