@@ -90,15 +90,24 @@ class LayerRun:
     notes: list[dict] = field(default_factory=list)
 
 
-def run_layer(case: Case, t: Tensors, run: RunSettings, context: Context | None = None) -> LayerRun:
-    """Validate the runner contract, then call the production layer exactly as the runner would.
+def runner_context(case: Case, t: Tensors, run: RunSettings, context: Context | None = None) -> Context:
+    """The Context the runner would hand the layer (a planted runner bug applied), validated: an
+    out-of-contract one raises ContextError naming the field and rule before anything else runs.
     `context` replaces the case's own Context (contract tests pass corrupted ones)."""
-    mutation = run.mutation
     ctx = context if context is not None else case.context(run.device)
-    if mutation and mutation.transform_context:
-        ctx = mutation.transform_context(case, ctx)
+    if run.mutation and run.mutation.transform_context:
+        ctx = run.mutation.transform_context(case, ctx)
     validate_context(ctx, t.k_cache, t.v_cache, case.num_heads, case.num_kv_heads, case.head_dim,
                      num_tokens=case.num_new_tokens)
+    return ctx
+
+
+def run_layer(case: Case, t: Tensors, run: RunSettings, context: Context | None = None, *,
+              validated: Context | None = None) -> LayerRun:
+    """Validate the runner contract, then call the production layer exactly as the runner would.
+    `context` replaces the case's own Context; `validated` is one runner_context() already returned."""
+    mutation = run.mutation
+    ctx = validated if validated is not None else runner_context(case, t, run, context)
     layer_class = mutation.layer_class if mutation and mutation.layer_class else Attention
     layer = _layer(layer_class, case.num_heads, case.head_dim, case.scale, case.num_kv_heads, run.device)
     layer.k_cache, layer.v_cache = t.k_cache.clone(), t.v_cache.clone()
@@ -234,8 +243,9 @@ def check_case(case: Case, run: RunSettings | None = None, tensors: Tensors | No
     run = run or current_settings()
     prepare_device(run.backend)
     tensors = tensors if tensors is not None else case.materialise(run.device)
+    ctx = runner_context(case, tensors, run)  # before the oracle: out-of-contract input is named, not crashed on
     expected = expected_results(case, tensors)
-    layer_run = run_layer(case, tensors, run)
+    layer_run = run_layer(case, tensors, run, validated=ctx)
     return judge(case, tensors, layer_run, expected, run.policies.for_dtype(case.torch_dtype), run.backend, run)
 
 

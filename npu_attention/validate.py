@@ -34,7 +34,7 @@ def _fail(field: str, rule: str, got: object = None) -> None:
 
 def _int32_tensor(field: str, value, ndim: int) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
-        _fail(field, "must be an int32 tensor", type(value).__name__)
+        _fail(field, "must be an int32 tensor", _describe(value))
     if value.dtype != torch.int32:
         _fail(field, "must be int32, as the runner builds it", value.dtype)
     if value.ndim != ndim:
@@ -42,10 +42,23 @@ def _int32_tensor(field: str, value, ndim: int) -> torch.Tensor:
     return value
 
 
+def _is_int(value) -> bool:
+    """A Python int, not a bool (True is an int to Python, never a head count or a length)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _describe(value) -> str:
+    """What a wrong value is, for the message: its type and, for short values, the value."""
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    text = repr(value)
+    return f"{type(value).__name__} {text}" if len(text) <= 40 else type(value).__name__
+
+
 def _check_heads(num_heads: int, num_kv_heads: int, head_dim: int) -> None:
     for name, value in (("num_heads", num_heads), ("num_kv_heads", num_kv_heads), ("head_dim", head_dim)):
-        if not isinstance(value, int) or value <= 0:
-            _fail(name, "must be a positive int", value)
+        if not _is_int(value) or value <= 0:
+            _fail(name, "must be a positive int", _describe(value))
     if num_heads % num_kv_heads:
         _fail("num_heads", f"must be a multiple of num_kv_heads ({num_kv_heads})", num_heads)
 
@@ -82,7 +95,11 @@ def _check_caches(context: Context, k_cache, v_cache, num_kv_heads: int, head_di
 
 
 def _check_device(field: str, tensor: torch.Tensor | None, device: torch.device) -> None:
-    if tensor is not None and tensor.device != device:
+    if tensor is None:
+        return
+    if not isinstance(tensor, torch.Tensor):  # a list or a numpy array: the kernels take device tensors
+        _fail(field, "must be a torch.Tensor", _describe(tensor))
+    if tensor.device != device:
         _fail(field, f"must be on the cache device ({device})", tensor.device)
 
 
@@ -122,6 +139,9 @@ def _check_prefill(context: Context, num_blocks: int, block_size: int, num_token
     if any(length <= 0 for length in lengths):
         _fail("Context.cu_seqlens_q", "must be strictly increasing (every prompt has >= 1 token)", offsets)
     total = offsets[-1]
+    for name in ("max_seqlen_q", "max_seqlen_k"):
+        if not _is_int(getattr(context, name)):
+            _fail(f"Context.{name}", "must be an int", _describe(getattr(context, name)))
     if num_tokens is not None and num_tokens != total:
         _fail("Context.cu_seqlens_q", f"last entry must equal the number of tokens ({num_tokens})", total)
     if context.max_seqlen_q != max(lengths) or context.max_seqlen_k != max(lengths):
@@ -157,9 +177,9 @@ def _check_prefill(context: Context, num_blocks: int, block_size: int, num_token
 
 
 def _check_decode(context: Context, num_blocks: int, block_size: int, num_tokens: int | None) -> None:
-    if context.is_enforce_eager not in (True, False):
-        _fail("Context.is_enforce_eager", "decode needs True (eager FIA-v2) or False (torchair graph)",
-              context.is_enforce_eager)
+    if not isinstance(context.is_enforce_eager, bool):
+        _fail("Context.is_enforce_eager", "decode needs the bool True (eager FIA-v2) or False (torchair graph)",
+              _describe(context.is_enforce_eager))
     graph = context.is_enforce_eager is False
     slots = context.slot_mapping
     if isinstance(slots, torch.Tensor) and slots.ndim == 1:
@@ -209,6 +229,13 @@ def _check_decode(context: Context, num_blocks: int, block_size: int, num_tokens
     written = [pairs[b] for b in real]
     if len(set(written)) != len(written):
         _fail("Context.slot_mapping", "real rows must write distinct slots", written)
+    # A block another sequence reads must not take this row's new token (cross-request corruption).
+    for b in real:
+        other = next((o for o in real if o != b and pairs[b][0] in rows[o][: math.ceil(lengths[o] / block_size)]),
+                     None)
+        if other is not None:
+            _fail("Context.slot_mapping", f"row {b} writes its new token into block {pairs[b][0]}, which row "
+                  f"{other}'s block table also lists: real rows must not share the block they write")
     if padded:
         dummy_blocks = {pairs[b][0] for b in padded}
         if len(dummy_blocks) != 1:
@@ -239,8 +266,10 @@ def validate_context(
     if not isinstance(context, Context):
         _fail("context", "must be an npu_attention.Context", type(context).__name__)
     _check_heads(num_heads, num_kv_heads, head_dim)
-    if context.is_prefill not in (True, False):
-        _fail("Context.is_prefill", "must be a bool", context.is_prefill)
+    if num_tokens is not None and (not _is_int(num_tokens) or num_tokens < 0):
+        _fail("num_tokens", "must be a non-negative int (the rows of q/k/v)", _describe(num_tokens))
+    if not isinstance(context.is_prefill, bool):
+        _fail("Context.is_prefill", "must be a bool", _describe(context.is_prefill))
     num_blocks, block_size = _check_caches(context, k_cache, v_cache, num_kv_heads, head_dim)
     for field in ("cu_seqlens_q", "cu_seqlens_k", "slot_mapping", "context_lens", "block_tables"):
         _check_device(f"Context.{field}", getattr(context, field), k_cache.device)

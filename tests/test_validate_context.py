@@ -137,6 +137,22 @@ CORRUPTIONS = [
      "k_cache", "dtype"),
     ("gqa-not-divisible", eager, {"heads": 6, "kv_heads": 4}, "num_heads", "multiple of num_kv_heads"),
     ("not-a-context", lambda: {"is_prefill": True}, {}, "context", "npu_attention.Context"),
+    # Types that Python would let through (True == 1, 1 == True, a tensor, a float) are refused by name.
+    ("num-heads-bool", eager, {"heads": True, "kv_heads": 1}, "num_heads", "positive int"),
+    ("is-prefill-int", edit(prefill, is_prefill=1), {}, "Context.is_prefill", "must be a bool"),
+    ("is-prefill-tensor", edit(prefill, is_prefill=torch.tensor(True)), {}, "Context.is_prefill", "must be a bool"),
+    ("enforce-eager-int", edit(eager, is_enforce_eager=1), {}, "Context.is_enforce_eager", "bool True"),
+    ("max-seqlen-float", edit(prefill, max_seqlen_q=9.0), {}, "Context.max_seqlen_q", "must be an int"),
+    ("max-seqlen-tensor", edit(prefill, max_seqlen_k=torch.tensor(9)), {}, "Context.max_seqlen_k", "must be an int"),
+    ("num-tokens-float", prefill, {"num_tokens": 18.0}, "num_tokens", "non-negative int"),
+    ("num-tokens-tensor", prefill, {"num_tokens": torch.tensor(18)}, "num_tokens", "non-negative int"),
+    ("slot-mapping-list", edit(prefill, slot_mapping=list(range(18))), {}, "Context.slot_mapping",
+     "must be a torch.Tensor"),
+    ("slot-mapping-numpy", lambda: dataclasses.replace(prefill(), slot_mapping=prefill().slot_mapping.numpy()), {},
+     "Context.slot_mapping", "must be a torch.Tensor"),
+    # Row 1 writes its new token into block 2, which row 0 also reads: cross-request corruption.
+    ("decode-writes-another-rows-block", lambda: decode_context([10, 3, 8], [[5, 2, 9], [2], [7, 1]], BLOCK), {},
+     "Context.slot_mapping", "which row 0's block table also lists"),
 ]
 
 
@@ -151,3 +167,16 @@ def test_out_of_contract_inputs_are_named(build, kwargs, field, rule):
 
 def test_context_error_is_a_value_error():
     assert issubclass(ContextError, ValueError)
+
+
+def test_check_case_validates_the_runner_contract_before_the_oracle_runs():
+    """An out-of-contract case is refused by validate_context, naming the field, not by a ValueError
+    from deep inside the reference (which would run first otherwise)."""
+    from conformance.cases import Case
+    from conformance.check import check_case
+
+    bad = Case(phase="decode_eager", num_heads=5, num_kv_heads=2, head_dim=16, dtype="float16", block_size=16,
+               num_blocks=6, seq_lens=(20, 5), block_tables=((3, 1), (4,)), seed=2)
+    with pytest.raises(ContextError) as info:
+        check_case(bad)
+    assert info.value.field == "num_heads"

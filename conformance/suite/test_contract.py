@@ -32,36 +32,52 @@ def _clone_set(tensor: torch.Tensor, index, value) -> torch.Tensor:
     return out
 
 
-# name -> (applies to phase?, corrupt(case, ctx, k_cache, v_cache, draw) -> (ctx, k_cache, v_cache))
+def _slot(prefill_rule: str, decode_rule: str):
+    return lambda c: ("Context.slot_mapping", prefill_rule if c.is_prefill else decode_rule)
+
+
+# name -> (applies to phase?, corrupt(case, ctx, k_cache, v_cache, draw) -> (ctx, k_cache, v_cache),
+#          expected(case) -> (the field the ContextError must name, a fragment of its rule))
 CORRUPTIONS = {
     "flat decode slot mapping": (lambda c: not c.is_prefill, lambda c, ctx, k, v, d: (
-        _replace(ctx, slot_mapping=ctx.slot_mapping[:, 0] * c.block_size + ctx.slot_mapping[:, 1]), k, v)),
+        _replace(ctx, slot_mapping=ctx.slot_mapping[:, 0] * c.block_size + ctx.slot_mapping[:, 1]), k, v),
+        _slot("", "flat [B] mapping")),
     "4-D cache": (lambda c: True, lambda c, ctx, k, v, d: (
-        ctx, k.view(c.num_blocks, c.block_size, c.num_kv_heads, c.head_dim), v)),
-    "missing block_size": (lambda c: True, lambda c, ctx, k, v, d: (_replace(ctx, block_size=None), k, v)),
-    "wrong block_size": (lambda c: True, lambda c, ctx, k, v, d: (_replace(ctx, block_size=c.block_size * 2), k, v)),
+        ctx, k.view(c.num_blocks, c.block_size, c.num_kv_heads, c.head_dim), v), lambda c: ("k_cache", "4-D")),
+    "missing block_size": (lambda c: True, lambda c, ctx, k, v, d: (_replace(ctx, block_size=None), k, v),
+                           lambda c: ("Context.block_size", "is required")),
+    "wrong block_size": (lambda c: True, lambda c, ctx, k, v, d: (_replace(ctx, block_size=c.block_size * 2), k, v),
+                         lambda c: ("k_cache", "dim 1 must equal Context.block_size")),
     "cached prefix in prefill": (lambda c: c.is_prefill, lambda c, ctx, k, v, d: (
         _replace(ctx, cu_seqlens_k=ctx.cu_seqlens_k + torch.arange(c.batch + 1, dtype=torch.int32,
-                                                                    device=ctx.cu_seqlens_k.device)), k, v)),
+                                                                    device=ctx.cu_seqlens_k.device)), k, v),
+        lambda c: ("Context.cu_seqlens_k", "must equal cu_seqlens_q")),
     "slot out of range": (lambda c: True, lambda c, ctx, k, v, d: (_replace(ctx, slot_mapping=_clone_set(
         ctx.slot_mapping, d(st.integers(0, ctx.slot_mapping.shape[0] - 1)),
-        c.num_blocks * c.block_size if c.is_prefill else torch.tensor([c.num_blocks, 0], dtype=torch.int32))), k, v)),
+        c.num_blocks * c.block_size if c.is_prefill else torch.tensor([c.num_blocks, 0], dtype=torch.int32))), k, v),
+        _slot("prefill slots must be in [0, num_blocks*block_size", "block must be in [0,")),
     "negative slot": (lambda c: True, lambda c, ctx, k, v, d: (_replace(ctx, slot_mapping=_clone_set(
-        ctx.slot_mapping, d(st.integers(0, c.batch - 1)) if not c.is_prefill else 0, -1)), k, v)),
+        ctx.slot_mapping, d(st.integers(0, c.batch - 1)) if not c.is_prefill else 0, -1)), k, v),
+        _slot("no -1 padding in prefill", "block must be in [0,")),
     "block id out of range": (lambda c: not c.is_prefill, lambda c, ctx, k, v, d: (_replace(
         ctx, block_tables=_clone_set(ctx.block_tables, (d(st.integers(0, c.batch - 1)), 0),
-                                     c.num_blocks + d(st.integers(0, 5)))), k, v)),
+                                     c.num_blocks + d(st.integers(0, 5)))), k, v),
+        lambda c: ("Context.block_tables", "block id must be in [0,")),
     "block table too narrow": (lambda c: not c.is_prefill and max(len(t) for t in c.block_tables) > 1,
                                lambda c, ctx, k, v, d: (_replace(
                                    ctx, block_tables=ctx.block_tables[:, : max(len(t) for t in c.block_tables) - 1]),
-                                   k, v)),
+                                   k, v),
+                               lambda c: ("Context.block_tables", "but the table is")),
     "int64 slot mapping": (lambda c: True, lambda c, ctx, k, v, d: (
-        _replace(ctx, slot_mapping=ctx.slot_mapping.long()), k, v)),
+        _replace(ctx, slot_mapping=ctx.slot_mapping.long()), k, v), _slot("must be int32", "must be int32")),
     "context_lens past the table": (lambda c: not c.is_prefill, lambda c, ctx, k, v, d: (_replace(
-        ctx, context_lens=ctx.context_lens + c.block_size * ctx.block_tables.shape[1]), k, v)),
+        ctx, context_lens=_clone_set(ctx.context_lens, slice(0, c.batch),  # real rows only
+                                     ctx.context_lens[:c.batch] + c.block_size * ctx.block_tables.shape[1])), k, v),
+        lambda c: ("Context.block_tables", "but the table is")),
     "cache dtype mismatch": (lambda c: True, lambda c, ctx, k, v, d: (
-        ctx, k, v.to(torch.float32 if v.dtype != torch.float32 else torch.float16))),
-    "head count not divisible": (lambda c: c.num_kv_heads > 1, None),
+        ctx, k, v.to(torch.float32 if v.dtype != torch.float32 else torch.float16)),
+        lambda c: ("v_cache", "must match k_cache")),
+    "head count not divisible": (lambda c: c.num_kv_heads > 1, None, lambda c: ("num_heads", "multiple of num_kv_heads")),
 }
 
 
@@ -84,7 +100,7 @@ class _CallCounter:
 
 @given(case=st.one_of(_given.prefill, _given.decode_eager, _given.decode_graph), data=st.data())
 def test_corrupted_contexts_are_refused_before_any_kernel_runs(case, data):
-    applicable = sorted(name for name, (applies, _) in CORRUPTIONS.items() if applies(case))
+    applicable = sorted(name for name, (applies, _, _) in CORRUPTIONS.items() if applies(case))
     name = data.draw(st.sampled_from(applicable), label="corruption")
     counter = _CallCounter()
     kernels.register_backend("call-counter", counter.backend)
@@ -99,7 +115,9 @@ def test_corrupted_contexts_are_refused_before_any_kernel_runs(case, data):
     with pytest.raises(ContextError) as info:
         run_layer(bad, bad_tensors, run, context=ctx)
     assert counter.calls == 0, f"{name}: a kernel ran before the validator refused the context"
-    assert info.value.field and info.value.rule, f"{name}: the error must name the field and the rule"
+    field, fragment = CORRUPTIONS[name][2](case)
+    assert (info.value.field, fragment in info.value.rule) == (field, True), (
+        f"{name}: expected {field} with a rule containing {fragment!r}, got {info.value}")
 
 
 UPSTREAM_FLAT_DECODE = Case(phase="decode_eager", num_heads=4, num_kv_heads=2, head_dim=64, dtype="float16",
