@@ -11,6 +11,8 @@ import pytest
 from hypothesis import settings as hyp_settings
 
 from conformance.mutants import get
+from conformance.mutants.catalogue import Mutant
+from npu_attention import Attention
 from conformance.mutants.runner import mutant_profile, run_suite, suite_modules
 from conformance.session import settings
 
@@ -18,13 +20,13 @@ PREFILL, DECODE, GRAPH = (f"conformance.suite.{m}" for m in ("test_prefill", "te
 
 # mutant -> (suite module it runs, what must catch it)
 SUBSET = {
-    "prefill_causal_disabled": (PREFILL, "output tolerance"),
+    "prefill_causal_disabled": (PREFILL, "out of tolerance"),
     # The kernel reads the compressed mask as tiles (emulator F1): the wrong polarity is out of tolerance
     # on the first explicit example, besides the unacknowledged mask-content hazard.
-    "prefill_mask_polarity_inverted": (PREFILL, "output tolerance"),
+    "prefill_mask_polarity_inverted": (PREFILL, "out of tolerance"),
     "prefill_slot_off_by_one": (PREFILL, "cache bit-exact"),
-    "decode_newest_token_dropped": (DECODE, "output tolerance"),
-    "decode_block_table_of_row0": (DECODE, "output tolerance"),
+    "decode_newest_token_dropped": (DECODE, "out of tolerance"),
+    "decode_block_table_of_row0": (DECODE, "out of tolerance"),
     "graph_padding_to_block0": (GRAPH, "cache bit-exact"),
     "graph_empty_rows_nan": (GRAPH, "NaN in output"),
 }
@@ -72,3 +74,24 @@ def test_suite_order_runs_cheap_properties_first():
     order = [m.rsplit(".", 1)[1] for m in suite_modules()]
     assert order[:3] == ["test_prefill", "test_decode", "test_graph"]
     assert order[-1] == "test_engine"
+
+
+class _CrashingForward(Attention):
+    """A planted bug whose own code breaks: it must be reported as an error, never as a kill."""
+
+    def forward(self, q, k, v):
+        raise TypeError("planted code bug: unsupported operand")
+
+
+class _CrashingConstructor(Attention):
+    def __init__(self, *args):
+        raise TypeError("planted code bug in the constructor")
+
+
+@pytest.mark.parametrize("layer_class", [_CrashingForward, _CrashingConstructor])
+def test_a_planted_bug_that_crashes_is_an_error_not_a_kill(layer_class, tmp_path):
+    mutant = Mutant("crashing", "prefill", "layer", "test only", ("https://github.com/x/y",), "crashes", "any",
+                    layer_class=layer_class)
+    result = run_suite(mutant, profile="dev", modules=[PREFILL], failures_dir=tmp_path)
+    assert result.status == "error" and not result.killed, (result.status, result.how)
+    assert result.how.startswith("the planted code raised TypeError"), result.how

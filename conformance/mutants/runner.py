@@ -29,6 +29,13 @@ from conformance.mutants.catalogue import Mutant
 from conformance.session import configure, settings
 
 SUITE_PACKAGE = "conformance.suite"
+#: What counts as a kill: the suite's own verdict. A planted bug whose code raises anything else
+#: (TypeError, IndexError, a constructor error, an unmodelled emulator feature) is an error, not a kill.
+KILL_CLASSES = ("out of tolerance", "NaN in output", "empty rows not 0", "cache bit-exact", "emulator hazard",
+                "validator", "emulator contract", "metamorphic relation")
+#: Exceptions that are the harness refusing a call (a detection), by the name error records carry.
+DETECTING_ERRORS = {"ContextError": "validator", "ContractViolation": "emulator contract",
+                    "HazardError": "emulator contract"}
 #: Cheap properties first: a mutant usually dies in the first file that exercises its phase.
 #: Suite files not named here run after these and before the stateful engine.
 SUITE_ORDER = ("test_prefill", "test_decode", "test_graph", "test_contract", "test_metamorphic")
@@ -88,9 +95,11 @@ class Counterexample:
 @dataclass
 class MutantResult:
     name: str
-    status: str  # "killed" | "survived" | "error" (the run itself went wrong: not a kill)
+    status: str  # "killed" | "survived" | "error" (the run broke, or the planted code itself crashed: not a kill)
     killed_by: str | None = None  # test id of the first failing property
-    how: str | None = None  # what caught it: validator / emulator contract / tolerance / cache / relation
+    #: how the suite's verdict caught it, one of KILL_CLASSES joined by " + " (then ": detail"); for an
+    #: error, what broke
+    how: str | None = None
     cases_to_kill: int | None = None  # judged cases (records) of the run up to and including the first failure
     cases_in_property: int | None = None  # the same, counted within the killing property only
     cases_run: int = 0  # every record the run made (shrinking included)
@@ -117,6 +126,7 @@ class _Collector:
         self.records: list[tuple[str, dict]] = []  # (test id, record), in the order they were made
         self.first_failed_case_at: int | None = None  # len(records) when the first failing example ended
         self.first_failed_case_test: str | None = None
+        self.first_exception: BaseException | None = None  # what the first failing example raised
         self.failed_reports: list[pytest.TestReport] = []
         self.test_start: dict[str, int] = {}
         self._current: str | None = None
@@ -149,6 +159,7 @@ class _Collector:
                 if self.first_failed_case_at is None and not isinstance(exc, HypothesisException):
                     self.first_failed_case_at = self._base + len(verify._pending)
                     self.first_failed_case_test = test_id
+                    self.first_exception = exc
                 raise
         return example
 
@@ -232,7 +243,10 @@ def _result(name: str, code: int, collector: _Collector, seconds: float, log: st
     result.cases_to_kill = min(marks) if marks else len(collector.records)
     result.cases_in_property = result.cases_to_kill - start
     bad = [r for r in in_test if r["verdict"] != "pass"]
-    result.how = _how(bad[0] if bad else None, report)
+    exc = collector.first_exception if collector.first_failed_case_test == test_id else None
+    detected, result.how = _how(bad[0] if bad else None, report, exc)
+    if not detected:  # the planted code crashed: the suite did not catch anything
+        result.status = "error"
     last = bad[-1] if bad else (in_test[-1] if in_test else None)
     if last is not None:
         result.counterexample = _counterexample(test_id, last, failures_dir)
@@ -250,22 +264,28 @@ def _counterexample(test_id: str, record: dict, failures_dir: Path) -> Counterex
         case_id=record["case_id"], case_file=str(path) if path.exists() else None)
 
 
-def _how(record: dict | None, report) -> str:
-    """What caught the bug, from the first failing record (or the failure message when none)."""
+def _how(record: dict | None, report, exc: BaseException | None) -> tuple[bool, str]:
+    """(whether the suite's verdict caught it, how), from the first failing record, or, for a
+    property that makes no failing record (a metamorphic relation), from the exception it raised."""
     if record is None:
+        if exc is not None and not isinstance(exc, AssertionError):
+            kind = type(exc).__name__
+            if kind in DETECTING_ERRORS:
+                return True, f"{DETECTING_ERRORS[kind]}: {exc}"[:120]
+            return False, f"the planted code raised {kind}: {exc}"[:160]
         text = report.longreprtext
         line = next((ln.strip() for ln in text.splitlines() if ln.strip().startswith("E ")), "")
-        return "relation: " + (line[1:].strip()[:90] if line else "assertion")
+        return True, "metamorphic relation: " + (line[1:].strip()[:90] if line else "assertion")
     if record["verdict"] == "error":
         error = record.get("error", "")
         kind, _, rest = error.partition(": ")
         if kind == "ContextError":
-            return f"validator: {rest.split(':')[0]}"
+            return True, f"validator: {rest.split(':')[0]}"
         if kind in ("ContractViolation", "HazardError"):
             op, _, tail = rest.partition(": ")
             argument = tail.split("'")[1] if tail.count("'") >= 2 else ""
-            return f"emulator contract: {op} {argument}".strip()
-        return f"raised {kind}"
+            return True, f"emulator contract: {op} {argument}".strip()
+        return False, f"the planted code raised {error}"[:160]
     parts = []
     output = record.get("output") or {}
     if output.get("verdict") == "fail":
@@ -274,13 +294,13 @@ def _how(record: dict | None, report) -> str:
         elif output.get("nonzero_empty_rows"):
             parts.append("empty rows not 0")
         else:
-            parts.append("output tolerance")
+            parts.append("out of tolerance")
     if any(c.get("verdict") == "fail" for c in record.get("caches", [])):
         parts.append("cache bit-exact")
     codes = sorted({h.get("code", "?") for h in record.get("hazards") or [] if not h.get("accepted")})
     if codes:
         parts.append("emulator hazard: " + ", ".join(codes))
-    return " + ".join(parts) or "failed"
+    return True, " + ".join(parts) or "failed"
 
 
 def _first_lines(text: str, n: int) -> str:
