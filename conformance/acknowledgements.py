@@ -92,18 +92,23 @@ def load_ledger(path: str | Path) -> Ledger:
     raw = data.get("acknowledge", [])
     if not isinstance(raw, list):
         raise LedgerError(f"acknowledgements file {path}: 'acknowledge' must be an array of tables ([[acknowledge]])")
+    return ledger_from_entries(raw, str(path), f"acknowledgements file {path}")
+
+
+def ledger_from_entries(raw: list, source: str, where: str) -> Ledger:
+    """A ledger from entry tables (a file's [[acknowledge]], or the copy a case file carries)."""
     entries, seen = [], set()
     for n, item in enumerate(raw, 1):
-        entry = _entry(path, n, item)
+        entry = _entry(where, n, item)
         if entry.id in seen:
-            raise LedgerError(f"acknowledgements file {path}: entry {n}: id {entry.id!r} is used twice")
+            raise LedgerError(f"{where}: entry {n}: id {entry.id!r} is used twice")
         seen.add(entry.id)
         entries.append(entry)
-    return Ledger(tuple(entries), str(path))
+    return Ledger(tuple(entries), source)
 
 
-def _entry(path: Path, n: int, item) -> Acknowledgement:
-    where = f"acknowledgements file {path}: entry {n}"
+def _entry(where: str, n: int, item) -> Acknowledgement:
+    where = f"{where}: entry {n}"
     if not isinstance(item, dict):
         raise LedgerError(f"{where}: must be a table")
     extra = set(item) - set(_FIELDS) - {"phases"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from functools import cached_property
 
 import torch
@@ -19,6 +19,29 @@ from npu_attention.context import Context
 
 PHASES = ("prefill", "decode_eager", "decode_graph")
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+#: The largest case a file may describe: its tensors (both caches and q/k/v) in bytes. A case file
+#: is data from anywhere; one claiming 1e12 blocks must be refused, not allocated.
+MEMORY_BUDGET_BYTES = 4 * 2**30
+_SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit seed
+
+
+class CaseError(ValueError):
+    """A case that cannot be built; the message names the field and the rule."""
+
+
+def _int(name: str, value, low: int, high: int | None = None) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise CaseError(f"Case.{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise CaseError(f"Case.{name} must be {bound}, got {value}")
+
+
+def _int_tuple(name: str, values, low: int) -> None:
+    if not isinstance(values, tuple):
+        raise CaseError(f"Case.{name} must be a list of ints, got {type(values).__name__}")
+    for i, value in enumerate(values):
+        _int(f"{name}[{i}]", value, low)
 
 
 @dataclass(frozen=True)
@@ -40,20 +63,65 @@ class Case:
     scale: float | None = None  # softmax scale; None = 1/sqrt(head_dim), the layer's default
 
     def __post_init__(self):
+        """Check every field by type and range (a case file is data from anywhere), then the structure."""
         if self.phase not in PHASES:
-            raise ValueError(f"Case.phase must be one of {PHASES}, got {self.phase!r}")
+            raise CaseError(f"Case.phase must be one of {PHASES}, got {self.phase!r}")
         if self.dtype not in DTYPES:
-            raise ValueError(f"Case.dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
+            raise CaseError(f"Case.dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
+        for name in ("num_heads", "num_kv_heads", "head_dim", "block_size", "num_blocks"):
+            _int(name, getattr(self, name), 1)
+        _int("seed", self.seed, 0, _SEED_MAX)
+        _int("max_num_seqs", self.max_num_seqs, 0)
+        _int("table_width", self.table_width, 0)
+        _int_tuple("seq_lens", self.seq_lens, 1)
+        _int_tuple("outlier_rows", self.outlier_rows, 0)
+        if not isinstance(self.block_tables, tuple) or not all(isinstance(t, tuple) for t in self.block_tables):
+            raise CaseError("Case.block_tables must be a list of lists of block ids")
+        for b, blocks in enumerate(self.block_tables):
+            _int_tuple(f"block_tables[{b}]", blocks, 0)
+        for name in ("outlier_scale", "scale"):
+            value = getattr(self, name)
+            if value is None and name == "scale":
+                continue
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
+                    or value <= 0:
+                raise CaseError(f"Case.{name} must be a finite number > 0, got {value!r}")
+        if self.num_heads % self.num_kv_heads:
+            raise CaseError(f"Case.num_heads ({self.num_heads}) must be a multiple of num_kv_heads "
+                            f"({self.num_kv_heads})")
         if len(self.seq_lens) != len(self.block_tables) or not self.seq_lens:
-            raise ValueError("Case.seq_lens and Case.block_tables need one entry per sequence (B >= 1)")
+            raise CaseError("Case.seq_lens and Case.block_tables need one entry per sequence (B >= 1)")
         for b, (length, blocks) in enumerate(zip(self.seq_lens, self.block_tables)):
-            if length < 1 or len(blocks) < math.ceil(length / self.block_size):
-                raise ValueError(f"Case sequence {b}: {length} tokens need "
-                                 f"{math.ceil(length / self.block_size)} blocks, has {len(blocks)}")
+            if len(blocks) < math.ceil(length / self.block_size):
+                raise CaseError(f"Case sequence {b}: {length} tokens need "
+                                f"{math.ceil(length / self.block_size)} blocks, has {len(blocks)}")
             if any(not 0 <= blk < self.num_blocks for blk in blocks):
-                raise ValueError(f"Case sequence {b}: block ids must be in [0, {self.num_blocks})")
+                raise CaseError(f"Case.block_tables[{b}]: block ids must be in [0, {self.num_blocks})")
+        owner: dict[int, int] = {}
+        for b, (length, blocks) in enumerate(zip(self.seq_lens, self.block_tables)):
+            for blk in blocks[: math.ceil(length / self.block_size)]:
+                if owner.setdefault(blk, b) != b or blocks.count(blk) > 1:
+                    raise CaseError(f"Case.block_tables: block {blk} is used twice (sequences {owner[blk]} and {b}); "
+                                    "each block belongs to one sequence (this runner has no prefix sharing)")
         if self.phase == "decode_graph" and (self.max_num_seqs < self.batch or self.table_width < 1):
-            raise ValueError("Case decode_graph needs max_num_seqs >= batch and table_width >= 1")
+            raise CaseError("Case decode_graph needs max_num_seqs >= batch and table_width >= 1")
+        if self.phase == "decode_graph" and self.table_width < max(len(t) for t in self.block_tables):
+            raise CaseError(f"Case.table_width ({self.table_width}) must hold the widest block table "
+                            f"({max(len(t) for t in self.block_tables)})")
+        if self.memory_bytes > MEMORY_BUDGET_BYTES:
+            raise CaseError(f"Case needs {self.memory_bytes / 2**30:.1f} GiB of tensors (num_blocks {self.num_blocks} "
+                            f"x block_size {self.block_size} x heads/dims), over the {MEMORY_BUDGET_BYTES // 2**30} GiB "
+                            "budget for one case")
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes of the case's tensors: both caches, q/k/v, and the reference's float64 scores."""
+        item = DTYPES[self.dtype].itemsize
+        caches = 2 * self.num_blocks * self.block_size * self.num_kv_heads * self.head_dim * item
+        rows = sum(self.seq_lens) if self.phase == "prefill" else max(self.max_num_seqs, self.batch)
+        qkv = rows * (self.num_heads + 2 * self.num_kv_heads) * self.head_dim * item
+        scores = 8 * self.num_heads * max(self.seq_lens) ** 2 if self.phase == "prefill" else 0
+        return caches + qkv + scores
 
     # --- plain-data round trip -------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -64,11 +132,27 @@ class Case:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Case":
+        """A case from plain data (JSON), every field checked; raises CaseError naming the field."""
+        if not isinstance(data, dict):
+            raise CaseError(f"a case must be a JSON object, got {type(data).__name__}")
+        names = [f.name for f in fields(cls)]
+        required = [f.name for f in fields(cls) if f.default is MISSING]
+        missing = [n for n in required if n not in data]
+        if missing:
+            raise CaseError(f"Case is missing field(s) {missing}")
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise CaseError(f"Case has unknown field(s) {unknown}; fields are {names}")
         data = dict(data)
         for key in ("seq_lens", "outlier_rows"):
             if key in data:
+                if not isinstance(data[key], list | tuple):
+                    raise CaseError(f"Case.{key} must be a list of ints, got {type(data[key]).__name__}")
                 data[key] = tuple(data[key])
-        data["block_tables"] = tuple(tuple(row) for row in data["block_tables"])
+        rows = data["block_tables"]
+        if not isinstance(rows, list | tuple) or not all(isinstance(r, list | tuple) for r in rows):
+            raise CaseError("Case.block_tables must be a list of lists of block ids")
+        data["block_tables"] = tuple(tuple(row) for row in rows)
         return cls(**data)
 
     @classmethod

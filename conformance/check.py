@@ -7,7 +7,6 @@ different operation order. Caches are judged bit-exactly against reference.scatt
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -207,7 +206,7 @@ class Outcome:
             if h.get("detail"):
                 lines.append(f"    ({h['detail']})")
         if replay_file is not None:
-            lines.append(f"  replay: npu-conformance replay {replay_file} --backend {self.backend}")
+            lines.append(f"  replay: npu-conformance replay {replay_file}   (the file holds the settings that judged it)")
         return "\n".join(lines)
 
 
@@ -247,10 +246,3 @@ def check_case(case: Case, run: RunSettings | None = None, tensors: Tensors | No
     expected = expected_results(case, tensors)
     layer_run = run_layer(case, tensors, run, validated=ctx)
     return judge(case, tensors, layer_run, expected, run.policies.for_dtype(case.torch_dtype), run.backend, run)
-
-
-def save_case(case: Case, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{case.phase}-{case.case_id}.json"
-    path.write_text(json.dumps(case.to_dict(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    return path

@@ -25,12 +25,10 @@ from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
 
 from conformance.acknowledgements import LedgerError, default_ledger, load_ledger  # noqa: E402
 from conformance.backends import prepare_device, resolve_backend  # noqa: E402
-from conformance.cases import Case  # noqa: E402
-from conformance.check import save_case  # noqa: E402
 from conformance.probe import probe_npu  # noqa: E402
 from conformance.session import configure, settings  # noqa: E402
 from conformance.tolerance import PolicyFileError, PolicySet, load_policy  # noqa: E402
-from conformance.verify import drain_records  # noqa: E402
+from conformance.verify import drain_records, drain_written  # noqa: E402
 
 PROPERTY_KEY = "conformance_case"
 
@@ -105,6 +103,10 @@ def pytest_configure(config):
         prepare_device("npu")
     if backend == "npu" and not npu_usable:
         config._conformance_npu_missing = f"no usable NPU ({probe_npu().error or 'torch.npu.is_available() is False'})"
+    if config.getoption("require_npu") and not npu_usable:
+        # A hardware job must learn it has no hardware at once, not after every test has been skipped.
+        why = config._conformance_npu_missing or f"backend {backend} ({reason})"
+        raise pytest.UsageError(f"--require-npu: {why}")
 
 
 def pytest_report_header(config):
@@ -128,22 +130,37 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if call.when == "call":
-        records = _dedupe(drain_records())
+        kept = _keep_reported_case_files(report, drain_written())
+        records = _dedupe(drain_records(), {str(p) for p in kept})
         for record in records:
             record["test_id"] = item.nodeid
             report.user_properties.append((PROPERTY_KEY, record))
             # junitxml writes the teardown report's properties, which pytest copies from the item:
             # a compact line per case there (the full record is in the call report and report.json).
             item.user_properties.append((PROPERTY_KEY, _compact(record)))
-        failing = [r for r in records if r["verdict"] != "pass"]
-        if report.failed and failing:
-            path = save_case(Case.from_dict(failing[-1]["case"]), settings().failures_dir)
-            report.sections.append(("npu-conformance replay", f"case saved to {path}\nreplay: npu-conformance "
-                                    f"replay {path} --backend {settings().backend}"))
+        if kept:
+            report.sections.append(("npu-conformance replay", "\n".join(
+                f"case saved to {path} (with the settings that judged it)\nreplay: npu-conformance replay {path}"
+                for path in kept)))
     if report.skipped and settings().require_npu and call.when in ("setup", "call"):
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.longrepr = f"--require-npu: this test would have been skipped: {reason}"
+
+
+def _keep_reported_case_files(report, written: list[Path]) -> list[Path]:
+    """Every failing example saved its case file; keep the ones the failure report names (hypothesis
+    shrinks through many failing examples and reports the minimal ones), and the last one written when
+    the report names none; delete the rest, with their cache state."""
+    if not written:
+        return []
+    text = report.longreprtext if report.failed else ""
+    kept = [p for p in written if str(p) in text] or ([written[-1]] if report.failed else [])
+    for path in written:
+        if path not in kept:
+            path.unlink(missing_ok=True)
+            path.with_suffix(".safetensors").unlink(missing_ok=True)
+    return list(dict.fromkeys(kept))
 
 
 def _compact(record: dict) -> str:
@@ -152,16 +169,18 @@ def _compact(record: dict) -> str:
             f"ratio={'-' if ratio is None else format(ratio, '.4g')}")
 
 
-def _dedupe(records: list[dict]) -> list[dict]:
-    """Keep each passing case once, and only the last failure (hypothesis replays the shrunk
-    example last; earlier failures are steps of the shrink)."""
+def _dedupe(records: list[dict], reported: set[str] = frozenset()) -> list[dict]:
+    """Keep each passing case once, and of the failures the ones the test's failure report names
+    (the explicit or shrunk examples hypothesis reports; one record each), or else the last one
+    (earlier failures are steps of the shrink)."""
     passing, seen = [], set()
     for r in records:
         if r["verdict"] == "pass" and r["case_id"] not in seen:
             seen.add(r["case_id"])
             passing.append(r)
     failing = [r for r in records if r["verdict"] != "pass"]
-    return passing + failing[-1:]
+    named = list({r["case_file"]: r for r in failing if r.get("case_file") in reported}.values())
+    return passing + (named or failing[-1:])
 
 
 def records_of(report) -> list[dict]:

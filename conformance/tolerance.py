@@ -47,6 +47,9 @@ class TolerancePolicy:
 
 
 _TUNABLE = ("k", "mean_k", "ulps", "floor")
+#: Above these a policy cannot fail a real output (a max bound of 1e300, a floor above every bf16
+#: error on O(1) attention outputs): such a policy is refused, not applied silently.
+POLICY_LIMITS = {"k": 100.0, "mean_k": 100.0, "ulps": 1024.0, "floor": 1e-2}
 
 
 class PolicyFileError(ValueError):
@@ -72,6 +75,43 @@ class PolicySet:
     def for_dtype(self, dtype: torch.dtype) -> TolerancePolicy:
         return self.per_dtype.get(dtype_name(dtype), self.default)
 
+    def as_dict(self) -> dict:
+        """Plain data (report.json's run.tolerance_policy, case files); from_dict() reads it back."""
+        return {"source": self.default.source, "default": asdict(self.default),
+                "per_dtype": {name: asdict(p) for name, p in sorted(self.per_dtype.items())},
+                "hardware": dict(self.hardware)}
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "policy") -> "PolicySet":
+        """The inverse of as_dict(), every value checked as a policy file's would be."""
+        if not isinstance(data, dict) or not isinstance(data.get("default"), dict):
+            raise PolicyFileError(f"{where}: must hold a 'default' policy table")
+        def policy(table: dict, at: str) -> TolerancePolicy:
+            if not isinstance(table, dict):
+                raise PolicyFileError(f"{at}: must be a table of {list(_TUNABLE)}")
+            table = dict(table)
+            source = table.pop("source", "default")
+            return replace(TolerancePolicy(), source=str(source), **_policy_values(table, at))
+        per_dtype = data.get("per_dtype", {})
+        if not isinstance(per_dtype, dict) or not set(per_dtype) <= set(DTYPE_NAMES):
+            raise PolicyFileError(f"{where}.per_dtype: keys must be among {list(DTYPE_NAMES)}")
+        hardware = data.get("hardware", {})
+        if not isinstance(hardware, dict):
+            raise PolicyFileError(f"{where}.hardware: must be a table of strings")
+        return cls(policy(data["default"], f"{where}.default"),
+                   {name: policy(t, f"{where}.per_dtype.{name}") for name, t in per_dtype.items()},
+                   {str(k): str(v) for k, v in hardware.items()})
+
+
+DTYPE_NAMES = ("float16", "bfloat16", "float32")
+
+
+def _table(data: dict, key: str, where: str) -> dict:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise PolicyFileError(f"{where}: '{key}' must be a table ([{key}]), got {type(value).__name__} {value!r}")
+    return value
+
 
 def _policy_values(table: dict, where: str) -> dict:
     unknown = sorted(set(table) - set(_TUNABLE))
@@ -80,6 +120,9 @@ def _policy_values(table: dict, where: str) -> dict:
     for key, value in table.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
             raise PolicyFileError(f"{where}.{key}: must be a finite number >= 0, got {value!r}")
+        if value > POLICY_LIMITS[key]:
+            raise PolicyFileError(f"{where}.{key}: {value!r} is above {POLICY_LIMITS[key]:g}, where the policy could "
+                                  "no longer fail a wrong output (see POLICY_LIMITS in conformance/tolerance.py)")
     if table.get("k", 1) == 0 and table.get("ulps", 1) == 0 and table.get("floor", 1) == 0:
         raise PolicyFileError(f"{where}: k, ulps and floor are all 0, which no kernel can meet")
     return {key: float(value) for key, value in table.items()}
@@ -104,16 +147,21 @@ def load_policy(path: str | Path) -> PolicySet:
         raise PolicyFileError(f"--tolerance-policy: no such file {str(path)!r}") from None
     except tomllib.TOMLDecodeError as exc:
         raise PolicyFileError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise PolicyFileError(f"--tolerance-policy: cannot read {str(path)!r} ({exc.strerror})") from None
     unknown = sorted(set(data) - {"hardware", "policy", "dtype"})
     if unknown:
         raise PolicyFileError(f"{path}: unknown tables {unknown}; allowed: hardware, policy, dtype")
-    base = replace(TolerancePolicy(), source=str(path), **_policy_values(data.get("policy", {}), f"{path} [policy]"))
+    base = replace(TolerancePolicy(), source=str(path),
+                   **_policy_values(_table(data, "policy", str(path)), f"{path} [policy]"))
     per_dtype = {}
-    for name, table in data.get("dtype", {}).items():
-        if name not in ("float16", "bfloat16", "float32"):
+    for name, table in _table(data, "dtype", str(path)).items():
+        if name not in DTYPE_NAMES:
             raise PolicyFileError(f"{path} [dtype.{name}]: dtype must be float16, bfloat16 or float32")
+        if not isinstance(table, dict):
+            raise PolicyFileError(f"{path} [dtype.{name}]: must be a table, got {type(table).__name__} {table!r}")
         per_dtype[name] = replace(base, **_policy_values(table, f"{path} [dtype.{name}]"))
-    hardware = {str(k): str(v) for k, v in data.get("hardware", {}).items()}
+    hardware = {str(k): str(v) for k, v in _table(data, "hardware", str(path)).items()}
     return PolicySet(base, per_dtype, hardware)
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 from hypothesis import event, target
 from hypothesis.control import current_build_context, currently_in_test_context
 
+from conformance.case_files import write_case_file
 from conformance.cases import Case
 from conformance.check import Outcome, check_case
 from conformance.session import settings
 
 _pending: list[dict] = []
+_written: list = []  # case files saved since the last drain_written() (the plugin keeps the ones it reports)
 _targeted: dict = {"context": None, "labels": set()}
 
 
@@ -24,8 +26,9 @@ def drain_records() -> list[dict]:
     return records
 
 
-def record(outcome: Outcome, property_name: str = "") -> None:
-    _pending.append(outcome.record() | {"property": property_name})
+def record(outcome: Outcome, property_name: str = "", case_file=None) -> None:
+    _pending.append(outcome.record() | {"property": property_name, "case_file": None if case_file is None
+                                        else str(case_file)})
     if currently_in_test_context():
         label = f"{outcome.case.phase}/{outcome.case.dtype}"
         event(label)
@@ -46,18 +49,37 @@ def error_record(case: Case, exc: BaseException, property_name: str = "") -> dic
             "case": case.to_dict(), "property": property_name}
 
 
-def replay_path(case: Case):
-    return settings().failures_dir / f"{case.phase}-{case.case_id}.json"
+def drain_written() -> list:
+    """Hand over (and forget) the case files saved since the last call."""
+    paths = list(_written)
+    _written.clear()
+    return paths
+
+
+def _save(case: Case, tensors, verdict: dict):
+    """Save a failing case with the settings that judged it (and the cache it ran on, when that cache
+    was not the case's own, as in the stateful engine)."""
+    run = settings()
+    state = None if tensors is None else {"k_cache": tensors.k_cache, "v_cache": tensors.v_cache}
+    path = write_case_file(run.failures_dir, case, run, verdict, state)
+    _written.append(path)
+    return path
 
 
 def verify_case(case: Case, property_name: str = "", tensors=None) -> Outcome:
-    """Check `case`, record it, and fail with a readable explanation if it is out of tolerance."""
+    """Check `case`, record it, and fail with a readable explanation if it fails (the case file the
+    explanation names is written before the assertion is raised)."""
     try:
         outcome = check_case(case, tensors=tensors)
     except Exception as exc:  # recorded for the report, then re-raised unchanged
-        _pending.append(error_record(case, exc, property_name))
+        entry = error_record(case, exc, property_name)
+        entry["case_file"] = str(_save(case, tensors, {"verdict": "error", "error": entry["error"]}))
+        _pending.append(entry)
         raise
-    record(outcome, property_name)
     if not outcome.passed:
-        raise AssertionError("\n" + outcome.explain(replay_path(case)))
+        verdict = {"verdict": outcome.verdict, "failed_checks": outcome.failed_checks, "ratio": outcome.ratio}
+        path = _save(case, tensors, verdict)  # the layer wrote to clones: these are the starting caches
+        record(outcome, property_name, case_file=path)
+        raise AssertionError("\n" + outcome.explain(path))
+    record(outcome, property_name)
     return outcome

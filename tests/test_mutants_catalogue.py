@@ -10,7 +10,9 @@ import pytest
 from conformance.cases import Case
 from conformance.check import check_case
 from conformance.emulator import ContractViolation
-from conformance.mutants import CATALOGUE, command, get, planted
+from conformance import cli
+from conformance.cli import mutants as command
+from conformance.mutants import CATALOGUE, get, planted
 from conformance.mutants.report import markdown_source, short_source
 from conformance.session import configure
 from npu_attention import ContextError
@@ -95,7 +97,7 @@ def test_hand_picked_cases_pass_unmutated(case):
 
 
 def test_command_writes_the_matrix_and_ends_with_the_count(tmp_path, capsys):
-    code = command.main(["--only", "prefill_causal_disabled", "--no-baseline", "--suite", "test_prefill",
+    code = cli.main(["mutants", "--only", "prefill_causal_disabled", "--no-baseline", "--suite", "test_prefill",
                          "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0
@@ -107,7 +109,7 @@ def test_command_writes_the_matrix_and_ends_with_the_count(tmp_path, capsys):
 
 
 def test_command_refuses_unknown_names(capsys):
-    assert command.main(["--only", "no_such_bug", "--no-baseline"]) == 2
+    assert cli.main(["mutants", "--only", "no_such_bug", "--no-baseline"]) == 2
     assert "no mutant named" in capsys.readouterr().err
 
 
@@ -118,7 +120,7 @@ def test_add_parser_registers_mutants_without_importing_torch():
     import sys
 
     code = ("import argparse, sys\n"
-            "from conformance.mutants.command import add_parser\n"
+            "from conformance.cli.mutants import add_parser\n"
             "parser = argparse.ArgumentParser(); sub = parser.add_subparsers(dest='command')\n"
             "add_parser(sub)\n"
             "args = parser.parse_args(['mutants', '--profile', 'ci', '--only', 'a,b', '--generated-only'])\n"

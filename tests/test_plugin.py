@@ -53,10 +53,13 @@ def test_npu_backend_without_a_device_skips_with_the_reason(pytester):
 
 
 @no_npu
-def test_require_npu_turns_the_skip_into_a_failure(pytester):
+def test_require_npu_without_a_device_fails_at_once_with_the_reason(pytester):
     result = run(pytester, "--backend", "npu", "--require-npu")
-    result.assert_outcomes(errors=1)  # the skip happens at setup, so its failure is a setup error
-    result.stdout.fnmatch_lines(["*--require-npu: this test would have been skipped*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # before any test ran
+    result.stderr.fnmatch_lines(["*--require-npu: no usable NPU (torch-npu is not installed)*"])
+    emulated = run(pytester, "--backend", "emulated", "--require-npu")
+    assert emulated.ret == pytest.ExitCode.USAGE_ERROR
+    emulated.stderr.fnmatch_lines(["*--require-npu: backend emulated (requested with --backend emulated)*"])
 
 
 GRAPH_PROPERTY = textwrap.dedent('''
@@ -118,8 +121,17 @@ def test_failing_case_is_saved_for_replay(pytester):
                  "--conformance-failures", "saved")
     # fp16 output rounding alone exceeds a zero bound: the case fails and is kept for replay.
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*replay: npu-conformance replay saved/decode_eager-*.json --backend emulated*"])
-    assert len(list((pytester.path / "saved").glob("decode_eager-*.json"))) == 1
+    result.stdout.fnmatch_lines(["*replay: npu-conformance replay saved/decode_eager-*.json*"])
+    saved = list((pytester.path / "saved").glob("decode_eager-*.json"))
+    assert len(saved) == 1
+    # The file carries the policy that failed it: replaying it (no options) fails the same way.
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "replay", str(saved[0])], capture_output=True,
+                          text=True, env={**__import__("os").environ, "TORCH_DEVICE_BACKEND_AUTOLOAD": "0"})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "tolerance policy tight.toml" in proc.stdout and "saved verdict: fail (output); replayed: fail" in proc.stdout
 
 
 def test_profiles_are_selected_by_environment_and_unknown_ones_refused(pytester, monkeypatch):

@@ -98,13 +98,16 @@ def test_run_fails_when_no_case_ran(tmp_path):
     assert lines[-1].startswith("FAILED: no case ran (1 test(s): 1 passed")
 
 
-def test_run_with_require_npu_fails_without_a_device(tmp_path):
-    code, lines, text = _run(tmp_path, "--backend", "npu", "--require-npu", "--out", str(tmp_path / "rep"),
-                             "-k", "test_prefill_output")
-    assert code != 0, text[-4000:]
-    assert lines[-1].startswith("FAILED: --require-npu but no usable NPU (")
-    report = load_report(tmp_path / "rep" / "report.json")
-    assert report["tests"][0]["outcome"] in ("failed", "error") and report["totals"]["cases"] == 0
+@pytest.mark.parametrize("args, option", [(("--backend", "npu"), "--backend npu"),
+                                          (("--backend", "npu", "--require-npu"), "--backend npu"),
+                                          (("--require-npu",), "--require-npu")])
+def test_asking_for_an_npu_without_one_fails_at_once_with_the_probe_reason(tmp_path, args, option):
+    if importlib.util.find_spec("torch_npu") is not None:
+        pytest.skip("torch_npu is installed here: the probe may find a device")
+    code, lines, text = _run(tmp_path, *args, "--out", str(tmp_path / "rep"))
+    assert code == 3, text[-4000:]  # exit_codes.NO_NPU
+    assert lines[-1] == f"FAILED: {option} but no usable NPU (torch-npu is not installed)"
+    assert not (tmp_path / "rep").exists()  # nothing ran
 
 
 INTERRUPT_PLUGIN = """
@@ -134,7 +137,7 @@ def test_an_interrupted_or_crashed_run_leaves_a_report_marked_incomplete(tmp_pat
     assert report["complete"] is False and report["verdict"]["status"] == "incomplete"
     assert report["verdict"]["reason"].startswith("INCOMPLETE: ")
     if how == "interrupt":
-        assert code == 2 and lines[-1] == report["verdict"]["reason"]
+        assert code == 5 and lines[-1] == report["verdict"]["reason"]  # exit_codes.INTERRUPTED
         assert report["incomplete_reason"] == "interrupted (KeyboardInterrupt)"
         assert len(report["tests"]) == 1 and report["records"]  # the first test's cases are kept
         assert report["verdict"]["reason"].startswith("INCOMPLETE: interrupted (KeyboardInterrupt) after 1 of 2 test(s)")

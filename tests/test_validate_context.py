@@ -175,8 +175,9 @@ def test_check_case_validates_the_runner_contract_before_the_oracle_runs():
     from conformance.cases import Case
     from conformance.check import check_case
 
-    bad = Case(phase="decode_eager", num_heads=5, num_kv_heads=2, head_dim=16, dtype="float16", block_size=16,
+    bad = Case(phase="decode_eager", num_heads=4, num_kv_heads=2, head_dim=16, dtype="float16", block_size=16,
                num_blocks=6, seq_lens=(20, 5), block_tables=((3, 1), (4,)), seed=2)
+    object.__setattr__(bad, "num_heads", 5)  # Case refuses it itself; force one past it
     with pytest.raises(ContextError) as info:
         check_case(bad)
     assert info.value.field == "num_heads"

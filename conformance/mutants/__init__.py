@@ -1,8 +1,8 @@
 """Planted bugs in the production layer and the kill matrix of the suite against them.
 
 `catalogue.CATALOGUE` lists the mutants (one entry each, with the bug class and public sources);
-`runner.run_suite` runs the suite's properties with one planted; `command` is `npu-conformance mutants`.
-Attributes load lazily, so `conformance.mutants.command` can register its CLI parser without
+`runner.run_suite` runs the suite's properties with one planted; `conformance.cli.mutants` is
+`npu-conformance mutants`. Attributes load lazily, so the CLI can register its parser without
 importing torch or pytest.
 """
 

@@ -247,7 +247,10 @@ def _result(name: str, code: int, collector: _Collector, seconds: float, log: st
     detected, result.how = _how(bad[0] if bad else None, report, exc)
     if not detected:  # the planted code crashed: the suite did not catch anything
         result.status = "error"
-    last = bad[-1] if bad else (in_test[-1] if in_test else None)
+    # The reported failure: the last failing case whose file the plugin kept (it keeps the ones hypothesis
+    # reports, the explicit or shrunk examples), else the last failing one.
+    kept = [r for r in bad if r.get("case_file") and Path(r["case_file"]).is_file()]
+    last = (kept or bad)[-1] if bad else (in_test[-1] if in_test else None)
     if last is not None:
         result.counterexample = _counterexample(test_id, last, failures_dir)
     return result
@@ -256,7 +259,7 @@ def _result(name: str, code: int, collector: _Collector, seconds: float, log: st
 def _counterexample(test_id: str, record: dict, failures_dir: Path) -> Counterexample:
     case = record["case"]
     lens = list(case["seq_lens"])
-    path = failures_dir / f"{case['phase']}-{record['case_id']}.json"
+    path = Path(record.get("case_file") or failures_dir / f"{case['phase']}-{record['case_id']}.json")
     return Counterexample(
         test_id=test_id, phase=case["phase"], dtype=case["dtype"], batch=len(lens), total_tokens=sum(lens),
         seq_lens=lens, shape=f"Hq={case['num_heads']} Hkv={case['num_kv_heads']} D={case['head_dim']} "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
-from dataclasses import fields
 from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import metadata
@@ -32,16 +31,6 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
         return None
     commit = proc.stdout.strip()
     return commit if proc.returncode == 0 and commit else None
-
-
-def policy_dict(policy) -> dict:
-    return {f.name: getattr(policy, f.name) for f in fields(policy)}
-
-
-def policies_dict(policies) -> dict:
-    return {"source": policies.default.source, "default": policy_dict(policies.default),
-            "per_dtype": {name: policy_dict(p) for name, p in sorted(policies.per_dtype.items())},
-            "hardware": dict(policies.hardware)}
 
 
 def run_metadata(config, *, started_at: str, duration_s: float, finished_at: str | None,
@@ -82,7 +71,7 @@ def run_metadata(config, *, started_at: str, duration_s: float, finished_at: str
         "strict_contracts": s.strict_contracts,
         "acknowledgements_source": s.acknowledgements.source,
         "require_npu": s.require_npu,
-        "tolerance_policy": policies_dict(s.policies),
+        "tolerance_policy": s.policies.as_dict(),
         "git_commit": git_commit(Path(__file__).resolve().parent),  # the harness under test
         "host": platform.node(),
         "platform": platform.platform(terse=True),

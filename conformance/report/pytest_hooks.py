@@ -80,12 +80,9 @@ class ReportSession:
         return entry
 
     def _case_file(self, record: dict) -> str | None:
-        if record.get("verdict") == "pass":
-            return None
-        from conformance.session import settings
-
-        path = Path(settings().failures_dir) / f"{record.get('phase')}-{record.get('case_id')}.json"
-        return str(path) if path.is_file() else None
+        """The failing case's saved file, if it is still there (the plugin keeps the reported ones)."""
+        path = record.get("case_file")
+        return path if record.get("verdict") != "pass" and path and Path(path).is_file() else None
 
     # --- building and writing -----------------------------------------------------------------
     def build(self, *, complete: bool, incomplete_reason: str | None, exitstatus: int | None,

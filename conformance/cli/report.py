@@ -1,4 +1,4 @@
-"""`npu-conformance report` and `npu-conformance diff` (wired into conformance/cli.py)."""
+"""`npu-conformance report` (validate and re-render a report.json) and `npu-conformance diff` (compare two)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,23 @@ import argparse
 import sys
 from pathlib import Path
 
+from conformance import exit_codes
 from conformance.report.diff import DEFAULT_THRESHOLD
+
+
+def add_parser(sub) -> None:
+    report = sub.add_parser(
+        "report", help="validate a report.json and re-render its HTML / Markdown",
+        description="Validate a report.json against its schema, print its verdict, and (with --html / --md) "
+                    "render report.html and summary.md from it again.", epilog=exit_codes.HELP)
+    add_report_arguments(report)
+    report.set_defaults(func=report_command)
+    diff = sub.add_parser(
+        "diff", help="regressions between two report.json files (exit 1 if any)",
+        description="Compare two report.json files of the same suite: new failures, new hazards, and worst "
+                    "error/tolerance ratios that grew past --threshold.", epilog=exit_codes.HELP)
+    add_diff_arguments(diff)
+    diff.set_defaults(func=diff_command)
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +46,7 @@ def report_command(args: argparse.Namespace) -> int:
         report = load_report(args.report)
     except ReportError as exc:
         print(f"npu-conformance report: {exc}", file=sys.stderr)
-        return 2
+        return exit_codes.USAGE
     print(report["verdict"]["reason"])
     if not args.html and not args.md:
         print(f"{args.report}: valid schema-v{report['schema_version']} report "
@@ -40,7 +56,7 @@ def report_command(args: argparse.Namespace) -> int:
         print(f"wrote {write_html(report, Path(args.html))}")
     if args.md:
         print(f"wrote {write_markdown(report, Path(args.md))}")
-    return 0
+    return exit_codes.PASSED
 
 
 def diff_command(args: argparse.Namespace) -> int:
@@ -51,7 +67,11 @@ def diff_command(args: argparse.Namespace) -> int:
         old, new = load_report(args.old), load_report(args.new)
     except ReportError as exc:
         print(f"npu-conformance diff: {exc}", file=sys.stderr)
-        return 2
+        return exit_codes.USAGE
+    if args.threshold < 0:
+        print(f"npu-conformance diff: --threshold must be >= 0 (a fraction of growth), got {args.threshold}",
+              file=sys.stderr)
+        return exit_codes.USAGE
     d = diff_reports(old, new, threshold=args.threshold)
     render_diff(d, args.old, args.new)
-    return 1 if d.regressed else 0
+    return exit_codes.FAILED if d.regressed else exit_codes.PASSED

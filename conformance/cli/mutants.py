@@ -5,8 +5,9 @@
 
 Writes DIR/mutants.json (the matrix) and DIR/mutants.md ("What it catches"); the pytest output of
 every survivor or broken run goes to DIR/mutant-logs/. The last line printed is `killed K/N`.
-Exit status: 0 when every mutant is killed (and the unmutated layer passes the same runs), 1 when
-one survives, 2 when a run is broken or the unmutated layer fails.
+Exit status (conformance.exit_codes): 0 when every mutant is killed (and the unmutated layer passes
+the same runs), 1 when one survives, 2 for a bad option, 4 when a run is broken, a planted bug's own
+code crashes (never a kill) or the unmutated layer fails the runs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import argparse
 import sys
 import time
 from pathlib import Path
+
+from conformance import exit_codes
 
 DEFAULT_OUT = Path("conformance-report")
 PROFILES = ("dev", "ci", "fuzz", "npu")  # conformance.plugin's hypothesis profiles
@@ -27,7 +30,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "mutants", help="run the suite against the planted-bug catalogue and print the kill matrix",
         description="Plant each catalogued bug in the production layer (a subclass, a wrapped kernel call or a "
                     "runner Context), run the suite's properties on the emulated backend until the first failure, "
-                    "and report which property killed it, after how many cases, with what counterexample.")
+                    "and report which property killed it, after how many cases, with what counterexample.",
+        epilog=exit_codes.HELP)
     add_arguments(parser)
     parser.set_defaults(func=run)
     return parser
@@ -95,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         modules = suite_modules(tuple(args.suite) if args.suite else None)
     except (KeyError, ValueError) as exc:
         print(f"npu-conformance mutants: {exc.args[0]}", file=sys.stderr)
-        return 2
+        return exit_codes.USAGE
     out: Path = args.out
     logs = out / "mutant-logs"
     cases_dir = out / "mutant-cases"
@@ -130,23 +134,15 @@ def run(args: argparse.Namespace) -> int:
     broken = bool(s["errors"]) or (baseline is not None and baseline.status != "survived")
     if baseline is not None and baseline.status != "survived":
         console.print("[bold red]the unmutated layer fails these runs: the kills above prove nothing[/]")
+    for r in results:
+        if r.status == "error":
+            console.print(f"[bold yellow]error[/]: {r.name}: {r.how or (r.message.splitlines() or ['run broken'])[-1]}")
     print(f"killed {s['killed']}/{s['total']}")
     if broken:
-        return 2
-    return 0 if s["killed"] == s["total"] else 1
+        return exit_codes.INTERNAL
+    return exit_codes.PASSED if s["killed"] == s["total"] else exit_codes.FAILED
 
 
 def _save_log(directory: Path, name: str, text: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / f"{name}.txt").write_text(text, encoding="utf-8")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (`python -m conformance.mutants.command`), same options as the subcommand."""
-    parser = argparse.ArgumentParser(prog="npu-conformance mutants")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

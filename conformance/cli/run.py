@@ -15,9 +15,19 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
+from conformance import exit_codes
 
 XDIST_HINT = "pip install 'npu-attention-conformance[xdist]'"
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser(
+        "run", help="run the conformance suite and write the report folder",
+        description="Run the conformance suite (pytest --pyargs conformance.suite) and write report.json, "
+                    "report.html, summary.md, junit.xml and failures/ (one replayable file per failing case) "
+                    "into --out.", epilog=exit_codes.HELP)
+    add_arguments(parser)
+    parser.set_defaults(func=run)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,111 +78,6 @@ def pytest_arguments(args: argparse.Namespace) -> list[str]:
     return argv + list(args.pytest_args or [])
 
 
-class Progress:
-    """A pytest plugin object: live progress (rich) while the suite runs, plain lines when not a TTY.
-
-    Pytest's own per-test letters are suppressed (its failure sections and summary still print at the
-    end); the numbers shown come from the report session, the same data report.json is built from.
-    """
-
-    def __init__(self, console):
-        self.console = console
-        self.tty = console.is_terminal
-        self.config = None
-        self.live = None
-        self.progress = None
-        self.task = None
-        self.current = ""
-        self.started = time.monotonic()
-
-    def _state(self):
-        from conformance.report.pytest_hooks import report_session
-
-        return report_session(self.config) if self.config is not None else None
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_configure(self, config) -> None:
-        self.config = config
-        state = self._state()
-        if state is not None:
-            state.quiet = True
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_report_teststatus(self, report, config):
-        category, _letter, word = yield
-        return category, "", word
-
-    def _numbers(self) -> dict:
-        from conformance.report.model import fmt_ratio, rank
-
-        state = self._state()
-        records = state.records if state else []
-        bad = sum(1 for r in records if r["verdict"] != "pass")
-        worst = max((r for r in records if r.get("ratio") is not None), key=lambda r: rank(r["ratio"]), default=None)
-        failed_tests = sum(1 for t in (state.tests.values() if state else []) if t["outcome"] in ("failed", "error"))
-        return {"done": len(state.finished) if state else 0, "total": state.collected if state else None,
-                "cases": len(records), "bad": bad, "failed_tests": failed_tests,
-                "worst": (f"{fmt_ratio(worst['ratio'])} ({worst['phase']}/{worst['dtype']})" if worst else "-")}
-
-    def _start_live(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, \
-            TimeElapsedColumn
-
-        self.progress = RichProgress(
-            TextColumn("[bold]tests"), BarColumn(bar_width=24), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("cases [bold]{task.fields[cases]}[/]  out of tolerance "
-                       "[{task.fields[bad_style]}]{task.fields[bad]}[/]  failed tests {task.fields[failed_tests]}  "
-                       "worst ratio [bold]{task.fields[worst]}[/]"),
-            TextColumn("[dim]{task.fields[current]}"),
-            console=self.console, auto_refresh=False, transient=False, redirect_stdout=False, redirect_stderr=False)
-        self.progress.start()
-        self.task = self.progress.add_task("suite", total=None, cases=0, bad=0, bad_style="green", failed_tests=0,
-                                           worst="-", current="")
-
-    def _refresh(self) -> None:
-        n = self._numbers()
-        if self.progress is None:
-            self._start_live()
-        self.progress.update(self.task, completed=n["done"], total=n["total"], cases=n["cases"], bad=n["bad"],
-                             bad_style="bold red" if n["bad"] else "green", failed_tests=n["failed_tests"],
-                             worst=n["worst"], current=self.current)
-        self.progress.refresh()
-
-    def pytest_runtest_logstart(self, nodeid, location) -> None:
-        self.current = nodeid.rsplit("::", 1)[-1]
-        if self.tty:
-            self._refresh()
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_runtest_logreport(self, report) -> None:
-        if report.when != "teardown":
-            return
-        state = self._state()
-        if self.tty:
-            self._refresh()
-            return
-        entry = state.tests.get(report.nodeid) if state else None
-        n = self._numbers()
-        total = n["total"] if n["total"] is not None else "?"
-        outcome = entry["outcome"] if entry else "?"
-        cases = entry["cases"] if entry else 0
-        print(f"[{n['done']}/{total}] {outcome:<7} {report.nodeid}  ({cases} cases)  so far: {n['cases']} cases, "
-              f"{n['bad']} out of tolerance, worst ratio {n['worst']}", flush=True)
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionfinish(self, session, exitstatus) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        if self.progress is not None:
-            self.current = ""
-            try:
-                self._refresh()
-            finally:
-                self.progress.stop()
-                self.progress = None
-
-
 def summary_table(report: dict):
     from rich import box
     from rich.table import Table
@@ -204,11 +109,21 @@ def run(args: argparse.Namespace) -> int:
         if importlib.util.find_spec("xdist") is None:
             console.print(f"FAILED: -n {args.workers} needs pytest-xdist, which is not installed: {XDIST_HINT}",
                           style="bold red")
-            return 2
+            return exit_codes.USAGE
         if not (str(args.workers) == "auto" or str(args.workers).isdigit()):
             console.print(f"FAILED: -n takes a number of workers or 'auto', got {args.workers!r}", style="bold red")
-            return 2
+            return exit_codes.USAGE
     os.environ.setdefault("TORCH_DEVICE_BACKEND_AUTOLOAD", "0")  # before anything imports torch
+    if args.backend == "npu" or args.require_npu:
+        # Asked for hardware: know at once, before a single case runs, whether there is any.
+        from conformance.probe import probe_npu
+
+        probe = probe_npu()
+        if not probe.usable:
+            option = "--backend npu" if args.backend == "npu" else "--require-npu"
+            console.print(f"FAILED: {option} but no usable NPU ({probe.error or 'torch.npu.is_available() is False'})",
+                          style="bold red")
+            return exit_codes.NO_NPU
     from conformance.report.artifacts import ARTIFACTS, JSON_NAME, clear_stale
     from conformance.report.schema import ReportError, load_report
 
@@ -216,6 +131,10 @@ def run(args: argparse.Namespace) -> int:
     clear_stale(out)  # a run that dies before writing anything must not leave an old green report
     argv = pytest_arguments(args)
     console.print(f"npu-conformance run: pytest {' '.join(argv)}", style="dim", soft_wrap=True)
+    import pytest
+
+    from conformance.cli.progress import Progress
+
     progress = Progress(console)
     started = time.monotonic()
     try:
@@ -229,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     except ReportError as exc:
         console.print(f"FAILED: pytest exited with status {exitcode} and left no valid report ({exc})",
                       style="bold red")
-        return exitcode or 1
+        return _exit_status(exitcode, None)
     console.print()
     console.print(summary_table(report))
     t = report["totals"]["tests"]
@@ -248,15 +167,24 @@ def run(args: argparse.Namespace) -> int:
               if (out / n).exists() and (out / n).read_text(encoding="utf-8").startswith("npu-conformance could not")]
     if broken and ok:
         ok, reason = False, f"FAILED: could not render {', '.join(broken)} (see the file for the traceback)"
+    run_info = report["run"]
+    if run_info.get("backend_requested") == "auto":  # say what auto chose, and why, on the line people read
+        reason += f" [backend {run_info['backend']}: {run_info['backend_reason']}]"
     console.print(reason, style="bold green" if ok else "bold red")
-    return 0 if ok else (exitcode if exitcode not in (0, 5) else 1)
+    return exit_codes.PASSED if ok else _exit_status(exitcode, report)
 
 
-def main(argv: list[str] | None = None) -> int:  # for `python -m conformance.run`
-    parser = argparse.ArgumentParser(prog="npu-conformance run", description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+def _exit_status(pytest_status: int, report: dict | None) -> int:
+    """One code per outcome (conformance.exit_codes), from pytest's status and the report's verdict."""
+    import pytest
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    if pytest_status == pytest.ExitCode.INTERRUPTED or (report is not None and not report["complete"]
+                                                         and "interrupt" in (report["incomplete_reason"] or "")):
+        return exit_codes.INTERRUPTED
+    if pytest_status == pytest.ExitCode.USAGE_ERROR:
+        return exit_codes.USAGE
+    if pytest_status == pytest.ExitCode.INTERNAL_ERROR or report is None:
+        return exit_codes.INTERNAL
+    if report is not None and not report["complete"]:
+        return exit_codes.INTERRUPTED
+    return exit_codes.FAILED

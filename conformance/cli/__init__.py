@@ -1,0 +1,53 @@
+"""The `npu-conformance` command: one module per subcommand (run, replay, report/diff, info, mutants).
+
+Every subcommand returns one of conformance.exit_codes; main() maps what is left to the same codes:
+a bad command line is USAGE (argparse), Ctrl-C is INTERRUPTED, and an exception that escapes a
+subcommand is the harness's own crash, INTERNAL, printed with its traceback (it is a bug to report).
+Registering the parsers imports neither torch nor pytest: each subcommand loads them when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from importlib import metadata
+
+from conformance import exit_codes
+from conformance.cli import info, mutants, replay, report, run
+
+SUBCOMMANDS = (run, replay, report, info, mutants)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("npu-attention-conformance")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="npu-conformance", epilog=exit_codes.HELP,
+        description="Numerical conformance harness for an Ascend NPU paged-attention layer: run the suite, "
+                    "replay a saved case, render and compare reports, check the machine, measure the suite "
+                    "against planted bugs.")
+    parser.add_argument("--version", action="version", version=f"npu-conformance {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in SUBCOMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits with USAGE (2) on a bad command line
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print(f"npu-conformance {args.command}: interrupted", file=sys.stderr)
+        return exit_codes.INTERRUPTED
+    except Exception:  # the harness's own bug: say so, with the traceback to report, and a code of its own
+        print(f"npu-conformance {args.command}: internal error (a bug in npu-conformance, please report it):\n"
+              + traceback.format_exc(), file=sys.stderr)
+        return exit_codes.INTERNAL

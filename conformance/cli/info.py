@@ -1,0 +1,39 @@
+"""`npu-conformance info`: what this machine can run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from conformance import exit_codes
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser(
+        "info", help="versions, NPU availability and which backend 'auto' picks",
+        description="Print the torch / torch_npu / CANN versions, whether an NPU is usable (probed in a subprocess, "
+                    "since a broken `import torch_npu` can kill the process) and which backend `--backend auto` "
+                    "picks and why.", epilog=exit_codes.HELP)
+    parser.set_defaults(func=info_command)
+
+
+def info_command(args: argparse.Namespace) -> int:
+    from conformance.backends import resolve_backend
+    from conformance.probe import probe_npu
+
+    probe = probe_npu()
+    backend, reason = resolve_backend("auto", probe)
+    rows = [
+        ("python", sys.version.split()[0]),
+        ("torch", probe.torch_version or "not installed"),
+        ("torch_npu", probe.torch_npu_version or "not installed"),
+        ("CANN", probe.cann_version or "not found (ASCEND_TOOLKIT_HOME unset or no version file)"),
+        ("torch_npu importable", "yes" if probe.torch_npu_importable else "no"),
+        ("NPU usable", f"yes, {probe.device_count} device(s): {probe.device_name}" if probe.usable else "no"),
+        ("probe error", probe.error or "none"),
+        ("backend 'auto' picks", f"{backend} ({reason})"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    return exit_codes.PASSED

@@ -1,0 +1,107 @@
+"""`npu-conformance replay FILE`: re-run one saved case anywhere, judged as it was judged when saved.
+
+The case file carries the settings that judged it (backend, tolerance policy, strict mode, the
+acknowledgement ledger, the planted bug of a `mutants` run) and, for the stateful engine, the cache
+the step ran on; every option given here overrides the saved value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+
+from conformance import exit_codes
+
+BACKENDS = ("auto", "npu", "emulated")
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser(
+        "replay", help="re-run one saved case (a JSON file from a failing run) with the settings that judged it",
+        description=__doc__.split("\n\n", 1)[1].strip().replace("\n", " "), epilog=exit_codes.HELP)
+    parser.add_argument("case", metavar="FILE", help="case file, e.g. conformance-report/failures/prefill-0123abcd4567.json")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="kernels to run on (default: the backend the case was judged on)")
+    parser.add_argument("--strict-contracts", action="store_true", default=None,
+                        help="every emulator hazard fails the case, acknowledged or not (default: as saved)")
+    parser.add_argument("--acknowledgements", metavar="FILE", help="TOML ledger of accepted hazards (default: as saved)")
+    parser.add_argument("--tolerance-policy", metavar="FILE", help="TOML tolerance policy (default: as saved)")
+    parser.set_defaults(func=replay_command)
+
+
+def _error(message: str) -> int:
+    print(f"npu-conformance replay: {message}", file=sys.stderr)
+    return exit_codes.USAGE
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    from conformance.acknowledgements import LedgerError, load_ledger
+    from conformance.backends import resolve_backend
+    from conformance.case_files import CaseFileError, read_case_file
+    from conformance.session import RunSettings, configure, settings
+    from conformance.tolerance import PolicyFileError, load_policy
+
+    try:
+        saved = read_case_file(args.case)
+    except CaseFileError as exc:
+        return _error(str(exc))
+    changes = dict(saved.judged_with or {})
+    mutation_name = changes.pop("mutation", None)
+    try:
+        if args.tolerance_policy:
+            changes["policies"] = load_policy(args.tolerance_policy)
+        if args.acknowledgements:
+            changes["acknowledgements"] = load_ledger(args.acknowledgements)
+    except (PolicyFileError, LedgerError) as exc:
+        return _error(str(exc))
+    if args.strict_contracts:
+        changes["strict_contracts"] = True
+    if mutation_name is not None:
+        from conformance.mutants import BY_NAME
+
+        if mutation_name not in BY_NAME:
+            return _error(f"{saved.path}: judged with the planted bug {mutation_name!r}, which the catalogue no longer has")
+        changes["mutation"] = BY_NAME[mutation_name].mutation()
+    requested = args.backend or changes.pop("backend", "auto")
+    changes.pop("backend", None)
+    backend, reason = resolve_backend(requested)
+    if requested == "npu" and backend != "npu":
+        print(f"npu-conformance replay: --backend npu but {reason}", file=sys.stderr)
+        return exit_codes.NO_NPU
+    # From the defaults, not from whatever this process configured before: a replay is judged by the
+    # file and the options alone.
+    before = {f.name: getattr(settings(), f.name) for f in fields(RunSettings)}
+    fresh = {f.name: getattr(RunSettings(), f.name) for f in fields(RunSettings)}
+    run = configure(**(fresh | changes | {"backend": backend, "backend_reason": reason}))
+    try:
+        return _replay(saved, run, mutation_name)
+    finally:
+        configure(**before)
+
+
+def _replay(saved, run, mutation_name) -> int:
+    from conformance.check import check_case
+    from conformance.emulator import ContractViolation
+    from npu_attention import ContextError
+
+    backend = run.backend
+    if saved.judged_with is None:
+        print(f"{saved.path}: an old case file without its settings: judged with the defaults", file=sys.stderr)
+    else:
+        print(f"replaying {saved.path} on {backend}: tolerance policy {run.policies.default.source}, "
+              f"acknowledgements {run.acknowledgements.source}, strict contracts {run.strict_contracts}"
+              + (f", planted bug {mutation_name}" if mutation_name else "")
+              + (", on the saved cache state" if saved.state is not None else ""))
+    tensors = saved.tensors(run.device)
+    try:
+        outcome = check_case(saved.case, run, tensors=tensors)
+    except (ContextError, ContractViolation) as exc:  # refused by the validator or the kernel: the case fails
+        print(f"{saved.case.summary()}: refused: {type(exc).__name__}: {exc}")
+        return exit_codes.FAILED
+    print(outcome.explain())
+    if saved.verdict is not None:
+        same = saved.verdict.get("verdict") == outcome.verdict
+        print(f"saved verdict: {saved.verdict.get('verdict')} ({', '.join(saved.verdict.get('failed_checks') or [])})"
+              f"; replayed: {outcome.verdict}" + ("" if same else "  (DIFFERENT)"))
+    return exit_codes.PASSED if outcome.passed else exit_codes.FAILED

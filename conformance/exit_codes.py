@@ -1,0 +1,21 @@
+"""Exit codes: one meaning each, the same in every `npu-conformance` subcommand.
+
+| code | name        | meaning |
+|------|-------------|---------|
+| 0    | PASSED      | the run, replay, report or comparison is green |
+| 1    | FAILED      | a verdict is red: a case out of tolerance or with an unacknowledged hazard, a failing test, a regression (`diff`), a planted bug that survived (`mutants`) |
+| 2    | USAGE       | bad input: an unknown option, a file that cannot be read or is not what it claims (case, policy, ledger, report) |
+| 3    | NO_NPU      | `--backend npu` or `--require-npu` without a usable NPU |
+| 4    | INTERNAL    | the harness could not finish: a crash of its own, a broken run, a planted bug whose code crashes |
+| 5    | INTERRUPTED | stopped before the end (Ctrl-C, a killed worker, an incomplete run) |
+"""
+
+PASSED = 0
+FAILED = 1
+USAGE = 2  # argparse's own code for a bad command line
+NO_NPU = 3
+INTERNAL = 4
+INTERRUPTED = 5
+
+HELP = ("exit status: 0 passed, 1 failed (out of tolerance, unacknowledged hazard, failing test, regression, "
+        "surviving mutant), 2 bad input or usage, 3 no usable NPU, 4 internal error, 5 interrupted")
