@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conformance.tolerance import (
-    PolicyFileError, TolerancePolicy, compare_cache, compare_output, load_policy, ulp,
+    PolicyFileError, PolicySet, TolerancePolicy, compare_cache, compare_output, load_policy, ulp,
 )
 
 
@@ -135,6 +135,15 @@ def test_policy_file_overrides_defaults_and_dtypes(tmp_path):
     ("[tolerance]\nk = 2\n", "unknown tables"),
     ("[policy\n", "not valid TOML"),
     ("[policy]\nk = 0\nulps = 0\nfloor = 0\n", "no kernel can meet"),
+    # Type errors by name (they used to crash with TypeError / AttributeError).
+    ("policy = 3\n", "'policy' must be a table"),
+    ("hardware = \"x\"\n", "'hardware' must be a table"),
+    ("dtype = [1]\n", "'dtype' must be a table"),
+    ("[dtype]\nbfloat16 = 3\n", "dtype.bfloat16.: must be a table"),
+    # Values that make the policy unable to fail.
+    ("[policy]\nfloor = 1e9\n", "floor: 1000000000.0 is above 0.01, where the policy could no longer fail"),
+    ("[policy]\nk = 1e300\n", "k: 1e\\+300 is above 100"),
+    ("[dtype.float16]\nulps = 5000\n", "ulps: 5000 is above 1024"),
 ])
 def test_bad_policy_files_are_refused_with_the_reason(tmp_path, text, message):
     path = tmp_path / "p.toml"
@@ -146,3 +155,13 @@ def test_bad_policy_files_are_refused_with_the_reason(tmp_path, text, message):
 def test_missing_policy_file_names_the_option(tmp_path):
     with pytest.raises(PolicyFileError, match="--tolerance-policy"):
         load_policy(tmp_path / "absent.toml")
+
+
+def test_policy_sets_round_trip_through_plain_data(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text("[hardware]\ndevice = 'x'\n[policy]\nk = 2.5\n[dtype.bfloat16]\nk = 3.0\n")
+    policies = load_policy(path)
+    again = PolicySet.from_dict(policies.as_dict())
+    assert again == policies
+    with pytest.raises(PolicyFileError, match="saved.default.k: 1000.0 is above 100"):
+        PolicySet.from_dict(policies.as_dict() | {"default": {"k": 1000.0}}, "saved")
