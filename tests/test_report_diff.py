@@ -1,5 +1,6 @@
-"""`npu-conformance diff`: identical reports pass (exit 0); an injected ratio growth above 10 %, a new
-failing case, a new failing test, a new hazard or an incomplete NEW report is a regression (exit 1)."""
+"""`npu-conformance diff`: identical reports pass (exit 0); on matched cases an injected ratio growth above
+10 % or a new failure is a regression, as are a new failing test, a new unacknowledged hazard and an
+incomplete NEW report (exit 1); two all-passing samples of different cases never are."""
 
 from __future__ import annotations
 
@@ -42,14 +43,15 @@ def test_identical_reports_have_no_regression(old):
     d = diff_reports(old, copy.deepcopy(old))
     assert not d.regressed and d.regressions == []
     assert len(d.buckets) == 9 and all(b["growth"] == 0.0 for b in d.buckets)
+    assert d.same_cases and d.matched == len({r["case_id"] for r in old["records"]})
 
 
 def test_ratio_growth_above_ten_percent_is_a_regression_and_below_is_not(old):
     assert not diff_reports(old, _scale_bucket_worst(old, 1.09)).regressed
     d = diff_reports(old, _scale_bucket_worst(old, 1.25))
-    assert [(b["phase"], b["dtype"]) for b in d.grown] == [BUCKET]
-    assert d.grown[0]["growth"] == pytest.approx(0.25)
-    assert d.regressions[0].startswith("decode_eager/float16: worst ratio ")
+    assert [(c["phase"], c["dtype"]) for c in d.grown_cases] == [BUCKET]
+    assert d.grown_cases[0]["growth"] == pytest.approx(0.25)
+    assert d.regressions[0].startswith("case ") and "(decode_eager/float16): ratio " in d.regressions[0]
     # Improvements are not regressions.
     assert not diff_reports(old, _scale_bucket_worst(old, 0.5)).regressed
 
@@ -82,7 +84,11 @@ def test_a_new_hazard_kind_is_a_regression_but_more_of_a_known_one_is_not(old):
     assert [(h["op"], h["rule"]) for h in d.new_hazards] == [
         ("torch_npu.npu_fused_infer_attention_score_v2", "block ids past num_blocks are not checked")]
     known = old["hazards"][0]
-    target["hazards"] = [{k: known[k] for k in ("op", "argument", "rule", "source", "inferred")}]
+    target["hazards"] = [{k: known[k] for k in ("op", "argument", "rule", "code", "source", "inferred")}]
+    assert not diff_reports(old, _rebuild(old, records)).regressed
+    # An acknowledged hazard is accepted by the ledger: new or not, it is no regression.
+    target["hazards"] = [{"op": "x", "argument": "y", "rule": "z", "code": "scu/negative-axis", "source": "s",
+                          "inferred": False, "detail": "", "acknowledgement": "some-entry", "accepted": True}]
     assert not diff_reports(old, _rebuild(old, records)).regressed
 
 
@@ -98,14 +104,46 @@ def test_diff_command_exit_status_and_table(tmp_path, old, capsys):
     c.write_text(dumps(_scale_bucket_worst(old, 1.5)), encoding="utf-8")
     assert cli.main(["diff", str(a), str(b)]) == 0
     out = capsys.readouterr().out
-    assert "no regression (threshold 10% on worst ratios)" in out
+    assert "no regression (" in out and "matched cases, threshold 10% on their ratios)" in out
     assert cli.main(["diff", str(a), str(c)]) == 1
     out = capsys.readouterr().out
-    assert "REGRESSION: 1 finding(s): decode_eager/float16: worst ratio" in out
-    row = next(line for line in out.splitlines() if "decode_eager" in line and "float16" in line and "+50%" in line)
-    assert "REGRESSED" in row
+    assert "REGRESSION: 1 finding(s): case " in out and "(decode_eager/float16): ratio" in out
+    assert any("decode_eager/float16" in line and "+50%" in line for line in out.splitlines())
     assert cli.main(["diff", str(a), str(c), "--threshold", "0.6"]) == 0
     capsys.readouterr()
     (tmp_path / "junk.json").write_text("[]", encoding="utf-8")
     assert cli.main(["diff", str(a), str(tmp_path / "junk.json")]) == 2
     assert "is not a valid schema-v1 npu-conformance report" in capsys.readouterr().err
+
+
+def _resampled(report: dict, salt: str, scale: float = 1.0, fail_bucket=None) -> dict:
+    """The same kind of run over different cases (other ids), ratios scaled; optionally one failure."""
+    records = copy.deepcopy(report["records"])
+    for r in records:
+        r["case_id"] = (salt + r["case_id"])[:12]
+        r["ratio"] *= scale
+    if fail_bucket is not None:
+        bad = next(r for r in records if (r["phase"], r["dtype"]) == fail_bucket)
+        bad.update(verdict="fail", ratio=3.0)
+    return _rebuild(report, records)
+
+
+def test_two_all_passing_samples_of_different_cases_are_no_regression(old):
+    other = _resampled(old, "ff", scale=1.8)  # every worst ratio 80 % higher, still all passing
+    d = diff_reports(old, other)
+    assert not d.same_cases and d.matched == 0
+    assert not d.regressed, d.regressions
+    assert any("drew different cases" in note for note in d.notes)
+
+
+def test_a_failure_in_a_bucket_the_old_sample_had_clean_is_a_regression(old):
+    d = diff_reports(old, _resampled(old, "ee", fail_bucket=("prefill", "bfloat16")))
+    assert [(r["phase"], r["dtype"]) for r in d.new_failures] == [("prefill", "bfloat16")]
+    # Both samples failing in the same bucket: the same bug seen twice, not a new one.
+    failing = _resampled(old, "dd", fail_bucket=("prefill", "bfloat16"))
+    assert not diff_reports(failing, _resampled(old, "cc", fail_bucket=("prefill", "bfloat16"))).new_failures
+
+
+def test_a_negative_threshold_is_refused(old):
+    with pytest.raises(ValueError, match="threshold must be >= 0"):
+        diff_reports(old, old, threshold=-0.1)

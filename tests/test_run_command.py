@@ -199,3 +199,18 @@ def test_run_n_without_xdist_names_the_extra(monkeypatch, capsys, tmp_path):
     out = capsys.readouterr().out
     assert "pytest-xdist, which is not installed: pip install 'npu-attention-conformance[xdist]'" in out
     assert not (tmp_path / "rep").exists()
+
+
+def test_diff_of_two_passing_runs_with_different_seeds_is_no_regression(tmp_path):
+    """Different seeds draw different cases: their worst ratios differ by sampling, not by code."""
+    reports = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"rep{seed}"
+        code, _, text = _run(tmp_path, "--backend", "emulated", "--out", str(out), "-k", "test_prefill_output",
+                             "--seed", seed)
+        assert code == 0, text[-3000:]
+        reports.append(out / "report.json")
+    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "diff", *map(str, reports)], cwd=tmp_path,
+                          env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "drew different cases" in proc.stdout and "no regression" in proc.stdout
