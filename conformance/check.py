@@ -18,6 +18,7 @@ from conformance.acknowledgements import judge_hazards
 from conformance.backends import prepare_device  # importing it also registers the emulated backend
 from conformance.cases import Case, Tensors
 from conformance.mutation import mutated_kernel_backend
+from conformance.report.model import fmt_ratio
 from conformance.session import RunSettings, settings as current_settings
 from conformance.tolerance import CacheMetrics, OutputMetrics, bits_equal, compare_cache, compare_output
 from npu_attention import Attention, Context, kernels, use_context, validate_context
@@ -181,17 +182,17 @@ class Outcome:
         o = self.output
         lines = [f"{self.case.summary()}  (case {self.case.case_id}, backend {self.backend})",
                  f"  output: {o.verdict.upper()}  max err {o.max_abs_err:.3e} / bound {o.bound:.3e} "
-                 f"(ratio {o.ratio:.2f}; baseline max {o.baseline_max_abs_err:.3e}), mean err "
-                 f"{o.mean_abs_err:.3e} / {o.mean_bound:.3e} (ratio {o.mean_ratio:.2f})"]
+                 f"(ratio {fmt_ratio(o.ratio)}; baseline max {o.baseline_max_abs_err:.3e}; the {o.bound_term} term "
+                 f"binds), mean err {o.mean_abs_err:.3e} / {o.mean_bound:.3e} (ratio {fmt_ratio(o.mean_ratio)})"]
         lines += [f"    - {reason}" for reason in o.reasons]
         if o.worst_row >= 0:
             lines.append(f"    worst: sequence {o.worst_seq}, head {o.worst_head} (row {o.worst_row}); "
-                         f"per-sequence ratios {[round(r, 2) for r in o.per_seq_ratio]}")
+                         f"per-sequence ratios [{', '.join(fmt_ratio(r) for r in o.per_seq_ratio)}]")
         for w in o.worst_values[:3]:
             lines.append(f"      row {w['row']} head {w['head']} dim {w['dim']}: out {w['out']:.6g}  golden "
                          f"{w['golden']:.6g}  baseline {w['baseline']:.6g}")
         if o.ascend_ratio is not None:
-            lines.append(f"    Ascend ceiling (eps {o.ascend_eps:g}): ratio {o.ascend_ratio:.2f}")
+            lines.append(f"    Ascend ceiling (eps {o.ascend_eps:g}): ratio {fmt_ratio(o.ascend_ratio)}")
         for c in self.caches:
             lines.append(f"  {c.name}: {c.verdict.upper()} ({c.mismatched_slots}/{c.slots} slots differ)")
             lines += [f"    - {reason}" for reason in c.reasons]

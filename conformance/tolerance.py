@@ -42,6 +42,14 @@ class TolerancePolicy:
     def max_bound(self, baseline_max_err: float, golden_absmax: float, dtype: torch.dtype) -> float:
         return max(self.k * baseline_max_err + self.ulps * ulp(golden_absmax, dtype), self.floor)
 
+    def binding_term(self, baseline_max_err: float, golden_absmax: float, dtype: torch.dtype) -> str:
+        """Which term of the max bound is the largest: "k x baseline", "ulps" or "floor". A policy whose
+        k term never binds (e.g. k = 0.01 on bf16, where 2 ulp dominates) tightens nothing."""
+        terms = {"k x baseline": self.k * baseline_max_err, "ulps": self.ulps * ulp(golden_absmax, dtype)}
+        if self.floor >= sum(terms.values()):
+            return "floor"
+        return max(terms, key=terms.get)
+
     def mean_bound(self, baseline_mean_err: float) -> float:
         return max(self.mean_k * baseline_mean_err, self.floor)
 
@@ -202,6 +210,7 @@ class OutputMetrics(_Judged):
     mean_bound: float
     ratio: float  # max_abs_err / bound: <= 1 passes
     mean_ratio: float
+    bound_term: str  # the term of the max bound that binds: "k x baseline", "ulps" or "floor"
     worst_row: int
     worst_seq: int
     worst_head: int
@@ -262,11 +271,13 @@ def compare_output(
     bound = policy.max_bound(base_max, golden_absmax, dtype)
     mean_bound = policy.mean_bound(base_mean)
     ratio, mean_ratio = max_err / bound, mean_err / mean_bound
+    bound_term = policy.binding_term(base_max, golden_absmax, dtype)
     if ratio > 1:
-        reasons.append(f"max error {max_err:.3e} exceeds the bound {bound:.3e} (ratio {ratio:.2f})")
+        reasons.append(f"max error {max_err:.3e} exceeds the bound {bound:.3e} (ratio {ratio:.3f}; the "
+                       f"{bound_term} term binds)")
     if mean_ratio > 1:
         reasons.append(f"mean error {mean_err:.3e} exceeds {policy.mean_k:g} x baseline mean "
-                       f"{base_mean:.3e} (ratio {mean_ratio:.2f})")
+                       f"{base_mean:.3e} (ratio {mean_ratio:.3f})")
 
     masked_err = torch.where(keep[:, None, None], err, torch.zeros_like(err))
     worst_row, worst_head, worst_col = _argmax3(masked_err)
@@ -287,7 +298,7 @@ def compare_output(
     return OutputMetrics(
         dtype=dtype_name(dtype), rows=int(out.shape[0]), max_abs_err=max_err, mean_abs_err=mean_err,
         baseline_max_abs_err=base_max, baseline_mean_abs_err=base_mean, golden_absmax=golden_absmax,
-        bound=bound, mean_bound=mean_bound, ratio=ratio, mean_ratio=mean_ratio,
+        bound=bound, mean_bound=mean_bound, ratio=ratio, mean_ratio=mean_ratio, bound_term=bound_term,
         worst_row=worst_row, worst_seq=row_seq[worst_row] if len(row_seq) else -1, worst_head=worst_head,
         per_seq_ratio=per_seq_ratio, worst_values=worst_values, nonfinite_rows=nonfinite_rows,
         nonzero_empty_rows=nonzero_empty, ascend_eps=ascend_eps, ascend_ratio=ascend_ratio,

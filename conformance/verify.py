@@ -16,6 +16,8 @@ from conformance.session import settings
 
 _pending: list[dict] = []
 _written: list = []  # case files saved since the last drain_written() (the plugin keeps the ones it reports)
+#: Called with every record as it is made (the live progress of `npu-conformance run`, in this process).
+listeners: list = []
 _targeted: dict = {"context": None, "labels": set()}
 
 
@@ -27,8 +29,10 @@ def drain_records() -> list[dict]:
 
 
 def record(outcome: Outcome, property_name: str = "", case_file=None) -> None:
-    _pending.append(outcome.record() | {"property": property_name, "case_file": None if case_file is None
-                                        else str(case_file)})
+    entry = outcome.record() | {"property": property_name, "case_file": None if case_file is None else str(case_file)}
+    _pending.append(entry)
+    for listener in listeners:
+        listener(entry)
     if currently_in_test_context():
         label = f"{outcome.case.phase}/{outcome.case.dtype}"
         event(label)
@@ -75,6 +79,8 @@ def verify_case(case: Case, property_name: str = "", tensors=None) -> Outcome:
         entry = error_record(case, exc, property_name)
         entry["case_file"] = str(_save(case, tensors, {"verdict": "error", "error": entry["error"]}))
         _pending.append(entry)
+        for listener in listeners:
+            listener(entry)
         raise
     if not outcome.passed:
         verdict = {"verdict": outcome.verdict, "failed_checks": outcome.failed_checks, "ratio": outcome.ratio}

@@ -48,7 +48,7 @@ def test_markdown_has_verdict_metadata_bucket_table_failures_and_hazards(report)
         assert cells[:3] == [s["phase"], s["dtype"], str(s["cases"])]
         assert cells[6].strip("*") == fmt_ratio(s["worst_ratio"])
     bad_row = next(r for r in table if r.startswith("| decode_eager | bfloat16 |"))
-    assert "**1**" in bad_row and "**3.4**" in bad_row
+    assert "**1**" in bad_row and "**3.400**" in bad_row
     # Top failures: the failing and erroring case ids, worst first.
     assert "### Top failures (5 of 5)" in md
     top = md[md.index("### Top failures"):]

@@ -145,7 +145,7 @@ def test_verdict_lines_say_why_a_run_is_not_green():
                                  f"1 of {len(records)} cases raised an error (worst ratio inf in decode_graph/float16)")
     worst_only = passing + [r for r in records if r["ratio"] == 3.4]  # the one decode_eager/bfloat16 failure
     reason = _report(worst_only, tests)["verdict"]["reason"]
-    assert reason == f"FAILED: 1 of {len(worst_only)} cases out of tolerance (worst ratio 3.4 in decode_eager/bfloat16)"
+    assert reason == f"FAILED: 1 of {len(worst_only)} cases out of tolerance (worst ratio 3.400 in decode_eager/bfloat16)"
 
     skipped = [dict(t, outcome="skipped", reason="needs a real NPU", cases=0) for t in tests]
     none = _report([], skipped)["verdict"]

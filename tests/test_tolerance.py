@@ -165,3 +165,19 @@ def test_policy_sets_round_trip_through_plain_data(tmp_path):
     assert again == policies
     with pytest.raises(PolicyFileError, match="saved.default.k: 1000.0 is above 100"):
         PolicySet.from_dict(policies.as_dict() | {"default": {"k": 1000.0}}, "saved")
+
+
+def test_the_binding_term_of_the_bound_is_named():
+    """k = 0.01 alone cannot tighten a bf16 check: 2 ulp dominates the bound, and the metrics say so."""
+    golden = torch.full((1, 1, 4), 1.5, dtype=torch.float64)
+    baseline = golden + 1e-3
+    out = golden.clone()
+    loose_k = compare_output(out.bfloat16(), golden, baseline, dtype=torch.bfloat16, row_seq=[0],
+                             policy=TolerancePolicy(k=0.01))
+    assert loose_k.bound_term == "ulps"
+    assert compare_output(out, golden, baseline, dtype=torch.bfloat16, row_seq=[0]).bound_term == "k x baseline"
+    floor = compare_output(out, golden, golden, dtype=torch.bfloat16, row_seq=[0],
+                           policy=TolerancePolicy(ulps=0, floor=1e-3))
+    assert floor.bound_term == "floor"
+    bad = compare_output(out + 0.5, golden, baseline, dtype=torch.bfloat16, row_seq=[0], policy=TolerancePolicy(k=0.01))
+    assert "the ulps term binds" in bad.reasons[0]

@@ -11,8 +11,15 @@ class Progress:
     """A pytest plugin object: live progress (rich) while the suite runs, plain lines when not a TTY.
 
     Pytest's own per-test letters are suppressed (its failure sections and summary still print at the
-    end); the numbers shown come from the report session, the same data report.json is built from.
+    end); the numbers shown come from the report session, the same data report.json is built from,
+    plus the cases judged inside the running test (conformance.verify.listeners), so a long property
+    (the stateful engine, a fuzz profile) shows every case as it is judged. Without a TTY a heartbeat
+    line is printed every HEARTBEAT_S seconds while a test runs. (Under pytest-xdist the cases of a test
+    arrive when it ends: they are judged in the worker processes.)
     """
+
+    REFRESH_S = 0.25
+    HEARTBEAT_S = 15.0
 
     def __init__(self, console):
         self.console = console
@@ -23,6 +30,21 @@ class Progress:
         self.task = None
         self.current = ""
         self.started = time.monotonic()
+        self.in_test: list[dict] = []  # records of the running test, before the report session has them
+        self._last_draw = 0.0
+
+    def on_record(self, record: dict) -> None:
+        """A case was just judged in this process."""
+        self.in_test.append(record)
+        now = time.monotonic()
+        if self.tty and now - self._last_draw >= self.REFRESH_S:
+            self._last_draw = now
+            self._refresh()
+        elif not self.tty and now - self._last_draw >= self.HEARTBEAT_S:
+            self._last_draw = now
+            n = self._numbers()
+            print(f"  ... {self.current}: {len(self.in_test)} cases judged in this test, {n['cases']} in all, "
+                  f"{n['bad']} failing, worst ratio {n['worst']}, {now - self.started:.0f} s", flush=True)
 
     def _state(self):
         from conformance.report.pytest_hooks import report_session
@@ -31,10 +53,19 @@ class Progress:
 
     @pytest.hookimpl(trylast=True)
     def pytest_configure(self, config) -> None:
+        from conformance import verify
+
         self.config = config
         state = self._state()
         if state is not None:
             state.quiet = True
+        verify.listeners.append(self.on_record)
+
+    def pytest_unconfigure(self, config) -> None:
+        from conformance import verify
+
+        if self.on_record in verify.listeners:
+            verify.listeners.remove(self.on_record)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_report_teststatus(self, report, config):
@@ -45,7 +76,7 @@ class Progress:
         from conformance.report.model import fmt_ratio, rank
 
         state = self._state()
-        records = state.records if state else []
+        records = (state.records if state else []) + self.in_test
         bad = sum(1 for r in records if r["verdict"] != "pass")
         worst = max((r for r in records if r.get("ratio") is not None), key=lambda r: rank(r["ratio"]), default=None)
         failed_tests = sum(1 for t in (state.tests.values() if state else []) if t["outcome"] in ("failed", "error"))
@@ -79,11 +110,15 @@ class Progress:
 
     def pytest_runtest_logstart(self, nodeid, location) -> None:
         self.current = nodeid.rsplit("::", 1)[-1]
+        self.in_test = []
+        self._last_draw = time.monotonic()
         if self.tty:
             self._refresh()
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report) -> None:
+        if report.when == "call":
+            self.in_test = []  # the report session holds this test's records from now on
         if report.when != "teardown":
             return
         state = self._state()

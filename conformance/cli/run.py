@@ -54,27 +54,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extra pytest arguments after '--' (e.g. -- -x --maxfail 3)")
 
 
+#: The directory holding the `conformance` package: a fixed rootdir keeps test ids stable
+#: (conformance/suite/test_*.py::name) whatever the working directory or the paths given.
+ROOT = Path(__file__).resolve().parents[2]
+
+
 def pytest_arguments(args: argparse.Namespace) -> list[str]:
-    out = Path(args.out)
+    """The pytest command line. Every option takes its value in the same token (`--opt=value`): pytest
+    guesses its rootdir from the arguments that look like paths, and a separate path value (an absolute
+    --tolerance-policy) would move it, and with it every test id."""
+    out = Path(args.out).resolve()
     argv = ["--pyargs", "conformance.suite", "-q", "-o", "console_output_style=classic", "-p", "no:cacheprovider",
-            "--backend", args.backend, "--conformance-report", str(out),
-            "--conformance-failures", str(out / "failures")]
+            f"--rootdir={ROOT}", f"--backend={args.backend}", f"--conformance-report={out}",
+            f"--conformance-failures={out / 'failures'}"]
     if args.profile:
-        argv += ["--hypothesis-profile", args.profile]
+        argv.append(f"--hypothesis-profile={args.profile}")
     if args.seed is not None:
-        argv += [f"--hypothesis-seed={args.seed}"]
+        argv.append(f"--hypothesis-seed={args.seed}")
     if args.keyword:
         argv += ["-k", args.keyword]
     if args.strict_contracts:
         argv.append("--strict-contracts")
     if args.acknowledgements:
-        argv += ["--acknowledgements", args.acknowledgements]
+        argv.append(f"--acknowledgements={Path(args.acknowledgements).resolve()}")
     if args.require_npu:
         argv.append("--require-npu")
     if args.tolerance_policy:
-        argv += ["--tolerance-policy", args.tolerance_policy]
+        argv.append(f"--tolerance-policy={args.tolerance_policy}")
     if args.workers is not None:
-        argv += ["-n", str(args.workers)]
+        argv.append(f"--numprocesses={args.workers}")
     return argv + list(args.pytest_args or [])
 
 
@@ -129,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     clear_stale(out)  # a run that dies before writing anything must not leave an old green report
+    _clear_old_failures(out / "failures")
     argv = pytest_arguments(args)
     console.print(f"npu-conformance run: pytest {' '.join(argv)}", style="dim", soft_wrap=True)
     import pytest
@@ -172,6 +181,13 @@ def run(args: argparse.Namespace) -> int:
         reason += f" [backend {run_info['backend']}: {run_info['backend_reason']}]"
     console.print(reason, style="bold green" if ok else "bold red")
     return exit_codes.PASSED if ok else _exit_status(exitcode, report)
+
+
+def _clear_old_failures(directory: Path) -> None:
+    """Case files of an earlier run in the same --out would read as this run's failures: remove them."""
+    if directory.is_dir():
+        for path in list(directory.glob("*.json")) + list(directory.glob("*.safetensors")):
+            path.unlink()
 
 
 def _exit_status(pytest_status: int, report: dict | None) -> int:

@@ -141,7 +141,8 @@ def _case_detail(r: dict) -> str:
     if out:
         parts.append(
             f"<p>max |out-golden| {_e(fmt_num(out['max_abs_err']))} / bound {_e(fmt_num(out['bound']))} "
-            f"(ratio {_e(fmt_ratio(out['ratio']))}; baseline max {_e(fmt_num(out['baseline_max_abs_err']))}); "
+            f"(ratio {_e(fmt_ratio(out['ratio']))}; baseline max {_e(fmt_num(out['baseline_max_abs_err']))}"
+            + (f"; the {_e(out['bound_term'])} term binds" if out.get("bound_term") else "") + "); "
             f"mean {_e(fmt_num(out['mean_abs_err']))} / {_e(fmt_num(out['mean_bound']))} "
             f"(ratio {_e(fmt_ratio(out['mean_ratio']))}); Ascend ceiling ratio {_e(fmt_ratio(out.get('ascend_ratio')))} "
             f"(eps {_e(fmt_num(out.get('ascend_eps'), 'g'))})</p>")

@@ -66,12 +66,14 @@ def rank(value) -> float:
 
 
 def fmt_ratio(value) -> str:
+    """An error/tolerance ratio, always with three decimals (0.280, 0.098, 0.000, 27.041): one format
+    everywhere, so ratios line up and compare by eye."""
     x = num(value)
     if x is None:
         return "-"
     if not math.isfinite(x):
         return str(x)
-    return f"{x:.3g}"
+    return f"{x:.3f}"
 
 
 def fmt_num(value, spec: str = ".3e") -> str:
