@@ -4,7 +4,7 @@
 
 Same cases (conformance.cases.Case, materialised once), both on CPU with torch's default threads:
   layer      the production npu_attention.Attention called as the runner calls it:
-             `with conformance.backends.use_backend("emulated"), npu_attention.use_context(ctx): layer(q, k, v)`
+             `with npu_attention.kernels.use_backend("emulated"), npu_attention.use_context(ctx): layer(q, k, v)`
              (cache write through the emulated _npu_reshape_and_cache / scatter_update_, then the
              emulated FIA-v2 or torchair op, contract checks included);
   reference  reference.scatter_kv into the same caches, then reference.varlen_attention (prefill) or
@@ -28,9 +28,9 @@ import torch  # noqa: E402
 
 import reference  # noqa: E402
 from _timing import medians, table  # noqa: E402  (bench/ is on sys.path when run as a script)
-from conformance import backends  # noqa: E402
+from conformance import backends  # noqa: E402,F401  (registers the "emulated" kernel backend)
 from conformance.cases import Case  # noqa: E402
-from npu_attention import Attention, use_context  # noqa: E402
+from npu_attention import Attention, kernels, use_context  # noqa: E402
 
 TARGET = 2.0
 HQ, HKV, D, BLOCK = 8, 2, 128, 128
@@ -68,7 +68,7 @@ def contenders(case: Case):
     scale = case.softmax_scale
 
     def run_layer():
-        with backends.use_backend("emulated"), use_context(ctx):
+        with kernels.use_backend("emulated"), use_context(ctx):
             return layer(t.q, t.k, t.v)
 
     if case.is_prefill:

@@ -24,6 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from conformance.emulator.catalogue import HAZARDS, OPS
+from conformance.names import PHASES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,7 +32,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DEFAULT_LEDGER = Path(__file__).with_name("acknowledged_hazards.toml")
-PHASES = ("prefill", "decode_eager", "decode_graph")
 _FIELDS = {"id": str, "op": str, "code": str, "reason": str, "link": str}
 
 

@@ -1,17 +1,15 @@
 """Which kernels run the layer: the real NPU ones or the CPU op emulator.
 
-`auto` picks `npu` when the subprocess probe finds a usable device, else `emulated`.
+Importing this module registers the emulator as the kernel backend "emulated"; select it (or "npu")
+with `npu_attention.kernels.use_backend(name)`. `auto` picks `npu` when the subprocess probe finds a
+usable device, else `emulated`.
 """
 
 from __future__ import annotations
 
-import contextlib
-from typing import Iterator
-
-from npu_attention import kernels
+from conformance.names import BACKENDS
 from conformance.probe import NpuProbe, probe_npu
-
-BACKEND_CHOICES = ("auto", "npu", "emulated")
+from npu_attention import kernels
 
 
 def _load_emulated() -> kernels.KernelBackend:
@@ -26,8 +24,8 @@ kernels.register_backend("emulated", _load_emulated)
 def resolve_backend(requested: str, probe: NpuProbe | None = None) -> tuple[str, str]:
     """(backend, reason) for a --backend choice. `npu` is returned as asked even when unusable:
     the caller decides whether that is a skip or, under --require-npu, a failure."""
-    if requested not in BACKEND_CHOICES:
-        raise ValueError(f"--backend must be one of {BACKEND_CHOICES}, got {requested!r}")
+    if requested not in BACKENDS:
+        raise ValueError(f"--backend must be one of {BACKENDS}, got {requested!r}")
     if requested != "auto":
         return requested, f"requested with --backend {requested}"
     probe = probe or probe_npu()
@@ -42,11 +40,3 @@ def prepare_device(backend: str) -> None:
     if backend == "npu":
         kernels.load_backend("npu")
 
-
-@contextlib.contextmanager
-def use_backend(name: str) -> Iterator[str]:
-    """Run the production layer on `name` ('npu' or 'emulated') inside the block."""
-    if name not in ("npu", "emulated"):
-        raise ValueError(f"backend must be 'npu' or 'emulated' (resolve 'auto' first), got {name!r}")
-    with kernels.use_backend(name) as backend:
-        yield backend

@@ -14,11 +14,11 @@ from functools import cached_property
 
 import torch
 
-from conformance.runner import decode_context, prefill_context
+from conformance.names import DTYPE_NAMES, PHASES
+from conformance.contexts import decode_context, prefill_context
 from npu_attention.context import Context
 
-PHASES = ("prefill", "decode_eager", "decode_graph")
-DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}  # "float16" -> torch.float16, ...
 #: The largest case a file may describe: its tensors (both caches and q/k/v) in bytes. A case file
 #: is data from anywhere; one claiming 1e12 blocks must be refused, not allocated.
 MEMORY_BUDGET_BYTES = 4 * 2**30

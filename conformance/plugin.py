@@ -25,6 +25,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
 
 from conformance.acknowledgements import LedgerError, default_ledger, load_ledger  # noqa: E402
 from conformance.backends import prepare_device, resolve_backend  # noqa: E402
+from conformance.names import BACKENDS, PROFILES  # noqa: E402
 from conformance.probe import probe_npu  # noqa: E402
 from conformance.session import configure, settings  # noqa: E402
 from conformance.tolerance import PolicyFileError, PolicySet, load_policy  # noqa: E402
@@ -48,12 +49,11 @@ hyp_settings.register_profile("fuzz", max_examples=5000, deadline=None, suppress
                               print_blob=True, database=DirectoryBasedExampleDatabase(".hypothesis/examples"))
 hyp_settings.register_profile("npu", max_examples=40, deadline=None, suppress_health_check=_slow_ok,
                               print_blob=True, stateful_step_count=20, database=DirectoryBasedExampleDatabase(".hypothesis/examples"))
-PROFILES = ("dev", "ci", "fuzz", "npu")
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("npu-conformance")
-    group.addoption("--backend", choices=("auto", "npu", "emulated"), default="auto",
+    group.addoption("--backend", choices=BACKENDS, default="auto",
                     help="kernels that run the layer: npu, emulated (CPU op emulator) or auto (default)")
     group.addoption("--require-npu", action="store_true",
                     help="fail instead of skipping when no NPU is usable (for hardware CI)")

@@ -90,7 +90,7 @@ def block_allocations(draw, seq_lens: list[int], block_size: int, reserve_dummy:
 
 
 @st.composite
-def _values(draw, num_rows: int) -> dict:
+def _value_draw(draw, num_rows: int) -> dict:
     seed = draw(st.integers(0, 2**32 - 1))
     outliers = draw(st.lists(st.integers(0, max(0, num_rows - 1)), max_size=2, unique=True))
     return {"seed": seed, "outlier_rows": tuple(sorted(outliers)), "outlier_scale": 8.0}
@@ -114,7 +114,7 @@ def _structure(draw, backend: str, phase: str, max_batch: int, max_len: int, res
 def prefill_cases(draw, backend: str = "emulated", max_batch: int = 4, max_len: int = 160) -> Case:
     """Whole prompts (cu_seqlens_q == cu_seqlens_k), flat slots over shuffled blocks."""
     structure = draw(_structure(backend, "prefill", max_batch, max_len, reserve_dummy=False))
-    return Case(phase="prefill", **structure, **draw(_values(sum(structure["seq_lens"]))))
+    return Case(phase="prefill", **structure, **draw(_value_draw(sum(structure["seq_lens"]))))
 
 
 @st.composite
@@ -134,7 +134,7 @@ def decode_cases(draw, backend: str = "emulated", graph: bool = False, max_batch
         grow = max(0, extra["max_num_seqs"] - structure["num_blocks"])
         structure["num_blocks"] += grow
     rows = extra.get("max_num_seqs", batch)
-    return Case(phase="decode_graph" if graph else "decode_eager", **structure, **draw(_values(rows)), **extra)
+    return Case(phase="decode_graph" if graph else "decode_eager", **structure, **draw(_value_draw(rows)), **extra)
 
 
 def graph_cases(backend: str = "emulated", **kwargs) -> st.SearchStrategy[Case]:

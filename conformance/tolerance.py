@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from conformance.names import DTYPE_NAMES
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
@@ -109,9 +111,6 @@ class PolicySet:
         return cls(policy(data["default"], f"{where}.default"),
                    {name: policy(t, f"{where}.per_dtype.{name}") for name, t in per_dtype.items()},
                    {str(k): str(v) for k, v in hardware.items()})
-
-
-DTYPE_NAMES = ("float16", "bfloat16", "float32")
 
 
 def _table(data: dict, key: str, where: str) -> dict:

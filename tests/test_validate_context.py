@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from conformance.runner import allocate_kv_cache, decode_context, prefill_context
+from conformance.contexts import allocate_kv_cache, decode_context, prefill_context
 from npu_attention import ContextError, validate_context
 
 HEADS, KV_HEADS, HEAD_DIM, BLOCK, NUM_BLOCKS = 8, 2, 16, 4, 12

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from conformance import exit_codes
+from conformance.names import PROFILES
 
 DEFAULT_OUT = Path("conformance-report")
-PROFILES = ("dev", "ci", "fuzz", "npu")  # conformance.plugin's hypothesis profiles
 # The catalogue, runner and report load in run(): registering the parser imports neither torch nor pytest.
 
 

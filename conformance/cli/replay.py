@@ -12,8 +12,8 @@ import sys
 from dataclasses import fields
 
 from conformance import exit_codes
+from conformance.names import BACKENDS
 
-BACKENDS = ("auto", "npu", "emulated")
 
 
 def add_parser(sub) -> None:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from conformance import exit_codes
+from conformance.names import BACKENDS, PROFILES
 
 XDIST_HINT = "pip install 'npu-attention-conformance[xdist]'"
 
@@ -31,9 +32,9 @@ def add_parser(sub) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", choices=("auto", "npu", "emulated"), default="auto",
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="kernels that run the layer (default auto: npu if a device is usable, else emulated)")
-    parser.add_argument("--profile", choices=("dev", "ci", "fuzz", "npu"), default=None,
+    parser.add_argument("--profile", choices=PROFILES, default=None,
                         help="hypothesis profile (default: $HYPOTHESIS_PROFILE or dev)")
     parser.add_argument("--out", metavar="DIR", default="conformance-report",
                         help="report folder: report.json, report.html, summary.md, junit.xml, failures/ "

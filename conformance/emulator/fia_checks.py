@@ -40,7 +40,6 @@ LAYOUT_MAP = {
     "TND_NTD": ("TND", "NTD", 3), "NSD": ("NSD", "NSD", 3),
 }
 EMULATED_LAYOUTS = ("BSH", "BSND", "BNSD", "TND")
-TND_LIKE = ("TND", "NTD", "TND_NTD", "NTD_TND")
 
 #: visibility rules (what a query row may see), see fia_compute.visible_keys.
 ALL, WINDOW, MASK_ONLY, CAUSAL_TOP_LEFT, CAUSAL_BOTTOM_RIGHT, BAND = (

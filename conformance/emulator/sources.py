@@ -2,7 +2,7 @@
 
 Each constant names a public repository and a path in it (GitHub mirrors of the GitCode/Gitee
 originals), or an issue. Findings carry one of these strings in `source`, usually with the lines
-that show the rule: `at(PFA_TILING, "3813-3815")`. Line numbers are of the commits in SNAPSHOTS.
+that show the rule: `at(PFA_TILING, "3813-3815")`. Line numbers are of the commits RULES.md lists.
 """
 
 
@@ -11,29 +11,18 @@ def at(source: str, lines: str) -> str:
     return f"{source} L{lines}"
 
 
-#: The commits the line numbers refer to.
-SNAPSHOTS = {
-    "hicann/ops-transformer": "c29bc10",
-    "Ascend/op-plugin": "517f2e7",
-    "Ascend/torchair": "fced884",
-}
-
 # torch_npu user docs and bindings (Ascend/op-plugin).
 FIA_V2_DOC = "Ascend/op-plugin docs/zh/custom_APIs/torch_npu/torch_npu-npu_fused_infer_attention_score_v2.md"
-FIA_V1_DOC = "Ascend/op-plugin docs/zh/custom_APIs/torch_npu/torch_npu-npu_fused_infer_attention_score.md"
 FIA_DOCS = "Ascend/op-plugin docs/zh/custom_APIs/torch_npu/torch_npu-npu_fused_infer_attention_score{,_v2}.md"
 OP_SCHEMAS = "Ascend/op-plugin op_plugin/config/op_plugin_functions.yaml"
 FIA_META = "Ascend/op-plugin op_plugin/python/meta/_meta_registrations.py"
-FIA_V2_BINDING = "Ascend/op-plugin op_plugin/ops/opapi/FusedInferAttentionScoreV2KernelNpuOpApi.cpp"
 SCATTER_TORCH_NPU_DOC = "Ascend/op-plugin docs/zh/custom_APIs/torch_npu/torch_npu-scatter_update_.md"
-RESHAPE_CACHE_BINDING = "Ascend/op-plugin op_plugin/ops/atb/ReshapeAndCachAtb.cpp"
 TORCH_NPU_BINDING = "Ascend/pytorch torch_npu/__init__.py (torch_npu.<op> is torch.ops.npu.<op>)"
 
 # CANN operator docs, host tiling and kernels (hicann/ops-transformer).
 FIA_ACLNN_V4_DOC = (
     "hicann/ops-transformer attention/fused_infer_attention_score/docs/aclnnFusedInferAttentionScoreV4.md"
 )
-SPARSE_MODE_DOC = "hicann/ops-transformer docs/context/sparse_mode参数说明.md"
 PFA_TILING = "hicann/ops-transformer attention/prompt_flash_attention/op_host/prompt_flash_attention_tiling.cpp"
 PFA_VARLEN_KERNEL = (
     "hicann/ops-transformer attention/prompt_flash_attention/op_kernel/"
@@ -44,13 +33,10 @@ PFA_MLA_KERNEL = (
     "hicann/ops-transformer attention/prompt_flash_attention/op_kernel/prompt_flash_attention_s1s2_bns1_mla_baseapi.h"
 )
 PFA_MLA_COMMON = "hicann/ops-transformer attention/prompt_flash_attention/op_kernel/mla_common.h"
-PFA_KERNEL_BASE = "hicann/ops-transformer attention/prompt_flash_attention/op_kernel/prompt_flash_attention_base.h"
 IFA_TILING = "hicann/ops-transformer attention/incre_flash_attention/op_host/incre_flash_attention_tiling_check.cpp"
-IFA_TILING_MAIN = "hicann/ops-transformer attention/incre_flash_attention/op_host/incre_flash_attention_tiling.cpp"
 IFA_KERNEL_SPLIT = (
     "hicann/ops-transformer attention/incre_flash_attention/op_kernel/incre_flash_attention_split_Bbn2s2_Us2.h"
 )
-IFA_KERNEL = "hicann/ops-transformer attention/incre_flash_attention/op_kernel/incre_flash_attention_preload.h"
 
 # torchair (Ascend/torchair).
 TORCHAIR_DOC = "Ascend/torchair docs/zh/ascend_ir/api/ops/npu_fused_infer_attention_score.md"
@@ -67,9 +53,6 @@ ATB_MIX_OPERATION = (
 ATB_TILING = (
     "hicann/ascend-transformer-boost src/kernels/mixkernels/reshape_and_cache/tiling/reshape_and_cache_tiling.cpp"
 )
-ATB_KERNEL = (
-    "hicann/ascend-transformer-boost src/kernels/mixkernels/reshape_and_cache/op_kernel/reshape_and_cache_nd.cpp"
-)
 
 # Scatter (the kernel behind scatter_update_, hicann/ops-nn).
 SCATTER_DOC = "hicann/ops-nn index/scatter/docs/aclnnInplaceScatterUpdate.md"
@@ -82,6 +65,3 @@ SCATTER_KERNEL = "CANN TBE impl/dynamic/scatter.py _set_dst_offset_neg2 (rank-2 
 # Issues that document hardware behaviour.
 VLLM_ASCEND_4373 = "vllm-project/vllm-ascend#4373 (a CANN stack refusing TND with a block table)"
 VLLM_ASCEND_15503 = "vllm-project/vllm-ascend#15503 (decode mask without a batch dim)"
-VLLM_ASCEND_8045 = "vllm-project/vllm-ascend#8045 (TND head dim accepted per CANN version)"
-VLLM_ASCEND_PRACTICE = "vllm-project/vllm-ascend vllm_ascend/attention/attention_v1.py (observed practice)"
-NANO_VLLM_ASCEND = "linzm1007/nano-vllm-ascend nanovllm/engine/model_runner.py (observed practice)"

@@ -12,7 +12,7 @@ a missing transpose of a [B, N, 1, D] tensor changes nothing, so those are not m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from conformance.mutation import Mutation
@@ -34,7 +34,6 @@ class Mutant:
     layer_class: type | None = None
     wrap_kernels: Callable | None = None
     transform_context: Callable | None = None
-    tags: tuple[str, ...] = field(default=())
 
     def mutation(self) -> Mutation:
         return Mutation(self.name, layer_class=self.layer_class, wrap_kernels=self.wrap_kernels,

@@ -26,6 +26,7 @@ import pytest
 
 from conformance import verify
 from conformance.mutants.catalogue import Mutant
+from conformance.names import PROFILES
 from conformance.session import configure, settings
 
 SUITE_PACKAGE = "conformance.suite"
@@ -40,7 +41,6 @@ DETECTING_ERRORS = {"ContextError": "validator", "ContractViolation": "emulator 
 #: Suite files not named here run after these and before the stateful engine.
 SUITE_ORDER = ("test_prefill", "test_decode", "test_graph", "test_contract", "test_metamorphic")
 SUITE_LAST = ("test_engine",)
-PROFILES = ("dev", "ci", "fuzz", "npu")
 #: The directory holding the `conformance` package: test ids read conformance/suite/test_*.py::name.
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,10 +14,9 @@ import math
 from collections import Counter
 from pathlib import PurePath
 
+from conformance.names import DTYPE_NAMES, PHASES
+
 SCHEMA_VERSION = 1
-PHASE_ORDER = ("prefill", "decode_eager", "decode_graph")
-DTYPE_ORDER = ("float16", "bfloat16", "float32")
-VERDICTS = ("pass", "fail", "error")
 TEST_OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
 _NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 
@@ -86,8 +85,8 @@ def fmt_num(value, spec: str = ".3e") -> str:
 
 
 def bucket_key(phase: str, dtype: str) -> tuple:
-    p = PHASE_ORDER.index(phase) if phase in PHASE_ORDER else len(PHASE_ORDER)
-    d = DTYPE_ORDER.index(dtype) if dtype in DTYPE_ORDER else len(DTYPE_ORDER)
+    p = PHASES.index(phase) if phase in PHASES else len(PHASES)
+    d = DTYPE_NAMES.index(dtype) if dtype in DTYPE_NAMES else len(DTYPE_NAMES)
     return p, phase, d, dtype
 
 

@@ -14,7 +14,7 @@ import torch
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from conformance.cases import Case, Tensors
+from conformance.cases import DTYPES, Case, Tensors
 from conformance.session import settings
 from conformance.strategies import attention_shapes
 from conformance.suite import _given
@@ -40,8 +40,7 @@ class EngineMachine(RuleBasedStateMachine):
         if self.shape is None:
             space = _given.shape_space()
             self.shape = data.draw(attention_shapes(space, "engine"), label="shape")  # prefill and decode
-            dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[
-                self.shape["dtype"]]
+            dtype = DTYPES[self.shape["dtype"]]
             rows = (NUM_BLOCKS, self.shape["block_size"], self.shape["num_kv_heads"] * self.shape["head_dim"])
             self.k_cache = torch.full(rows, math.nan, dtype=dtype)
             self.v_cache = torch.full(rows, math.nan, dtype=dtype)

@@ -1,11 +1,11 @@
-"""conformance.runner builds Contexts in the origin runner's forms."""
+"""conformance.contexts builds Contexts in the origin runner's forms."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from conformance.runner import block_table_tensor, decode_context, prefill_context
+from conformance.contexts import block_table_tensor, decode_context, prefill_context
 
 
 def test_prefill_context_matches_the_runner():

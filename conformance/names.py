@@ -1,0 +1,11 @@
+"""The names every part of the harness shares, defined once (no torch, no pytest: the CLI imports it
+to build its parser before anything heavy is loaded)."""
+
+#: Hypothesis profiles, registered by conformance.plugin.
+PROFILES = ("dev", "ci", "fuzz", "npu")
+#: --backend choices: real kernels, the CPU op emulator, or whichever this machine can run.
+BACKENDS = ("auto", "npu", "emulated")
+#: The phases a case can be in (the kernel path forward() takes).
+PHASES = ("prefill", "decode_eager", "decode_graph")
+#: Kernel dtypes by name, in report order.
+DTYPE_NAMES = ("float16", "bfloat16", "float32")
