@@ -8,6 +8,7 @@ relation, dev profile), so a test takes seconds.
 from __future__ import annotations
 
 import importlib.util
+import re
 import os
 import subprocess
 import sys
@@ -214,3 +215,20 @@ def test_diff_of_two_passing_runs_with_different_seeds_is_no_regression(tmp_path
                           env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "drew different cases" in proc.stdout and "no regression" in proc.stdout
+
+
+def test_every_printed_replay_command_names_a_file_that_exists_and_auto_names_its_backend(tmp_path):
+    """A tight policy makes hypothesis report several distinct failures; each printed file must exist
+    (and replay), and with --backend auto the verdict line says which backend ran and why."""
+    policy = tmp_path / "tight.toml"
+    policy.write_text("[policy]\nk = 0.01\nmean_k = 0.01\nulps = 0\nfloor = 0\n")
+    out = tmp_path / "rep"
+    code, lines, text = _run(tmp_path, "--profile", "dev", "--seed", "3", "--out", str(out), "-k", "prefill",
+                             "--tolerance-policy", str(policy))
+    assert code == 1, text[-3000:]
+    printed = set(re.findall(r"npu-conformance replay (\S+\.json)", text))
+    assert printed and all(Path(p).is_file() for p in printed), printed
+    assert lines[-1].startswith("FAILED: ") and "[backend emulated: auto: no usable NPU (" in lines[-1]
+    replay = subprocess.run([sys.executable, "-m", "conformance.cli", "replay", sorted(printed)[0]], cwd=tmp_path,
+                            env=_env(), capture_output=True, text=True, timeout=120)
+    assert replay.returncode == 1 and "; replayed: fail" in replay.stdout, replay.stdout[-2000:]
