@@ -24,6 +24,7 @@ import torch
 
 from conformance.acknowledgements import LedgerError, ledger_from_entries
 from conformance.cases import Case, CaseError, Tensors
+from conformance.report.model import jsonable
 from conformance.tolerance import PolicyFileError, PolicySet
 
 FORMAT = "npu-conformance case"
@@ -79,7 +80,8 @@ def write_case_file(directory: Path, case: Case, run, verdict: dict,
     data = {"format": FORMAT, "version": VERSION, "case": case.to_dict(), "judged_with": judged_with(run),
             "verdict": verdict, "state": f"{name}.safetensors" if blob is not None else None}
     path = directory / f"{name}.json"
-    path.write_text(json.dumps(data, indent=1, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
+    # jsonable: a NaN output has an infinite ratio, written "inf" as report.json writes it
+    path.write_text(json.dumps(jsonable(data), indent=1, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
     return path
 
 

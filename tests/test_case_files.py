@@ -35,6 +35,12 @@ def test_a_saved_case_round_trips_with_its_settings_and_cache_state(tmp_path):
     assert torch.equal(tensors.k_cache, state["k_cache"]) and torch.equal(tensors.q, CASE.materialise("cpu").q)
 
 
+def test_an_infinite_ratio_is_saved_as_report_json_writes_it(tmp_path):
+    path = write_case_file(tmp_path, CASE, RunSettings(), {"verdict": "fail", "ratio": float("inf")})
+    assert json.loads(path.read_text())["verdict"]["ratio"] == "inf"
+    assert read_case_file(path).verdict["ratio"] == "inf"
+
+
 def test_replay_reproduces_the_saved_verdict(tmp_path, capsys):
     failing = write_case_file(tmp_path, CASE, RunSettings(policies=TIGHT), {"verdict": "fail"})
     assert cli.main(["replay", str(failing)]) == exit_codes.FAILED

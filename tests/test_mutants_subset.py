@@ -94,4 +94,4 @@ def test_a_planted_bug_that_crashes_is_an_error_not_a_kill(layer_class, tmp_path
                     layer_class=layer_class)
     result = run_suite(mutant, profile="dev", modules=[PREFILL], failures_dir=tmp_path)
     assert result.status == "error" and not result.killed, (result.status, result.how)
-    assert result.how.startswith("the planted code raised TypeError"), result.how
+    assert result.how.startswith("the run raised TypeError: planted code bug"), result.how

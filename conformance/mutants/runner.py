@@ -245,7 +245,7 @@ def _result(name: str, code: int, collector: _Collector, seconds: float, log: st
     bad = [r for r in in_test if r["verdict"] != "pass"]
     exc = collector.first_exception if collector.first_failed_case_test == test_id else None
     detected, result.how = _how(bad[0] if bad else None, report, exc)
-    if not detected:  # the planted code crashed: the suite did not catch anything
+    if not detected:  # the planted code (or the harness) crashed: the suite's verdict caught nothing
         result.status = "error"
     # The reported failure: the last failing case whose file the plugin kept (it keeps the ones hypothesis
     # reports, the explicit or shrunk examples), else the last failing one.
@@ -275,7 +275,7 @@ def _how(record: dict | None, report, exc: BaseException | None) -> tuple[bool, 
             kind = type(exc).__name__
             if kind in DETECTING_ERRORS:
                 return True, f"{DETECTING_ERRORS[kind]}: {exc}"[:120]
-            return False, f"the planted code raised {kind}: {exc}"[:160]
+            return False, f"the run raised {kind}: {exc}"[:160]
         text = report.longreprtext
         line = next((ln.strip() for ln in text.splitlines() if ln.strip().startswith("E ")), "")
         return True, "metamorphic relation: " + (line[1:].strip()[:90] if line else "assertion")
@@ -288,7 +288,7 @@ def _how(record: dict | None, report, exc: BaseException | None) -> tuple[bool, 
             op, _, tail = rest.partition(": ")
             argument = tail.split("'")[1] if tail.count("'") >= 2 else ""
             return True, f"emulator contract: {op} {argument}".strip()
-        return False, f"the planted code raised {error}"[:160]
+        return False, f"the run raised {error}"[:160]
     parts = []
     output = record.get("output") or {}
     if output.get("verdict") == "fail":
