@@ -1,14 +1,17 @@
 """CPU op emulator: pure-PyTorch models of the Ascend NPU ops the attention layer calls.
 
-Each op has the real signature and checks the public contract before computing:
+Each op has the real signature and checks the kernel's contract before computing (RULES.md: every
+rule with its public source, repo, path and line):
   torch_npu.npu_fused_infer_attention_score(_v2), torch_npu._npu_reshape_and_cache,
   torch_npu.scatter_update_ / scatter_update, torchair.ops.npu_fused_infer_attention_score.
 Use them through the namespaces `conformance.emulator.torch_npu` and `conformance.emulator.torchair`,
-which mirror the real modules. Findings (see `findings`): a forbidden call raises
-`ContractViolation`; an accepted-but-undefined call records a `Hazard` (read it with
-`record_hazards()` or `last_hazards()`; `strict_contracts()` turns hazards into `HazardError`);
-an unmodelled feature raises `EmulatorUnsupported`. The torchair op records a hazard when called
-outside a compiled graph (`torch.compiler.is_compiling()` or an open `compiled_graph()` block).
+which mirror the real modules. Findings (see `findings`): a call the kernel refuses raises
+`ContractViolation`; an accepted but undefined one records a `Hazard` (the harness fails the case
+unless its ledger acknowledges it), an accepted, well-defined one a `Note`; read them with
+`record_hazards()` (`.notes` for notes) or `last_hazards()`; `strict_contracts()` raises hazards as
+`HazardError`; an unmodelled feature raises `EmulatorUnsupported`. Where the kernel code shows how
+it computes (the compressed 2048 mask, `fia_mask`), the emulator computes the same way, and NaN where
+it cannot know.
 
 Nothing here imports `reference` or `npu_attention`: the emulator is written independently of both.
 """
