@@ -39,16 +39,21 @@ pytest_plugins = ["conformance.report.pytest_hooks"]
 
 _slow_ok = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example,
             HealthCheck.filter_too_much]
-hyp_settings.register_profile("dev", max_examples=8, deadline=None, suppress_health_check=_slow_ok,
+# Our profiles derive from hypothesis' "default", never from whatever is loaded: with CI set in the
+# environment hypothesis loads its own derandomized "ci" profile at import, and profiles derived from
+# it would silently ignore --seed on every CI machine.
+_BASE = hyp_settings.get_profile("default")
+hyp_settings.register_profile("dev", parent=_BASE, max_examples=8, deadline=None, suppress_health_check=_slow_ok,
                               print_blob=True, stateful_step_count=8)
 # Redefines hypothesis' built-in "ci" (derandomized, no database): more examples, failures kept.
-hyp_settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=_slow_ok,
+hyp_settings.register_profile("ci", parent=_BASE, max_examples=60, deadline=None, suppress_health_check=_slow_ok,
                               print_blob=True, derandomize=False, stateful_step_count=20,
                               database=DirectoryBasedExampleDatabase(".hypothesis/examples"))
-hyp_settings.register_profile("fuzz", max_examples=5000, deadline=None, suppress_health_check=_slow_ok,
+hyp_settings.register_profile("fuzz", parent=_BASE, max_examples=5000, deadline=None, suppress_health_check=_slow_ok,
                               print_blob=True, database=DirectoryBasedExampleDatabase(".hypothesis/examples"))
-hyp_settings.register_profile("npu", max_examples=40, deadline=None, suppress_health_check=_slow_ok,
-                              print_blob=True, stateful_step_count=20, database=DirectoryBasedExampleDatabase(".hypothesis/examples"))
+hyp_settings.register_profile("npu", parent=_BASE, max_examples=40, deadline=None, suppress_health_check=_slow_ok,
+                              print_blob=True, stateful_step_count=20,
+                              database=DirectoryBasedExampleDatabase(".hypothesis/examples"))
 
 
 def pytest_addoption(parser):

@@ -100,3 +100,13 @@ def test_strict_contracts_output_is_plain_and_the_hazard_fails(tmp_path):
     assert "DEBUG" not in proc.stdout + proc.stderr
     assert "with an unacknowledged emulator hazard" in proc.stdout.splitlines()[-1] or \
         "with an unacknowledged emulator hazard" in proc.stdout
+
+
+def test_profiles_do_not_change_when_ci_is_set():
+    """Hypothesis loads its own derandomized "ci" profile when CI is set; ours must not inherit it
+    (a derandomized dev profile ignores --seed on every CI machine)."""
+    code = ("import conformance.plugin\nfrom hypothesis import settings\n"
+            "p = settings.get_profile('dev')\nprint(p.derandomize, p.database is not None)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**_env(), "CI": "true"}).stdout.split()
+    assert out == ["False", "True"]
