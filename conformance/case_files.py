@@ -5,7 +5,8 @@
      "judged_with": {"backend", "strict_contracts", "tolerance_policy", "acknowledgements", "mutation",
                      "compile_graph"},
      "verdict": {...},                       # what it gave when saved: verdict, failed checks, ratio
-     "state": "decode_eager-<id>.safetensors" or null}   # the cache the case ran on, when not its own
+     "state": "decode_eager-<id>.safetensors" or null,   # the cache the case ran on, when not its own
+     "session": {"graph_session": {...}, "step": k} or null}  # a step of a graph session: replay runs it all
 
 A case judged on a cache of its own making (every property but the stateful engine) rebuilds it from
 its seed; the engine's steps run on the engine's live cache, which is saved beside the JSON with
@@ -24,6 +25,7 @@ import torch
 
 from conformance.acknowledgements import LedgerError, ledger_from_entries
 from conformance.cases import Case, CaseError, Tensors
+from conformance.names import GRAPH_MODES
 from conformance.report.model import jsonable
 from conformance.tolerance import PolicyFileError, PolicySet
 
@@ -43,6 +45,7 @@ class CaseFile:
     judged_with: dict | None  # None: an old plain-case file, no settings saved
     verdict: dict | None
     state: dict[str, torch.Tensor] | None  # k_cache / v_cache the case ran on, or None (its own)
+    session: tuple | None = None  # (GraphSession, step index) when the case is a step of a graph session
 
     def tensors(self, device: str) -> Tensors:
         """The tensors the case was judged on: its own, or its q/k/v with the saved cache state."""
@@ -59,11 +62,12 @@ def judged_with(run) -> dict:
     return {"backend": run.backend, "strict_contracts": run.strict_contracts,
             "tolerance_policy": run.policies.as_dict(),
             "acknowledgements": {"source": ledger.source, "entries": [a.as_dict() for a in ledger.entries]},
-            "mutation": run.mutation.name if run.mutation else None, "compile_graph": run.compile_graph}
+            "mutation": run.mutation.name if run.mutation else None, "compile_graph": run.compile_graph,
+            "graph_mode": run.graph_mode}
 
 
 def write_case_file(directory: Path, case: Case, run, verdict: dict,
-                    state: dict[str, torch.Tensor] | None = None) -> Path:
+                    state: dict[str, torch.Tensor] | None = None, session: tuple | None = None) -> Path:
     """Save `case` with the settings of `run` and, when it ran on a cache of someone else's (the
     engine's), that cache. Returns the JSON path (named by case id and state, so distinct failures
     never overwrite each other)."""
@@ -78,7 +82,8 @@ def write_case_file(directory: Path, case: Case, run, verdict: dict,
         name += "-" + hashlib.sha1(blob).hexdigest()[:8]
         (directory / f"{name}.safetensors").write_bytes(blob)
     data = {"format": FORMAT, "version": VERSION, "case": case.to_dict(), "judged_with": judged_with(run),
-            "verdict": verdict, "state": f"{name}.safetensors" if blob is not None else None}
+            "verdict": verdict, "state": f"{name}.safetensors" if blob is not None else None,
+            "session": None if session is None else {"graph_session": session[0].to_dict(), "step": session[1]}}
     path = directory / f"{name}.json"
     # jsonable: a NaN output has an infinite ratio, written "inf" as report.json writes it
     path.write_text(json.dumps(jsonable(data), indent=1, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
@@ -101,15 +106,26 @@ def read_case_file(path: str | Path) -> CaseFile:
         if data.get("format") != FORMAT or data.get("version") != VERSION:
             raise CaseFileError(f"{path}: format {data.get('format')!r} version {data.get('version')!r} is not "
                                 f"{FORMAT!r} version {VERSION}")
-        unknown = sorted(set(data) - {"format", "version", "case", "judged_with", "verdict", "state"})
+        unknown = sorted(set(data) - {"format", "version", "case", "judged_with", "verdict", "state", "session"})
         if unknown:
             raise CaseFileError(f"{path}: unknown field(s) {unknown}")
         case = Case.from_dict(data.get("case"))
         settings = _judged_with(path, data.get("judged_with"))
         state = _state(path, data.get("state"), case)
+        session = _session(path, data.get("session"))
     except (CaseError, PolicyFileError, LedgerError) as exc:
         raise CaseFileError(f"{path}: {exc}") from None
-    return CaseFile(path, case, settings, data.get("verdict"), state)
+    return CaseFile(path, case, settings, data.get("verdict"), state, session)
+
+
+def _session(path: Path, raw) -> tuple | None:
+    if raw is None:
+        return None
+    from conformance.graph_sessions import GraphSession
+
+    if not isinstance(raw, dict) or not isinstance(raw.get("step"), int) or raw["step"] < 0:
+        raise CaseFileError(f"{path}: 'session' must hold a graph_session and a step index >= 0")
+    return GraphSession.from_dict(raw.get("graph_session")), raw["step"]
 
 
 def _judged_with(path: Path, raw) -> dict:
@@ -124,11 +140,14 @@ def _judged_with(path: Path, raw) -> dict:
     ack = raw.get("acknowledgements")
     if not isinstance(ack, dict) or not isinstance(ack.get("entries"), list):
         raise CaseFileError(f"{path}: judged_with.acknowledgements must hold a list of 'entries'")
+    graph_mode = raw.get("graph_mode", "max-autotune")
+    if graph_mode not in GRAPH_MODES:
+        raise CaseFileError(f"{path}: judged_with.graph_mode must be one of {list(GRAPH_MODES)}, got {graph_mode!r}")
     mutation = raw.get("mutation")
     if mutation is not None and not isinstance(mutation, str):
         raise CaseFileError(f"{path}: judged_with.mutation must be a planted bug's name or null")
     return {"backend": raw["backend"], "strict_contracts": raw["strict_contracts"],
-            "compile_graph": raw["compile_graph"],
+            "compile_graph": raw["compile_graph"], "graph_mode": graph_mode,
             "policies": PolicySet.from_dict(raw.get("tolerance_policy"), "judged_with.tolerance_policy"),
             "acknowledgements": ledger_from_entries(ack["entries"], f"{path} (saved with the case)",
                                                     "judged_with.acknowledgements"),

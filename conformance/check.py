@@ -88,6 +88,7 @@ class LayerRun:
     v_cache: torch.Tensor
     hazards: list[dict]
     notes: list[dict] = field(default_factory=list)
+    graph: dict | None = None  # decode_graph: {"mode", "compiled": this call compiled the graph}
 
 
 def runner_context(case: Case, t: Tensors, run: RunSettings, context: Context | None = None) -> Context:
@@ -109,23 +110,48 @@ def run_layer(case: Case, t: Tensors, run: RunSettings, context: Context | None 
     mutation = run.mutation
     ctx = validated if validated is not None else runner_context(case, t, run, context)
     layer_class = mutation.layer_class if mutation and mutation.layer_class else Attention
-    layer = _layer(layer_class, case.num_heads, case.head_dim, case.scale, case.num_kv_heads, run.device)
-    layer.k_cache, layer.v_cache = t.k_cache.clone(), t.v_cache.clone()
-    forward, kernel_backend = layer, run.backend
-    if case.phase == "decode_graph" and run.compile_graph:
-        from conformance.graph import compiled_decode, graph_kernel_backend
+    graph = case.phase == "decode_graph" and run.compile_graph
+    kernel_backend = run.backend
+    if graph:
+        from conformance.graph import graph_kernel_backend
 
         kernel_backend = graph_kernel_backend(run.backend)
     if mutation and mutation.wrap_kernels:
         kernel_backend = mutated_kernel_backend(kernel_backend, mutation)
-    if case.phase == "decode_graph" and run.compile_graph:
-        forward = compiled_decode(layer, kernel_backend)
-    with kernels.use_backend(kernel_backend), use_context(ctx), _findings_scope(run.backend) as log:
-        out = forward(t.q, t.k, t.v)
+    compiled = _compiled(case, run, layer_class, kernel_backend) if graph else None
+    layer = compiled.layer if compiled is not None else _layer(
+        layer_class, case.num_heads, case.head_dim, case.scale, case.num_kv_heads, run.device)
+    layer.k_cache, layer.v_cache = t.k_cache.clone(), t.v_cache.clone()
+
+    def call(context: Context, q, k, v):
+        with use_context(context):
+            return (compiled or layer)(q, k, v)
+
+    with kernels.use_backend(kernel_backend), _findings_scope(run.backend) as log:
+        if compiled is not None and mutation and mutation.graph_call:  # a capture/replay bug
+            out = mutation.graph_call(compiled.capture, call, ctx, t.q, t.k, t.v)
+        else:
+            out = call(ctx, t.q, t.k, t.v)
     out = out.reshape(case.num_new_tokens, case.num_heads, case.head_dim).cpu()
     hazards = [_finding_dict(h) for h in (log or [])]
     notes = [_finding_dict(n) for n in getattr(log, "notes", [])]
-    return LayerRun(out, layer.k_cache.cpu(), layer.v_cache.cpu(), hazards, notes)
+    graph_info = None if compiled is None else {"mode": compiled.mode, "compiled": compiled.compiled_now}
+    return LayerRun(out, layer.k_cache.cpu(), layer.v_cache.cpu(), hazards, notes, graph_info)
+
+
+def _compiled(case: Case, run: RunSettings, layer_class: type, kernel_backend: str):
+    """The compiled decode graph of this case's engine configuration (compiled on first use)."""
+    from conformance.graph import compiled_decode
+
+    key = (layer_class, case.num_heads, case.num_kv_heads, case.head_dim, case.scale, case.dtype, case.block_size,
+           case.num_blocks, case.max_num_seqs, case.table_width, run.device, kernel_backend, run.graph_mode,
+           run.mutation.name if run.mutation else None)
+
+    def make_layer():
+        with torch.device(run.device):
+            return layer_class(case.num_heads, case.head_dim, case.scale, case.num_kv_heads)
+
+    return compiled_decode(key, make_layer, kernel_backend, run.graph_mode)
 
 
 def _finding_dict(finding) -> dict:
@@ -175,6 +201,7 @@ class Outcome:
             "failed_checks": self.failed_checks,
             "output": self.output.as_dict(), "caches": [c.as_dict() for c in self.caches],
             "hazards": self.hazards, "notes": self.notes, "case": case.to_dict(),
+            **({"graph": self.layer.graph} if self.layer is not None and self.layer.graph else {}),
         }
 
     def explain(self, replay_file: Path | None = None) -> str:

@@ -1,8 +1,10 @@
 """A planted bug, applied without editing any file: the hooks a run offers to change the layer.
 
-A Mutation can replace the layer class (a subclass of Attention), wrap the kernel backend's ops, or
-transform the Context the runner builds. The harness applies it inside run_layer; the validator and
-the tolerance policy then have to catch it.
+A Mutation can replace the layer class (a subclass of Attention), wrap the kernel backend's ops,
+transform the Context the runner builds, or stand between the runner and its compiled decode graph
+(`graph_call`: a bug of graph capture and replay, such as a value frozen at capture or a wrong padded
+batch; it gets a dict that lives as long as the compiled graph). The harness applies it inside
+run_layer; the validator, the tolerance policy and the recompile check then have to catch it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ class Mutation:
     layer_class: type[Attention] | None = None
     wrap_kernels: Callable[[kernels.KernelBackend], kernels.KernelBackend] | None = None
     transform_context: Callable[[object, Context], Context] | None = None
+    #: (capture state, replay, Context, q, k, v) -> output, instead of replay(Context, q, k, v) for every
+    #: compiled-graph call; replay runs the compiled graph with that Context installed
+    graph_call: Callable | None = None
 
 
 def mutated_kernel_backend(base: str, mutation: Mutation) -> str:

@@ -7,5 +7,7 @@ PROFILES = ("dev", "ci", "fuzz", "npu")
 BACKENDS = ("auto", "npu", "emulated")
 #: The phases a case can be in (the kernel path forward() takes).
 PHASES = ("prefill", "decode_eager", "decode_graph")
+#: torchair graph modes the runner compiles decode with: GE graphs, or aclgraph capture and replay.
+GRAPH_MODES = ("max-autotune", "reduce-overhead")
 #: Kernel dtypes by name, in report order.
 DTYPE_NAMES = ("float16", "bfloat16", "float32")

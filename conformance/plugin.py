@@ -25,7 +25,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
 
 from conformance.acknowledgements import LedgerError, default_ledger, load_ledger  # noqa: E402
 from conformance.backends import prepare_device, resolve_backend  # noqa: E402
-from conformance.names import BACKENDS, PROFILES  # noqa: E402
+from conformance.names import BACKENDS, GRAPH_MODES, PROFILES  # noqa: E402
 from conformance.probe import probe_npu  # noqa: E402
 from conformance.session import configure, settings  # noqa: E402
 from conformance.tolerance import PolicyFileError, PolicySet, load_policy  # noqa: E402
@@ -67,6 +67,9 @@ def pytest_addoption(parser):
     group.addoption("--acknowledgements", metavar="FILE", default=None,
                     help="TOML ledger of accepted emulator hazards (default: the project's "
                          "conformance/acknowledged_hazards.toml); any other hazard fails its case")
+    group.addoption("--graph-mode", choices=GRAPH_MODES, default="max-autotune",
+                    help="torchair mode the decode graph is compiled in (default max-autotune, the only mode that "
+                         "lowers torchair's attention op; reduce-overhead is aclgraph capture)")
     group.addoption("--tolerance-policy", metavar="FILE", default=None,
                     help="TOML file overriding the tolerance policy (k, mean_k, ulps, floor)")
     group.addoption("--conformance-failures", metavar="DIR", default="conformance-failures",
@@ -102,6 +105,7 @@ def pytest_configure(config):
     npu_usable = backend == "npu" and probe_npu().usable
     configure(backend=backend, backend_reason=reason, strict_contracts=config.getoption("strict_contracts"),
               require_npu=config.getoption("require_npu"), policies=policies, acknowledgements=ledger,
+              graph_mode=config.getoption("graph_mode"),
               failures_dir=Path(config.getoption("conformance_failures")))
     config._conformance_npu_missing = None
     if npu_usable:
@@ -118,7 +122,7 @@ def pytest_report_header(config):
     s = settings()
     return [f"npu-conformance: backend={s.backend} ({s.backend_reason}); strict_contracts={s.strict_contracts}; "
             f"hypothesis profile={config._conformance_profile}; tolerance policy={s.policies.default.source}; "
-            f"acknowledgements={s.acknowledgements.source}"]
+            f"acknowledgements={s.acknowledgements.source}; graph mode={s.graph_mode}"]
 
 
 def pytest_collection_modifyitems(config, items):

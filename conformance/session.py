@@ -26,6 +26,7 @@ class RunSettings:
     acknowledgements: Ledger = field(default_factory=default_ledger)  # hazards accepted by the project
     failures_dir: Path = Path("conformance-failures")  # every failing case is saved here as JSON
     compile_graph: bool = True  # decode_graph: trace the layer with torch.compile (else call eagerly)
+    graph_mode: str = "max-autotune"  # torchair mode decode graphs are compiled in (conformance.names.GRAPH_MODES)
     mutation: "Mutation | None" = None  # a planted bug (conformance.mutation), for measuring the suite
 
     @property

@@ -139,3 +139,51 @@ def decode_cases(draw, backend: str = "emulated", graph: bool = False, max_batch
 
 def graph_cases(backend: str = "emulated", **kwargs) -> st.SearchStrategy[Case]:
     return decode_cases(backend, graph=True, **kwargs)
+
+
+#: The engine configurations graph sessions run on. A deployment compiles decode for one model's shapes
+#: and replays that graph for its whole life; the property does the same for a few configurations that
+#: between them cover the dtypes, GQA/MQA/MHA, block sizes and head dims, so a run compiles each once
+#: and spends its time replaying. (Shapes at large are the eager decode property's job.)
+GRAPH_ENGINES = {
+    "emulated": (
+        {"num_heads": 8, "num_kv_heads": 2, "head_dim": 128, "dtype": "bfloat16", "block_size": 128,
+         "max_num_seqs": 6, "table_width": 3},
+        {"num_heads": 4, "num_kv_heads": 4, "head_dim": 64, "dtype": "float16", "block_size": 16,
+         "max_num_seqs": 4, "table_width": 4},
+        {"num_heads": 7, "num_kv_heads": 1, "head_dim": 32, "dtype": "float32", "block_size": 32,
+         "max_num_seqs": 5, "table_width": 3},
+        {"num_heads": 6, "num_kv_heads": 2, "head_dim": 16, "dtype": "bfloat16", "block_size": 64,
+         "max_num_seqs": 3, "table_width": 2},
+    ),
+    "npu": (
+        {"num_heads": 8, "num_kv_heads": 2, "head_dim": 128, "dtype": "bfloat16", "block_size": 128,
+         "max_num_seqs": 6, "table_width": 3},
+        {"num_heads": 4, "num_kv_heads": 4, "head_dim": 64, "dtype": "float16", "block_size": 128,
+         "max_num_seqs": 4, "table_width": 2},
+        {"num_heads": 8, "num_kv_heads": 1, "head_dim": 128, "dtype": "float16", "block_size": 128,
+         "max_num_seqs": 5, "table_width": 2},
+    ),
+}
+GRAPH_SPARE_BLOCKS = 2  # a pool a little larger than the sequences can hold: freed blocks get reused
+
+
+@st.composite
+def graph_sessions(draw, backend: str = "emulated", max_steps: int = 10):
+    """A graph decode session: one of GRAPH_ENGINES (the shapes the runner compiles decode for) and up
+    to `max_steps` steps in which sequences join and leave while every live one decodes, with blocks
+    handed out from a shuffled free list. The configuration is drawn first, then the sequences and steps
+    as lists, so shrinking removes steps and sequences before anything else."""
+    from conformance.graph_sessions import GraphSession, SessionStep
+
+    engine = draw(st.sampled_from(GRAPH_ENGINES["npu" if backend == "npu" else "emulated"]))
+    block_size, max_num_seqs, table_width = engine["block_size"], engine["max_num_seqs"], engine["table_width"]
+    num_blocks = 2 + max_num_seqs * table_width + GRAPH_SPARE_BLOCKS  # block 0 and the dummy reserved
+    lengths = _length(block_size, table_width * block_size)
+    start = draw(st.lists(lengths, min_size=1, max_size=max_num_seqs))
+    steps = draw(st.lists(st.builds(SessionStep, join=st.lists(lengths, max_size=2).map(tuple),
+                                    leave=st.lists(st.integers(0, 7), max_size=1).map(tuple)),
+                          min_size=1, max_size=max_steps))
+    order = draw(st.permutations(range(1, num_blocks - 1)))
+    return GraphSession(**engine, num_blocks=num_blocks, seed=draw(st.integers(0, 2**32 - 1)),
+                        block_order=tuple(order), start=tuple(start), steps=tuple(steps))

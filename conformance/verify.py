@@ -60,31 +60,32 @@ def drain_written() -> list:
     return paths
 
 
-def _save(case: Case, tensors, verdict: dict):
+def _save(case: Case, tensors, verdict: dict, session=None):
     """Save a failing case with the settings that judged it (and the cache it ran on, when that cache
-    was not the case's own, as in the stateful engine)."""
+    was not the case's own, as in the stateful engine; and the graph session it is a step of)."""
     run = settings()
     state = None if tensors is None else {"k_cache": tensors.k_cache, "v_cache": tensors.v_cache}
-    path = write_case_file(run.failures_dir, case, run, verdict, state)
+    path = write_case_file(run.failures_dir, case, run, verdict, state, session)
     _written.append(path)
     return path
 
 
-def verify_case(case: Case, property_name: str = "", tensors=None) -> Outcome:
+def verify_case(case: Case, property_name: str = "", tensors=None, session=None) -> Outcome:
     """Check `case`, record it, and fail with a readable explanation if it fails (the case file the
-    explanation names is written before the assertion is raised)."""
+    explanation names is written before the assertion is raised). `session` is (GraphSession, step)
+    when the case is a step of a graph session: its file then replays the session up to that step."""
     try:
         outcome = check_case(case, tensors=tensors)
     except Exception as exc:  # recorded for the report, then re-raised unchanged
         entry = error_record(case, exc, property_name)
-        entry["case_file"] = str(_save(case, tensors, {"verdict": "error", "error": entry["error"]}))
+        entry["case_file"] = str(_save(case, tensors, {"verdict": "error", "error": entry["error"]}, session))
         _pending.append(entry)
         for listener in listeners:
             listener(entry)
         raise
     if not outcome.passed:
         verdict = {"verdict": outcome.verdict, "failed_checks": outcome.failed_checks, "ratio": outcome.ratio}
-        path = _save(case, tensors, verdict)  # the layer wrote to clones: these are the starting caches
+        path = _save(case, tensors, verdict, session)  # the layer wrote to clones: these are the starting caches
         record(outcome, property_name, case_file=path)
         raise AssertionError("\n" + outcome.explain(path))
     record(outcome, property_name)

@@ -130,13 +130,13 @@ def use_backend(name: str) -> Iterator[str]:
         _selected = previous
 
 
-def torchair_compile_backend():
-    """The torch.compile backend of the decode graph on real kernels: torchair's GE backend in
-    max-autotune mode, the only mode that lowers the air:: attention op (Ascend/torchair docs,
-    npu_fused_infer_attention_score.md: graph mode only)."""
+def torchair_compile_backend(mode: str = "max-autotune"):
+    """The torch.compile backend of the decode graph on real kernels: torchair's NPU backend in `mode`.
+    "max-autotune" (GE graphs) is the only mode that lowers the air:: attention op (Ascend/torchair docs,
+    npu_fused_infer_attention_score.md: graph mode only); "reduce-overhead" is aclgraph capture."""
     tng = active_backend().torchair
     config = tng.CompilerConfig()
-    config.mode = "max-autotune"
+    config.mode = mode
     return tng.get_npu_backend(compiler_config=config)
 
 

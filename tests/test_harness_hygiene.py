@@ -94,7 +94,7 @@ def test_run_test_ids_do_not_move_with_paths_or_workers(tmp_path, extra):
 
 def test_strict_contracts_output_is_plain_and_the_hazard_fails(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--backend", "emulated", "--out",
-                           str(tmp_path / "rep"), "--strict-contracts", "-k", "test_decode_graph_padded"],
+                           str(tmp_path / "rep"), "--strict-contracts", "-k", "test_decode_graph_session"],
                           cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert "DEBUG" not in proc.stdout + proc.stderr

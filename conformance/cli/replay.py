@@ -12,7 +12,7 @@ import sys
 from dataclasses import fields
 
 from conformance import exit_codes
-from conformance.names import BACKENDS
+from conformance.names import BACKENDS, GRAPH_MODES
 
 
 
@@ -27,6 +27,8 @@ def add_parser(sub) -> None:
                         help="every emulator hazard fails the case, acknowledged or not (default: as saved)")
     parser.add_argument("--acknowledgements", metavar="FILE", help="TOML ledger of accepted hazards (default: as saved)")
     parser.add_argument("--tolerance-policy", metavar="FILE", help="TOML tolerance policy (default: as saved)")
+    parser.add_argument("--graph-mode", choices=GRAPH_MODES, default=None,
+                        help="torchair mode of the decode graph (default: as saved)")
     parser.set_defaults(func=replay_command)
 
 
@@ -57,6 +59,8 @@ def replay_command(args: argparse.Namespace) -> int:
         return _error(str(exc))
     if args.strict_contracts:
         changes["strict_contracts"] = True
+    if args.graph_mode:
+        changes["graph_mode"] = args.graph_mode
     if mutation_name is not None:
         from conformance.mutants import BY_NAME
 
@@ -93,11 +97,17 @@ def _replay(saved, run, mutation_name) -> int:
               f"acknowledgements {run.acknowledgements.source}, strict contracts {run.strict_contracts}"
               + (f", planted bug {mutation_name}" if mutation_name else "")
               + (", on the saved cache state" if saved.state is not None else ""))
-    tensors = saved.tensors(run.device)
+    from conformance.graph import GraphRecompiled
+
     try:
-        outcome = check_case(saved.case, run, tensors=tensors)
-    except (ContextError, ContractViolation) as exc:  # refused by the validator or the kernel: the case fails
+        if saved.session is not None:
+            outcome = _replay_session(saved, run)
+        else:
+            outcome = check_case(saved.case, run, tensors=saved.tensors(run.device))
+    except (ContextError, ContractViolation, GraphRecompiled) as exc:  # the validator, kernel or graph refused it
         print(f"{saved.case.summary()}: refused: {type(exc).__name__}: {exc}")
+        return exit_codes.FAILED
+    if outcome is None:
         return exit_codes.FAILED
     print(outcome.explain())
     if saved.verdict is not None:
@@ -105,3 +115,24 @@ def _replay(saved, run, mutation_name) -> int:
         print(f"saved verdict: {saved.verdict.get('verdict')} ({', '.join(saved.verdict.get('failed_checks') or [])})"
               f"; replayed: {outcome.verdict}" + ("" if same else "  (DIFFERENT)"))
     return exit_codes.PASSED if outcome.passed else exit_codes.FAILED
+
+
+def _replay_session(saved, run):
+    """Run the graph session the case is a step of, from its first step: a bug of graph capture shows
+    only after the steps before it. Returns the saved step's outcome, or None when an earlier step
+    failed (printed)."""
+    from conformance.check import check_case
+    from conformance.graph_sessions import run_session
+
+    session, last = saved.session
+    print(f"the case is step {last} of a graph session: replaying its steps through one compiled graph")
+    for index, outcome in run_session(session, "replay", stop_after=last,
+                                      judge=lambda case, tensors, step: check_case(case, run, tensors=tensors)):
+        if index < last and not outcome.passed:
+            print(f"step {index} already fails:")
+            print(outcome.explain())
+            return None
+        if index == last:
+            return outcome
+    print(f"the session no longer reaches step {last}")
+    return None

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from conformance import exit_codes
-from conformance.names import BACKENDS, PROFILES
+from conformance.names import BACKENDS, GRAPH_MODES, PROFILES
 
 XDIST_HINT = "pip install 'npu-attention-conformance[xdist]'"
 
@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="TOML ledger of accepted emulator hazards (default: the project's)")
     parser.add_argument("--require-npu", action="store_true",
                         help="fail unless a real NPU ran the cases (for hardware CI)")
+    parser.add_argument("--graph-mode", choices=GRAPH_MODES, default=None,
+                        help="torchair mode the decode graph is compiled in (default max-autotune)")
     parser.add_argument("--tolerance-policy", metavar="FILE", default=None,
                         help="TOML overrides of the tolerance policy for a hardware/CANN pair")
     parser.add_argument("-n", metavar="WORKERS", dest="workers", default=None,
@@ -82,6 +84,8 @@ def pytest_arguments(args: argparse.Namespace) -> list[str]:
         argv.append("--require-npu")
     if args.tolerance_policy:
         argv.append(f"--tolerance-policy={args.tolerance_policy}")
+    if args.graph_mode:
+        argv.append(f"--graph-mode={args.graph_mode}")
     if args.workers is not None:
         argv.append(f"--numprocesses={args.workers}")
     return argv + list(args.pytest_args or [])
@@ -165,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"tests: {t['finished']}" + (f" of {t['collected']}" if t["collected"] is not None else "")
                   + f" finished: {t['passed']} passed, {t['failed']} failed, {t['error']} errors, "
                   f"{t['skipped']} skipped · backend {report['run']['backend']} on {report['run']['device']} · "
-                  f"{elapsed:.1f} s", soft_wrap=True)
+                  f"{report['totals'].get('graph_compiles', 0)} decode graph compile(s) for "
+                  f"{report['totals'].get('graph_steps', 0)} graph step(s) · {elapsed:.1f} s", soft_wrap=True)
     console.print("report: " + "  ".join(str(out / name) for name in ARTIFACTS if (out / name).exists()),
                   soft_wrap=True)
     verdict = report["verdict"]

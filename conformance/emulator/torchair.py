@@ -10,9 +10,13 @@ computes the result in eager mode too, so a layer can be exercised without compi
 hazard "graph op called outside a compiled graph" (a HazardError in strict mode).
 
 "Inside a compiled graph" means `torch.compiler.is_compiling()` (the op is being traced) or an open
-`compiled_graph()` block: a harness that wraps the emulated op as a `torch.library.custom_op` runs the
+`compiled_graph(mode)` block: a harness that wraps the emulated op as a `torch.library.custom_op` runs the
 implementation when the compiled graph executes, where tracing is over, so it declares the graph run
-with `with compiled_graph(): compiled_fn(...)`.
+with `with compiled_graph(mode): compiled_fn(...)`. Only torchair's GE converter lowers the op: a graph
+in "max-autotune" runs it; in any other mode (torchair's "reduce-overhead" aclgraph capture) the call
+reaches the op's NPU implementation, which raises NotImplementedError ("only support in max-autotune
+mode", Ascend/torchair python/torchair/ops/_npu_fused_infer_attention_score.py L37-43; the converter
+is registered for GE only, L59). The emulator refuses such a call the same way (a violation).
 """
 
 from __future__ import annotations
@@ -30,25 +34,34 @@ from conformance.emulator.fia_args import AIR_OP, V1_NAMES
 from conformance.emulator.findings import Checker, op_call
 
 
+LOWERING_MODE = "max-autotune"
+
+
 class _GraphState(threading.local):
-    depth = 0
+    def __init__(self) -> None:
+        self.modes: list[str] = []
 
 
 _graph = _GraphState()
 
 
 @contextlib.contextmanager
-def compiled_graph() -> Iterator[None]:
-    """Declare that emulated graph ops called inside the block run as part of a compiled graph."""
-    _graph.depth += 1
+def compiled_graph(mode: str = LOWERING_MODE) -> Iterator[None]:
+    """Declare that emulated graph ops called inside the block run as part of a graph compiled in `mode`."""
+    _graph.modes.append(mode)
     try:
         yield
     finally:
-        _graph.depth -= 1
+        _graph.modes.pop()
 
 
 def in_compiled_graph() -> bool:
-    return torch.compiler.is_compiling() or _graph.depth > 0
+    return torch.compiler.is_compiling() or bool(_graph.modes)
+
+
+def graph_mode() -> str | None:
+    """The mode of the graph running now (None outside compiled_graph(); tracing is mode-neutral)."""
+    return _graph.modes[-1] if _graph.modes else None
 
 
 def npu_fused_infer_attention_score(
@@ -65,6 +78,13 @@ def npu_fused_infer_attention_score(
     """Emulated torchair.ops.npu_fused_infer_attention_score. Returns (attention_out, softmax_lse)."""
     with op_call():
         arguments = dict(locals())
+        mode = graph_mode()
+        if mode is not None and mode != LOWERING_MODE:
+            raise Checker(AIR_OP, V1_NAMES).violation(
+                "(call)", f"runs only in a graph compiled in {LOWERING_MODE} mode (GE); in {mode} the call reaches "
+                "the op's NPU implementation, which raises NotImplementedError",
+                src.at(src.TORCHAIR_OP, "37-43"), detail=f"graph mode {mode}; the GE converter: "
+                                                           f"{src.at(src.TORCHAIR_OP, '59')}")
         if not in_compiled_graph():
             Checker(AIR_OP, V1_NAMES).hazard(
                 "fia/graph-op-eager", "(call)", "graph op called outside a compiled graph: on hardware the eager call raises "

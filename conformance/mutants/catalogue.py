@@ -34,10 +34,11 @@ class Mutant:
     layer_class: type | None = None
     wrap_kernels: Callable | None = None
     transform_context: Callable | None = None
+    graph_call: Callable | None = None
 
     def mutation(self) -> Mutation:
         return Mutation(self.name, layer_class=self.layer_class, wrap_kernels=self.wrap_kernels,
-                        transform_context=self.transform_context)
+                        transform_context=self.transform_context, graph_call=self.graph_call)
 
 
 CATALOGUE: tuple[Mutant, ...] = (

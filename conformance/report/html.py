@@ -102,6 +102,8 @@ def _meta(report: dict) -> str:
         ("profile", f"{hyp.get('profile')} (max_examples {hyp.get('max_examples')})"),
         ("seed", hyp.get("seed") if hyp.get("seed") is not None else "random"),
         ("strict contracts", run.get("strict_contracts")), ("require NPU", run.get("require_npu")),
+        ("decode graphs", f"mode {run.get('graph_mode') or '-'}: {report['totals'].get('graph_compiles', 0)} "
+                          f"compile(s) for {report['totals'].get('graph_steps', 0)} graph step(s)"),
         ("tolerance policy", f"{tol['source']}: k={d['k']:g}, mean_k={d['mean_k']:g}, ulps={d['ulps']:g}, "
                              f"floor={d['floor']:g}" + (f"; per dtype: {', '.join(tol['per_dtype'])}"
                                                          if tol["per_dtype"] else "")),

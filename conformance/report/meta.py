@@ -69,6 +69,7 @@ def run_metadata(config, *, started_at: str, duration_s: float, finished_at: str
                        "seed": seed if seed is None or isinstance(seed, int) else str(seed),
                        "max_examples": hyp_settings.default.max_examples},
         "strict_contracts": s.strict_contracts,
+        "graph_mode": s.graph_mode,
         "acknowledgements_source": s.acknowledgements.source,
         "require_npu": s.require_npu,
         "tolerance_policy": s.policies.as_dict(),

@@ -156,8 +156,11 @@ def case_totals(records: list[dict]) -> dict:
     counts = Counter(r["verdict"] for r in records)
     worst = max((r for r in records if r.get("ratio") is not None), key=lambda r: rank(r["ratio"]), default=None)
     hazard_only = sum(1 for r in records if r["verdict"] == "fail" and r.get("failed_checks") == ["hazards"])
+    graph = [r["graph"] for r in records if r.get("graph")]
     return {"cases": len(records), "passed": counts.get("pass", 0), "failed": counts.get("fail", 0),
             "failed_by_hazard_only": hazard_only,
+            # decode graphs compiled, and graph steps judged: one compile per engine configuration drawn
+            "graph_compiles": sum(1 for g in graph if g.get("compiled")), "graph_steps": len(graph),
             "errors": counts.get("error", 0), "worst_ratio": worst["ratio"] if worst else None,
             "worst_case_id": worst["case_id"] if worst else None,
             "worst_bucket": f"{worst['phase']}/{worst['dtype']}" if worst else None}

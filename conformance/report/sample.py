@@ -119,7 +119,7 @@ def sample_records(seed: int = 7) -> list[dict]:
     out, i = [], 0
     tests = {"prefill": "conformance/suite/test_prefill.py::test_prefill_output_and_cache_write",
              "decode_eager": "conformance/suite/test_decode.py::test_decode_eager_output_and_cache_write",
-             "decode_graph": "conformance/suite/test_graph.py::test_decode_graph_padded_batch"}
+             "decode_graph": "conformance/suite/test_graph.py::test_decode_graph_session"}
     for phase in ("prefill", "decode_eager", "decode_graph"):
         for dtype in ("float16", "bfloat16", "float32"):
             for _ in range(rng.randint(4, 9)):

@@ -22,3 +22,4 @@ def cases(factory, **kwargs) -> st.SearchStrategy:
 prefill = cases(strategies.prefill_cases)
 decode_eager = cases(strategies.decode_cases)
 decode_graph = cases(strategies.graph_cases)
+graph_session = cases(strategies.graph_sessions)

@@ -1,0 +1,193 @@
+"""Graph decode as the engine runs it: one engine configuration, many decode steps through one graph.
+
+A GraphSession is plain data: the static shapes the runner compiles decode for (heads, head dim, dtype,
+block size, pool size, max_num_seqs, block-table width) and a sequence of steps. Before each step some
+sequences leave (their blocks go back to the front of the free list, stale contents and all, so the
+next sequence to need a block gets one) and some join (their history is written into the cache, as a
+prefill would have left it); then every live sequence decodes one token, padded to max_num_seqs. A
+sequence that would outgrow the table width or find no free block finishes instead.
+
+`run_session` judges every step against the reference (output, padded rows exactly 0, the whole cache
+bit-exact) through conformance.verify, on the cache the previous steps left, so all steps of all
+sessions with one configuration replay one compiled graph (conformance.graph): a value frozen at
+capture, a stale buffer or a recompile shows on a later step. `run_session(..., eager=True)` runs
+the same steps through eager decode, for the metamorphic relation between the two.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+import torch
+
+from conformance.cases import DTYPES, Case, CaseError, Tensors
+
+
+@dataclass(frozen=True)
+class SessionStep:
+    join: tuple[int, ...] = ()  # lengths (history + the new token) of sequences that join before the step
+    leave: tuple[int, ...] = ()  # positions, taken modulo the live count, of sequences that finish first
+
+
+@dataclass(frozen=True)
+class GraphSession:
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    dtype: str
+    block_size: int
+    num_blocks: int  # block 0 never handed out; the last block is the graph-padding dummy
+    max_num_seqs: int
+    table_width: int  # max_model_len // block_size: a sequence never holds more blocks
+    seed: int
+    block_order: tuple[int, ...]  # the free list at the start: blocks 1 .. num_blocks - 2, shuffled
+    start: tuple[int, ...]  # lengths of the sequences live at the first step
+    steps: tuple[SessionStep, ...] = field(default_factory=tuple)
+
+    def __post_init__(self):
+        usable = set(range(1, self.num_blocks - 1))
+        if set(self.block_order) != usable or len(self.block_order) != len(usable):
+            raise CaseError(f"GraphSession.block_order must be a permutation of blocks 1..{self.num_blocks - 2}")
+        if self.max_num_seqs < 1 or self.table_width < 1 or self.num_blocks < self.max_num_seqs + 1:
+            raise CaseError("GraphSession needs max_num_seqs >= 1, table_width >= 1 and num_blocks > max_num_seqs "
+                            "(scatter_update_ takes at most one update row per cache block)")
+        if any(not isinstance(n, int) or n < 1 for n in self.start) or any(
+                not isinstance(n, int) or n < 1 for s in self.steps for n in s.join):
+            raise CaseError("GraphSession lengths must be ints >= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GraphSession":
+        if not isinstance(data, dict):
+            raise CaseError(f"a graph session must be an object, got {type(data).__name__}")
+        data = dict(data)
+        try:
+            steps = tuple(SessionStep(tuple(s.get("join", ())), tuple(s.get("leave", ())))
+                          for s in data.pop("steps", ()))
+            return cls(**{**data, "block_order": tuple(data["block_order"]), "start": tuple(data["start"]),
+                          "steps": steps})
+        except (TypeError, KeyError, AttributeError) as exc:
+            raise CaseError(f"not a graph session: {exc}") from None
+
+    @property
+    def max_len(self) -> int:
+        return self.table_width * self.block_size
+
+
+@dataclass
+class _Seq:
+    uid: int
+    length: int  # tokens including the one this step decodes
+    blocks: list[int]
+
+
+class _Engine:
+    """The block bookkeeping of a session: live sequences, the free list, the cache they share."""
+
+    def __init__(self, session: GraphSession, device: str):
+        self.s = session
+        self.free = list(session.block_order)
+        self.live: list[_Seq] = []
+        self.next_uid = 0
+        shape = (session.num_blocks, session.block_size, session.num_kv_heads * session.head_dim)
+        dtype = DTYPES[session.dtype]
+        # Poison: a slot no sequence has written is NaN, so reading it shows.
+        self.k_cache = torch.full(shape, math.nan, dtype=dtype, device=device)
+        self.v_cache = torch.full(shape, math.nan, dtype=dtype, device=device)
+
+    def admit(self, length: int) -> None:
+        s = self.s
+        need = math.ceil(length / s.block_size)
+        if len(self.live) >= s.max_num_seqs or length > s.max_len or need > len(self.free):
+            return  # the scheduler would not admit it now
+        seq = _Seq(self.next_uid, length, [self.free.pop(0) for _ in range(need)])
+        self.next_uid += 1
+        self.live.append(seq)
+        self._write_history(seq)
+
+    def _write_history(self, seq: _Seq) -> None:
+        """Tokens 0 .. length-2 of a new sequence, as its prefill wrote them (values seeded per sequence)."""
+        s = self.s
+        gen = torch.Generator().manual_seed((s.seed * 1_000_003 + seq.uid) % 2**63)
+        width = s.num_kv_heads * s.head_dim
+        for cache in (self.k_cache, self.v_cache):
+            rows = torch.randn(seq.length - 1, width, generator=gen).to(cache.dtype).to(cache.device)
+            for pos in range(seq.length - 1):
+                cache[seq.blocks[pos // s.block_size], pos % s.block_size] = rows[pos]
+
+    def leave(self, position: int) -> None:
+        if self.live:
+            seq = self.live.pop(position % len(self.live))
+            self.free[:0] = seq.blocks  # stale contents, handed out next
+
+    def grow(self) -> None:
+        """Every sequence that decoded last step moves to its next token (a new block at a boundary)."""
+        for seq in list(self.live):
+            seq.length += 1
+            if seq.length > self.s.max_len or (seq.length - 1) % self.s.block_size == 0 and not self.free:
+                self.live.remove(seq)
+                self.free[:0] = seq.blocks
+            elif (seq.length - 1) % self.s.block_size == 0:
+                seq.blocks.append(self.free.pop(0))
+
+
+def step_cases(session: GraphSession, device: str = "cpu") -> Iterator[tuple[int, Case, "_Engine"]]:
+    """(step index, the step's decode_graph Case, the engine before the step) for every step with live
+    sequences. The engine's cache is the one the step must start from; callers replace it afterwards."""
+    engine = _Engine(session, device)
+    for length in session.start:
+        engine.admit(length)
+    for index, step in enumerate((SessionStep(),) + tuple(session.steps)):
+        if index:
+            engine.grow()
+            for position in step.leave:
+                engine.leave(position)
+            for length in step.join:
+                engine.admit(length)
+        if not engine.live:
+            continue
+        case = Case(phase="decode_graph", num_heads=session.num_heads, num_kv_heads=session.num_kv_heads,
+                    head_dim=session.head_dim, dtype=session.dtype, block_size=session.block_size,
+                    num_blocks=session.num_blocks, seq_lens=tuple(s.length for s in engine.live),
+                    block_tables=tuple(tuple(s.blocks) for s in engine.live),
+                    seed=(session.seed * 7919 + index) % 2**63, max_num_seqs=session.max_num_seqs,
+                    table_width=session.table_width)
+        yield index, case, engine
+
+
+def eager_twin(case: Case) -> Case:
+    """The same decode step without graph padding (what eager decode is given)."""
+    from dataclasses import replace
+
+    return replace(case, phase="decode_eager", max_num_seqs=0, table_width=0)
+
+
+def run_session(session: GraphSession, property_name: str, *, eager: bool = False, stop_after: int | None = None,
+                judge=None) -> Iterator[tuple[int, object]]:
+    """Judge every step of `session` in order on the cache the previous steps left; yields (step
+    index, Outcome). `judge(case, tensors, step)` defaults to conformance.verify.verify_case, which
+    records each step and raises on the first failing one (its case file holds the whole session)."""
+    from conformance.session import settings
+
+    device = settings().device
+    if judge is None:
+        from conformance.verify import verify_case
+
+        def judge(case, tensors, step):
+            return verify_case(case, property_name, tensors=tensors, session=(session, step))
+    for index, case, engine in step_cases(session, device):
+        values = case.materialise(device)  # q/k/v of the step; the cache is the engine's
+        rows = case.batch if eager else case.num_new_tokens
+        run_case = eager_twin(case) if eager else case
+        tensors = Tensors(run_case, values.q[:rows], values.k[:rows], values.v[:rows], engine.k_cache,
+                          engine.v_cache)
+        outcome = judge(run_case, tensors, index)
+        engine.k_cache = outcome.layer.k_cache.to(device).clone()
+        engine.v_cache = outcome.layer.v_cache.to(device).clone()
+        yield index, outcome
+        if stop_after is not None and index >= stop_after:
+            return
