@@ -22,26 +22,26 @@ DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}  # "float16" -> to
 #: The largest case a file may describe: its tensors (both caches and q/k/v) in bytes. A case file
 #: is data from anywhere; one claiming 1e12 blocks must be refused, not allocated.
 MEMORY_BUDGET_BYTES = 4 * 2**30
-_SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit seed
+SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit seed
 
 
 class CaseError(ValueError):
     """A case that cannot be built; the message names the field and the rule."""
 
 
-def _int(name: str, value, low: int, high: int | None = None) -> None:
+def check_int(name: str, value, low: int, high: int | None = None, owner: str = "Case") -> None:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise CaseError(f"Case.{name} must be an int, got {type(value).__name__} {value!r}")
+        raise CaseError(f"{owner}.{name} must be an int, got {type(value).__name__} {value!r}")
     if value < low or (high is not None and value > high):
         bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise CaseError(f"Case.{name} must be {bound}, got {value}")
+        raise CaseError(f"{owner}.{name} must be {bound}, got {value}")
 
 
-def _int_tuple(name: str, values, low: int) -> None:
+def check_int_tuple(name: str, values, low: int, owner: str = "Case") -> None:
     if not isinstance(values, tuple):
-        raise CaseError(f"Case.{name} must be a list of ints, got {type(values).__name__}")
+        raise CaseError(f"{owner}.{name} must be a list of ints, got {type(values).__name__}")
     for i, value in enumerate(values):
-        _int(f"{name}[{i}]", value, low)
+        check_int(f"{name}[{i}]", value, low, owner=owner)
 
 
 @dataclass(frozen=True)
@@ -69,16 +69,16 @@ class Case:
         if self.dtype not in DTYPES:
             raise CaseError(f"Case.dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
         for name in ("num_heads", "num_kv_heads", "head_dim", "block_size", "num_blocks"):
-            _int(name, getattr(self, name), 1)
-        _int("seed", self.seed, 0, _SEED_MAX)
-        _int("max_num_seqs", self.max_num_seqs, 0)
-        _int("table_width", self.table_width, 0)
-        _int_tuple("seq_lens", self.seq_lens, 1)
-        _int_tuple("outlier_rows", self.outlier_rows, 0)
+            check_int(name, getattr(self, name), 1)
+        check_int("seed", self.seed, 0, SEED_MAX)
+        check_int("max_num_seqs", self.max_num_seqs, 0)
+        check_int("table_width", self.table_width, 0)
+        check_int_tuple("seq_lens", self.seq_lens, 1)
+        check_int_tuple("outlier_rows", self.outlier_rows, 0)
         if not isinstance(self.block_tables, tuple) or not all(isinstance(t, tuple) for t in self.block_tables):
             raise CaseError("Case.block_tables must be a list of lists of block ids")
         for b, blocks in enumerate(self.block_tables):
-            _int_tuple(f"block_tables[{b}]", blocks, 0)
+            check_int_tuple(f"block_tables[{b}]", blocks, 0)
         for name in ("outlier_scale", "scale"):
             value = getattr(self, name)
             if value is None and name == "scale":

@@ -178,8 +178,7 @@ def compiled_decode(key: tuple, make_layer, kernel_backend: str, mode: str) -> C
     entry = _cache.get(key)
     if entry is None:
         if len(_cache) >= MAX_CONFIGURATIONS:
-            _cache.clear()
-            torch._dynamo.reset()
+            reset()
         # One code object (Attention.forward) is compiled per configuration: let Dynamo keep them all.
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 2 * MAX_CONFIGURATIONS)
         entry = _cache[key] = CompiledDecode(key, make_layer(), kernel_backend, mode)
@@ -190,3 +189,9 @@ def compiled_decode(key: tuple, make_layer, kernel_backend: str, mode: str) -> C
 def compile_count() -> int:
     """Decode graphs compiled in this process (a run's report sums its records' `graph.compiled`)."""
     return _stats["compiles"]
+
+
+def reset() -> None:
+    """Forget every compiled configuration (the next use of each compiles again)."""
+    _cache.clear()
+    torch._dynamo.reset()

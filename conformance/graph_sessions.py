@@ -22,7 +22,7 @@ from typing import Iterator
 
 import torch
 
-from conformance.cases import DTYPES, Case, CaseError, Tensors
+from conformance.cases import DTYPES, SEED_MAX, Case, CaseError, Tensors, check_int, check_int_tuple
 
 
 @dataclass(frozen=True)
@@ -47,15 +47,31 @@ class GraphSession:
     steps: tuple[SessionStep, ...] = field(default_factory=tuple)
 
     def __post_init__(self):
-        usable = set(range(1, self.num_blocks - 1))
-        if set(self.block_order) != usable or len(self.block_order) != len(usable):
+        """Check every field (a case file is data from anywhere) before anything is allocated."""
+        owner = "GraphSession"
+        if self.dtype not in DTYPES:
+            raise CaseError(f"GraphSession.dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
+        for name in ("num_heads", "num_kv_heads", "head_dim", "block_size", "num_blocks", "max_num_seqs",
+                     "table_width"):
+            check_int(name, getattr(self, name), 1, owner=owner)
+        check_int("seed", self.seed, 0, SEED_MAX, owner=owner)
+        check_int_tuple("start", self.start, 1, owner=owner)
+        check_int_tuple("block_order", self.block_order, 1, owner=owner)
+        if not isinstance(self.steps, tuple) or not all(isinstance(s, SessionStep) for s in self.steps):
+            raise CaseError("GraphSession.steps must be a list of {join, leave} steps")
+        for i, step in enumerate(self.steps):
+            check_int_tuple(f"steps[{i}].join", step.join, 1, owner=owner)
+            check_int_tuple(f"steps[{i}].leave", step.leave, 0, owner=owner)
+        if self.num_blocks < self.max_num_seqs + 2:
+            raise CaseError(f"GraphSession.num_blocks ({self.num_blocks}) must be >= max_num_seqs + 2 "
+                            f"({self.max_num_seqs + 2}): block 0 and the dummy block are never handed out, and "
+                            "every live sequence writes its new token into a block of its own")
+        if sorted(self.block_order) != list(range(1, self.num_blocks - 1)):
             raise CaseError(f"GraphSession.block_order must be a permutation of blocks 1..{self.num_blocks - 2}")
-        if self.max_num_seqs < 1 or self.table_width < 1 or self.num_blocks < self.max_num_seqs + 1:
-            raise CaseError("GraphSession needs max_num_seqs >= 1, table_width >= 1 and num_blocks > max_num_seqs "
-                            "(scatter_update_ takes at most one update row per cache block)")
-        if any(not isinstance(n, int) or n < 1 for n in self.start) or any(
-                not isinstance(n, int) or n < 1 for s in self.steps for n in s.join):
-            raise CaseError("GraphSession lengths must be ints >= 1")
+        # The static shape as one padded step: heads that divide, the memory budget of the caches.
+        Case(phase="decode_graph", num_heads=self.num_heads, num_kv_heads=self.num_kv_heads, head_dim=self.head_dim,
+             dtype=self.dtype, block_size=self.block_size, num_blocks=self.num_blocks, seq_lens=(1,),
+             block_tables=((1,),), seed=0, max_num_seqs=self.max_num_seqs, table_width=self.table_width)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -29,6 +29,12 @@ SUBSET = {
     "decode_block_table_of_row0": (DECODE, "out of tolerance"),
     "graph_padding_to_block0": (GRAPH, "cache bit-exact"),
     "graph_empty_rows_nan": (GRAPH, "NaN in output"),
+    # Bugs of graph capture and replay: they show on a later step through the same compiled graph.
+    "graph_context_lens_frozen": (GRAPH, "out of tolerance"),
+    "graph_block_tables_frozen": (GRAPH, "emulator contract"),
+    "graph_stale_length_tail": (GRAPH, "emulator contract"),
+    "graph_wrong_padded_count": (GRAPH, "graph recompile"),
+    "graph_host_list_lengths": (GRAPH, "graph recompile"),
 }
 
 

@@ -118,15 +118,17 @@ def _replay(saved, run, mutation_name) -> int:
 
 
 def _replay_session(saved, run):
-    """Run the graph session the case is a step of, from its first step: a bug of graph capture shows
-    only after the steps before it. Returns the saved step's outcome, or None when an earlier step
-    failed (printed)."""
+    """Run the graph session the case is a step of, from its first step (eagerly when the case is the
+    session's eager twin): a bug of graph capture shows only after the steps before it. Returns the
+    saved step's outcome, or None when an earlier step failed (printed)."""
     from conformance.check import check_case
     from conformance.graph_sessions import run_session
 
     session, last = saved.session
-    print(f"the case is step {last} of a graph session: replaying its steps through one compiled graph")
-    for index, outcome in run_session(session, "replay", stop_after=last,
+    eager = saved.case.phase == "decode_eager"  # the eager twin of a session (the metamorphic relation)
+    print(f"the case is step {last} of a graph session: replaying its steps "
+          + ("eagerly" if eager else "through one compiled graph"))
+    for index, outcome in run_session(session, "replay", eager=eager, stop_after=last,
                                       judge=lambda case, tensors, step: check_case(case, run, tensors=tensors)):
         if index < last and not outcome.passed:
             print(f"step {index} already fails:")

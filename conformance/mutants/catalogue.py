@@ -2,9 +2,10 @@
 
 An entry names the bug, the phase it lives in, how it is planted (`layer`: a subclass of the
 production Attention; `kernel`: the layer's kernel call reaches the op with an argument changed;
-`context`: the runner builds an out-of-contract Context), the bug class it stands for, public
-sources (issues, PRs, repositories) where that class was seen, and what a case needs for the bug to
-show. Only bugs that can be observed in THIS layer are listed: prefill here always has
+`context`: the runner builds an out-of-contract Context; `replay`: the runner's graph capture and
+replay hands the compiled graph other values than the Context it built), the bug class it stands
+for, public sources (issues, PRs, repositories) where that class was seen, and what a case needs
+for the bug to show. Only bugs that can be observed in THIS layer are listed: prefill here always has
 q_len == kv_len (so top-left vs bottom-right causal cannot differ), decode ignores sparse_mode and
 a missing transpose of a [B, N, 1, D] tensor changes nothing, so those are not mutants here.
 `npu-conformance mutants` runs the suite against each entry (see conformance.mutants.runner).
@@ -26,7 +27,7 @@ ORIGIN = "https://github.com/linzm1007/nano-vllm-ascend"
 class Mutant:
     name: str
     phase: str  # "prefill" | "decode" | "graph" | "all": where the bug lives
-    via: str  # "layer" | "kernel" | "context": how it is planted
+    via: str  # "layer" | "kernel" | "context" | "replay": how it is planted
     bug_class: str
     sources: tuple[str, ...]
     summary: str  # what is wrong, in one sentence
@@ -251,6 +252,42 @@ CATALOGUE: tuple[Mutant, ...] = (
         "the graph op returns NaN for rows with actual_seq_lengths_kv 0",
         "a graph batch with padding",
         wrap_kernels=p.wrap_ops(air_ops={p.AIR: p.empty_rows_nan})),
+    # --- graph capture and replay (the runner's static buffers) ---------------------------------
+    Mutant(
+        "graph_context_lens_frozen", "graph", "replay",
+        "graph inputs frozen at capture: lengths replayed stale",
+        ("https://github.com/xLLM-AI/xllm/issues/1466",),
+        "the compiled graph keeps the context_lens of the step it was captured on",
+        "a later step through the same compiled graph with other lengths",
+        graph_call=p.context_lens_frozen),
+    Mutant(
+        "graph_block_tables_frozen", "graph", "replay",
+        "graph inputs frozen at capture: block table replayed stale",
+        ("https://github.com/xLLM-AI/xllm/issues/1466",),
+        "the compiled graph keeps the block table of the step it was captured on",
+        "a later step whose block tables differ (a new block, a new sequence)",
+        graph_call=p.block_tables_frozen),
+    Mutant(
+        "graph_stale_length_tail", "graph", "replay",
+        "padded tail of the length list not refreshed when the batch shrinks",
+        ("https://github.com/vllm-project/vllm-ascend/issues/7290",),
+        "only the live rows of the persistent context_lens buffer are written each step",
+        "a session whose live batch shrinks under the fixed padding",
+        graph_call=p.stale_length_tail),
+    Mutant(
+        "graph_wrong_padded_count", "graph", "replay",
+        "wrong padded request count: the graph shape follows the live batch",
+        ("https://github.com/vllm-project/vllm-ascend/issues/7460",),
+        "the batch is padded to real_bs + 1 rows instead of max_num_seqs (a recompile per batch size)",
+        "a session whose live batch size changes",
+        graph_call=p.padded_to_live_plus_one),
+    Mutant(
+        "graph_host_list_lengths", "graph", "replay",
+        "a host-side value that changes per step passed into the graph (recompiles every step)",
+        ("https://github.com/vllm-project/vllm-ascend/issues/7290", "https://github.com/xLLM-AI/xllm/issues/1466"),
+        "context_lens reach the compiled graph as a Python list, which Dynamo specializes and guards on",
+        "two steps through the same compiled graph with different lengths",
+        layer_class=p.LengthsFromHostList, graph_call=p.host_context_lens),
 )
 
 BY_NAME = {m.name: m for m in CATALOGUE}

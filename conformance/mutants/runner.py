@@ -33,10 +33,10 @@ SUITE_PACKAGE = "conformance.suite"
 #: What counts as a kill: the suite's own verdict. A planted bug whose code raises anything else
 #: (TypeError, IndexError, a constructor error, an unmodelled emulator feature) is an error, not a kill.
 KILL_CLASSES = ("out of tolerance", "NaN in output", "empty rows not 0", "cache bit-exact", "emulator hazard",
-                "validator", "emulator contract", "metamorphic relation")
+                "validator", "emulator contract", "graph recompile", "metamorphic relation")
 #: Exceptions that are the harness refusing a call (a detection), by the name error records carry.
 DETECTING_ERRORS = {"ContextError": "validator", "ContractViolation": "emulator contract",
-                    "HazardError": "emulator contract"}
+                    "HazardError": "emulator contract", "GraphRecompiled": "graph recompile"}
 #: Cheap properties first: a mutant usually dies in the first file that exercises its phase.
 #: Suite files not named here run after these and before the stateful engine.
 SUITE_ORDER = ("test_prefill", "test_decode", "test_graph", "test_contract", "test_metamorphic")
@@ -288,6 +288,8 @@ def _how(record: dict | None, report, exc: BaseException | None) -> tuple[bool, 
             op, _, tail = rest.partition(": ")
             argument = tail.split("'")[1] if tail.count("'") >= 2 else ""
             return True, f"emulator contract: {op} {argument}".strip()
+        if kind == "GraphRecompiled":
+            return True, f"graph recompile: {rest.split('guard that failed: ')[-1]}"[:120]
         return False, f"the run raised {error}"[:160]
     parts = []
     output = record.get("output") or {}
