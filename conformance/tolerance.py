@@ -5,7 +5,7 @@ different operation order), both from the same dtype-rounded inputs (FlashAttent
 mean companion, the ULP floor of flash-attention-npu's compare.py):
 
     pass  iff  max|out - golden|  <= k * max|baseline - golden| + ulps * ulp(max|golden|), floor 1e-5
-                                     (k = 2; 4 for float32, where kernel and baseline are equally precise)
+                                     (k = 2; 16 for float32, where kernel and baseline are equally precise)
           and  mean|out - golden| <= mean_k * mean|baseline - golden|  (same floor)
           and  every compared value is finite, and rows with no visible key are exactly 0.
 
@@ -68,10 +68,14 @@ class PolicyFileError(ValueError):
 
 def _default_per_dtype() -> dict[str, "TolerancePolicy"]:
     # k = 2 (FlashAttention) presumes a kernel that accumulates in higher precision than its
-    # low-precision baseline. A float32 kernel (an emulator-only extension) is exactly as precise
-    # as its float32 baseline: the ratio of two maxima of like rounding errors has a heavy tail
-    # (1.53 x the k=2 bound seen on a correct fp32 decode with large logits), so float32 gets k = 4.
-    return {"float32": TolerancePolicy(k=4.0, source="default (float32: kernel as precise as its baseline)")}
+    # low-precision baseline: on bf16/fp16 a correct kernel stays at or under 1.0x its baseline's error
+    # (bench/tolerance_tail.py). A float32 kernel (an emulator-only extension) is exactly as precise as
+    # its float32 baseline, and the ratio of two maxima of like rounding errors has a heavy tail: over
+    # ~3400 correct float32 cases (three runs of bench/tolerance_tail.py) max-error ratios had p99
+    # 2.4-2.9 and a maximum of 7.09, mean-error ratios a maximum of 2.65. So float32 gets k = 16 and
+    # mean_k = 4 (2.3x and 1.5x above the worst seen); a planted bug's error is orders of magnitude above.
+    return {"float32": TolerancePolicy(k=16.0, mean_k=4.0,
+                                       source="default (float32: kernel as precise as its baseline)")}
 
 
 @dataclass(frozen=True)
