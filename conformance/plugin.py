@@ -9,6 +9,8 @@
     --tolerance-policy FILE       TOML overrides of the tolerance policy for a hardware/CANN pair
     --conformance-failures DIR    where failing cases are saved as replayable JSON
     --conformance-report DIR      write report.json, report.html, summary.md, junit.xml (conformance.report)
+    --devices 0-7                 the NPUs pytest-xdist workers are pinned to, one per worker (default:
+                                  the cards this machine has; conformance.devices)
 Hypothesis profiles: dev (default), ci, fuzz, npu; pick with --hypothesis-profile or HYPOTHESIS_PROFILE.
 """
 
@@ -17,7 +19,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from conformance import devices
+
 os.environ.setdefault("TORCH_DEVICE_BACKEND_AUTOLOAD", "0")  # before anything imports torch
+devices.pin_this_xdist_worker()  # an xdist worker sees only its own NPU: before anything imports torch
 
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings as hyp_settings  # noqa: E402
@@ -74,6 +79,9 @@ def pytest_addoption(parser):
                     help="TOML file overriding the tolerance policy (k, mean_k, ulps, floor)")
     group.addoption("--conformance-failures", metavar="DIR", default="conformance-failures",
                     help="directory where failing cases are saved as replayable JSON")
+    group.addoption("--devices", metavar="IDS", default=None,
+                    help="NPUs to pin pytest-xdist workers to, one card per worker, e.g. 0-7 or 0,2 "
+                         "(default: the cards this machine has)")
 
 
 def pytest_configure(config):
@@ -87,6 +95,7 @@ def pytest_configure(config):
             raise pytest.UsageError(f"HYPOTHESIS_PROFILE={profile!r}: choose one of {PROFILES}")
         hyp_settings.load_profile(profile)
     config._conformance_profile = profile
+    _hand_devices_to_workers(config)
 
     requested = config.getoption("backend")
     backend, reason = resolve_backend(requested)
@@ -118,6 +127,20 @@ def pytest_configure(config):
         raise pytest.UsageError(f"--require-npu: {why}")
 
 
+def _hand_devices_to_workers(config) -> None:
+    """On the process that starts pytest-xdist workers: tell them which cards to pin to (they inherit
+    the environment, and pin at import; see conformance.devices)."""
+    if hasattr(config, "workerinput"):
+        return
+    spec = config.getoption("devices")
+    try:
+        cards = devices.parse_devices(spec) if spec else devices.detect_devices()
+    except devices.DeviceSpecError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    if cards:
+        os.environ[devices.WORKER_DEVICES] = ",".join(cards)
+
+
 def pytest_report_header(config):
     s = settings()
     return [f"npu-conformance: backend={s.backend} ({s.backend_reason}); strict_contracts={s.strict_contracts}; "
@@ -125,7 +148,12 @@ def pytest_report_header(config):
             f"acknowledgements={s.acknowledgements.source}; graph mode={s.graph_mode}"]
 
 
+REGRESSION_MODULE = "test_regression.py"
+
+
 def pytest_collection_modifyitems(config, items):
+    # The regression corpus first: a known find is reported before anything new is looked for.
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1] != REGRESSION_MODULE)
     missing = config._conformance_npu_missing
     for item in items:
         if item.get_closest_marker("npu") and missing is None and settings().backend != "npu":

@@ -6,18 +6,24 @@ properties need no fixture inside @given.
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import event, target
 from hypothesis.control import current_build_context, currently_in_test_context
 
 from conformance.case_files import write_case_file
 from conformance.cases import Case
 from conformance.check import Outcome, check_case
+from conformance.devices import PINNED
 from conformance.session import settings
 
 _pending: list[dict] = []
 _written: list = []  # case files saved since the last drain_written() (the plugin keeps the ones it reports)
 #: Called with every record as it is made (the live progress of `npu-conformance run`, in this process).
 listeners: list = []
+#: Called with (case, property name) before a case runs: a fuzz worker notes it, so that a crash that
+#: kills the process (a kernel can) is blamed on the case that was running.
+starting: list = []
 _targeted: dict = {"context": None, "labels": set()}
 
 
@@ -28,8 +34,15 @@ def drain_records() -> list[dict]:
     return records
 
 
+def _where() -> dict:
+    """The card this process is pinned to (conformance.devices), when it is."""
+    pinned = os.environ.get(PINNED)
+    return {} if pinned is None else {"device_pin": pinned}
+
+
 def record(outcome: Outcome, property_name: str = "", case_file=None) -> None:
     entry = outcome.record() | {"property": property_name, "case_file": None if case_file is None else str(case_file)}
+    entry |= _where()
     _pending.append(entry)
     for listener in listeners:
         listener(entry)
@@ -50,7 +63,7 @@ def error_record(case: Case, exc: BaseException, property_name: str = "") -> dic
     """A case that raised instead of producing a comparison (contract violation, crash)."""
     return {"case_id": case.case_id, "phase": case.phase, "dtype": case.dtype, "backend": settings().backend,
             "verdict": "error", "error": f"{type(exc).__name__}: {exc}", "ratio": None, "hazards": [],
-            "case": case.to_dict(), "property": property_name}
+            "case": case.to_dict(), "property": property_name, **_where()}
 
 
 def drain_written() -> list:
@@ -74,6 +87,8 @@ def verify_case(case: Case, property_name: str = "", tensors=None, session=None)
     """Check `case`, record it, and fail with a readable explanation if it fails (the case file the
     explanation names is written before the assertion is raised). `session` is (GraphSession, step)
     when the case is a step of a graph session: its file then replays the session up to that step."""
+    for callback in starting:
+        callback(case, property_name)
     try:
         outcome = check_case(case, tensors=tensors)
     except Exception as exc:  # recorded for the report, then re-raised unchanged

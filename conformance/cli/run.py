@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="TOML overrides of the tolerance policy for a hardware/CANN pair")
     parser.add_argument("-n", metavar="WORKERS", dest="workers", default=None,
                         help=f"run in WORKERS processes with pytest-xdist (a number or 'auto'; {XDIST_HINT})")
+    parser.add_argument("--devices", metavar="IDS", default=None,
+                        help="with -n: the NPUs workers are pinned to, one card per worker (e.g. 0-7; default: "
+                             "the cards this machine has)")
     parser.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS",
                         help="extra pytest arguments after '--' (e.g. -- -x --maxfail 3)")
 
@@ -88,6 +91,8 @@ def pytest_arguments(args: argparse.Namespace) -> list[str]:
         argv.append(f"--graph-mode={args.graph_mode}")
     if args.workers is not None:
         argv.append(f"--numprocesses={args.workers}")
+    if getattr(args, "devices", None):
+        argv.append(f"--devices={args.devices}")
     return argv + list(args.pytest_args or [])
 
 
@@ -125,6 +130,14 @@ def run(args: argparse.Namespace) -> int:
             return exit_codes.USAGE
         if not (str(args.workers) == "auto" or str(args.workers).isdigit()):
             console.print(f"FAILED: -n takes a number of workers or 'auto', got {args.workers!r}", style="bold red")
+            return exit_codes.USAGE
+    if getattr(args, "devices", None):
+        from conformance.devices import DeviceSpecError, parse_devices
+
+        try:
+            parse_devices(args.devices)
+        except DeviceSpecError as exc:
+            console.print(f"FAILED: {exc}", style="bold red")
             return exit_codes.USAGE
     os.environ.setdefault("TORCH_DEVICE_BACKEND_AUTOLOAD", "0")  # before anything imports torch
     if args.backend == "npu" or args.require_npu:

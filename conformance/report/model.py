@@ -91,14 +91,44 @@ def bucket_key(phase: str, dtype: str) -> tuple:
 
 
 # --- aggregation ------------------------------------------------------------------------------
-def summarise(records: list[dict]) -> list[dict]:
-    """One row per phase x dtype: cases, passed, failed, errors, worst ratio and where it was."""
-    buckets: dict[tuple[str, str], dict] = {}
+TALLY_FIELDS = ("cases", "passed", "hazards", "acknowledged_hazards", "notes", "graph_compiles", "graph_steps")
+
+
+def _bucket(buckets: dict, phase: str, dtype: str) -> dict:
+    return buckets.setdefault((phase, dtype), {
+        "phase": phase, "dtype": dtype, "cases": 0, "passed": 0, "failed": 0, "errors": 0,
+        "hazards": 0, "acknowledged_hazards": 0, "notes": 0, "worst_ratio": None, "worst_case_id": None,
+        "worst_test_id": None, "worst_ascend_ratio": None})
+
+
+def tally_records(records: list[dict], tally: list[dict] | None = None) -> list[dict]:
+    """Fold passing records into per-bucket counts (a long fuzz session keeps the failing and the worst
+    passing records, and only counts the rest): rows of TALLY_FIELDS per phase x dtype."""
+    rows = {(t["phase"], t["dtype"]): dict(t) for t in tally or []}
     for r in records:
-        b = buckets.setdefault((r["phase"], r["dtype"]), {
-            "phase": r["phase"], "dtype": r["dtype"], "cases": 0, "passed": 0, "failed": 0, "errors": 0,
-            "hazards": 0, "acknowledged_hazards": 0, "notes": 0, "worst_ratio": None, "worst_case_id": None,
-            "worst_test_id": None, "worst_ascend_ratio": None})
+        row = rows.setdefault((r["phase"], r["dtype"]), {"phase": r["phase"], "dtype": r["dtype"],
+                                                          **{f: 0 for f in TALLY_FIELDS}})
+        hazards = r.get("hazards") or []
+        row["cases"] += 1
+        row["passed"] += r["verdict"] == "pass"
+        row["hazards"] += sum(1 for h in hazards if not h.get("accepted"))
+        row["acknowledged_hazards"] += sum(1 for h in hazards if h.get("accepted"))
+        row["notes"] += len(r.get("notes") or [])
+        row["graph_compiles"] += bool((r.get("graph") or {}).get("compiled"))
+        row["graph_steps"] += bool(r.get("graph"))
+    return [rows[k] for k in sorted(rows, key=lambda k: bucket_key(*k))]
+
+
+def summarise(records: list[dict], tally: list[dict] | None = None) -> list[dict]:
+    """One row per phase x dtype: cases, passed, failed, errors, worst ratio and where it was
+    (`tally`: counted cases whose records were not kept, see tally_records)."""
+    buckets: dict[tuple[str, str], dict] = {}
+    for t in tally or []:
+        b = _bucket(buckets, t["phase"], t["dtype"])
+        for f in ("cases", "passed", "hazards", "acknowledged_hazards", "notes"):
+            b[f] += t[f]
+    for r in records:
+        b = _bucket(buckets, r["phase"], r["dtype"])
         b["cases"] += 1
         b[{"pass": "passed", "fail": "failed", "error": "errors"}[r["verdict"]]] += 1
         hazards = r.get("hazards") or []
@@ -152,15 +182,17 @@ def test_totals(tests: list[dict], collected: int | None) -> dict:
     return {"collected": collected, "finished": len(tests), **{o: counts.get(o, 0) for o in TEST_OUTCOMES}}
 
 
-def case_totals(records: list[dict]) -> dict:
+def case_totals(records: list[dict], tally: list[dict] | None = None) -> dict:
     counts = Counter(r["verdict"] for r in records)
     worst = max((r for r in records if r.get("ratio") is not None), key=lambda r: rank(r["ratio"]), default=None)
     hazard_only = sum(1 for r in records if r["verdict"] == "fail" and r.get("failed_checks") == ["hazards"])
     graph = [r["graph"] for r in records if r.get("graph")]
-    return {"cases": len(records), "passed": counts.get("pass", 0), "failed": counts.get("fail", 0),
-            "failed_by_hazard_only": hazard_only,
+    counted = {f: sum(t[f] for t in tally or []) for f in TALLY_FIELDS}
+    return {"cases": len(records) + counted["cases"], "passed": counts.get("pass", 0) + counted["passed"],
+            "failed": counts.get("fail", 0), "failed_by_hazard_only": hazard_only,
             # decode graphs compiled, and graph steps judged: one compile per engine configuration drawn
-            "graph_compiles": sum(1 for g in graph if g.get("compiled")), "graph_steps": len(graph),
+            "graph_compiles": sum(1 for g in graph if g.get("compiled")) + counted["graph_compiles"],
+            "graph_steps": len(graph) + counted["graph_steps"],
             "errors": counts.get("error", 0), "worst_ratio": worst["ratio"] if worst else None,
             "worst_case_id": worst["case_id"] if worst else None,
             "worst_bucket": f"{worst['phase']}/{worst['dtype']}" if worst else None}
@@ -217,14 +249,15 @@ def decide(run: dict, totals: dict, tests: list[dict], *, complete: bool, incomp
 def build_report(run: dict, records: list[dict], tests: list[dict], *, complete: bool,
                  incomplete_reason: str | None = None, tests_collected: int | None = None,
                  collection_errors: list[dict] | None = None, acknowledgements: list[dict] | None = None,
-                 full_run: bool = False) -> dict:
+                 full_run: bool = False, tally: list[dict] | None = None, fuzz: dict | None = None) -> dict:
     """Assemble a schema-v1 report (in JSON form) from run metadata, records and test outcomes.
     `acknowledgements` is the run's ledger (entry dicts); `full_run` says whether the whole suite ran
-    to completion (only then is an unmatched entry stale)."""
+    to completion (only then is an unmatched entry stale). A fuzz session adds `tally` (passing cases
+    counted but not kept as records) and `fuzz` (its timeline and per-property statistics)."""
     collection_errors = list(collection_errors or [])
     records = jsonable(list(records))
     tests = jsonable(sorted(tests, key=lambda x: x["test_id"]))
-    totals = case_totals(records) | {"tests": test_totals(tests, tests_collected)}
+    totals = case_totals(records, tally) | {"tests": test_totals(tests, tests_collected)}
     report = {
         "schema_version": SCHEMA_VERSION,
         "complete": bool(complete),
@@ -233,7 +266,7 @@ def build_report(run: dict, records: list[dict], tests: list[dict], *, complete:
                           collection_errors=collection_errors),
         "run": run,
         "totals": totals,
-        "summaries": summarise(records),
+        "summaries": summarise(records, tally),
         "hazards": hazard_table(records),
         "notes": hazard_table(records, "notes"),
         "acknowledgements": acknowledgement_table(list(acknowledgements or []), records, full_run and complete),
@@ -241,6 +274,10 @@ def build_report(run: dict, records: list[dict], tests: list[dict], *, complete:
         "collection_errors": collection_errors,
         "records": records,
     }
+    if tally:
+        report["tally"] = tally
+    if fuzz is not None:
+        report["fuzz"] = fuzz
     return jsonable(report)
 
 

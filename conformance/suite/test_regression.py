@@ -1,0 +1,27 @@
+"""The regression corpus (conformance/corpus.py): every promoted find, replayed before anything else
+(the plugin orders these tests first) and judged with this run's settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance import corpus
+from conformance.case_files import read_case_file
+from conformance.graph_sessions import run_session
+from conformance.session import settings
+from conformance.verify import verify_case
+
+PATHS = corpus.case_paths()
+
+
+@pytest.mark.suite
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_regression_case(path):
+    saved = read_case_file(path)
+    if saved.session is not None:  # a graph session step: its steps before it are part of the find
+        session, last = saved.session
+        steps = list(run_session(session, "regression", eager=saved.case.phase == "decode_eager", stop_after=last))
+        assert steps and steps[-1][0] == last, f"{path.name}: the session no longer reaches step {last}"
+        return
+    tensors = saved.tensors(settings().device) if saved.state is not None else None
+    verify_case(saved.case, "regression", tensors=tensors)
