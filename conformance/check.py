@@ -7,6 +7,7 @@ different operation order. Caches are judged bit-exactly against reference.scatt
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -265,12 +266,23 @@ def _accept_dummy_write(want, actual, case: Case, t: Tensors, name: str, rows: l
     return want
 
 
+#: Seconds this process spent in the reference (golden and baseline) and in the layer (kernels
+#: included): what a fuzz session reports as the share of its time doing the work that matters.
+timing = {"reference": 0.0, "layer": 0.0}
+
+
 def check_case(case: Case, run: RunSettings | None = None, tensors: Tensors | None = None) -> Outcome:
     """Run and judge `case`; `tensors` overrides the case's own (e.g. a live engine's cache state)."""
     run = run or current_settings()
     prepare_device(run.backend)
     tensors = tensors if tensors is not None else case.materialise(run.device)
     ctx = runner_context(case, tensors, run)  # before the oracle: out-of-contract input is named, not crashed on
+    started = time.perf_counter()
     expected = expected_results(case, tensors)
-    layer_run = run_layer(case, tensors, run, validated=ctx)
+    middle = time.perf_counter()
+    try:
+        layer_run = run_layer(case, tensors, run, validated=ctx)
+    finally:
+        timing["reference"] += middle - started
+        timing["layer"] += time.perf_counter() - middle
     return judge(case, tensors, layer_run, expected, run.policies.for_dtype(case.torch_dtype), run.backend, run)

@@ -88,7 +88,7 @@ def verify_case(case: Case, property_name: str = "", tensors=None, session=None)
     explanation names is written before the assertion is raised). `session` is (GraphSession, step)
     when the case is a step of a graph session: its file then replays the session up to that step."""
     for callback in starting:
-        callback(case, property_name)
+        callback(case, property_name, session)
     try:
         outcome = check_case(case, tensors=tensors)
     except Exception as exc:  # recorded for the report, then re-raised unchanged

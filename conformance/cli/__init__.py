@@ -1,4 +1,5 @@
-"""The `npu-conformance` command: one module per subcommand (run, replay, report/diff, info, mutants).
+"""The `npu-conformance` command: one module per subcommand (run, fuzz, replay, promote, report/diff/merge,
+info, mutants).
 
 Every subcommand returns one of conformance.exit_codes; main() maps what is left to the same codes:
 a bad command line is USAGE (argparse), Ctrl-C is INTERRUPTED, and an exception that escapes a
@@ -14,9 +15,9 @@ import traceback
 from importlib import metadata
 
 from conformance import exit_codes
-from conformance.cli import info, mutants, replay, report, run
+from conformance.cli import fuzz, info, mutants, promote, replay, report, run
 
-SUBCOMMANDS = (run, replay, report, info, mutants)
+SUBCOMMANDS = (run, fuzz, replay, promote, report, info, mutants)
 
 
 def _version() -> str:

@@ -1,4 +1,5 @@
-"""`npu-conformance report` (validate and re-render a report.json) and `npu-conformance diff` (compare two)."""
+"""`npu-conformance report` (validate and re-render a report.json), `npu-conformance report merge` (several
+reports into one) and `npu-conformance diff` (compare two)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from conformance.report.diff import DEFAULT_THRESHOLD
 
 def add_parser(sub) -> None:
     report = sub.add_parser(
-        "report", help="validate a report.json and re-render its HTML / Markdown",
+        "report", help="validate a report.json and re-render it; 'report merge A.json B.json --out DIR' merges",
+        usage="npu-conformance report [-h] [--html FILE] [--md FILE] PATH/report.json\n"
+              "       npu-conformance report merge A.json B.json ... --out DIR",
         description="Validate a report.json against its schema, print its verdict, and (with --html / --md) "
-                    "render report.html and summary.md from it again.", epilog=exit_codes.HELP)
+                    "render report.html and summary.md from it again. 'report merge' merges the reports of "
+                    "several workers or machines into one report folder.", epilog=exit_codes.HELP)
     add_report_arguments(report)
     report.set_defaults(func=report_command)
     diff = sub.add_parser(
@@ -26,7 +30,9 @@ def add_parser(sub) -> None:
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("report", metavar="PATH/report.json", help="a report.json written by npu-conformance")
+    parser.add_argument("report", metavar="PATH/report.json", nargs="+",
+                        help="a report.json written by npu-conformance (or: merge A.json B.json ...)")
+    parser.add_argument("--out", metavar="DIR", default=None, help="merge: the report folder to write")
     parser.add_argument("--html", metavar="FILE", default=None, help="write the HTML report here")
     parser.add_argument("--md", metavar="FILE", default=None, help="write the Markdown summary here")
 
@@ -42,14 +48,21 @@ def report_command(args: argparse.Namespace) -> int:
     from conformance.report.artifacts import write_html, write_markdown
     from conformance.report.schema import ReportError, load_report
 
+    if args.report[0] == "merge":
+        return merge_command(args.report[1:], args.out)
+    if len(args.report) > 1 or args.out:
+        print("npu-conformance report: one report at a time (to merge several: npu-conformance report merge "
+              "A.json B.json --out DIR)", file=sys.stderr)
+        return exit_codes.USAGE
+    path = args.report[0]
     try:
-        report = load_report(args.report)
+        report = load_report(path)
     except ReportError as exc:
         print(f"npu-conformance report: {exc}", file=sys.stderr)
         return exit_codes.USAGE
     print(report["verdict"]["reason"])
     if not args.html and not args.md:
-        print(f"{args.report}: valid schema-v{report['schema_version']} report "
+        print(f"{path}: valid schema-v{report['schema_version']} report "
               f"({len(report['records'])} cases, {len(report['tests'])} tests); "
               "pass --html FILE and/or --md FILE to render it")
     if args.html:
@@ -57,6 +70,29 @@ def report_command(args: argparse.Namespace) -> int:
     if args.md:
         print(f"wrote {write_markdown(report, Path(args.md))}")
     return exit_codes.PASSED
+
+
+def merge_command(paths: list[str], out: str | None) -> int:
+    from conformance.report.artifacts import write_artifacts
+    from conformance.report.junit import write_junit
+    from conformance.report.merge import merge_reports
+    from conformance.report.schema import ReportError, load_report
+
+    if len(paths) < 2 or not out:
+        print("npu-conformance report merge: give two or more report.json files and --out DIR", file=sys.stderr)
+        return exit_codes.USAGE
+    try:
+        reports = [load_report(p) for p in paths]
+    except ReportError as exc:
+        print(f"npu-conformance report merge: {exc}", file=sys.stderr)
+        return exit_codes.USAGE
+    merged = merge_reports(reports, sources=paths)
+    written = write_artifacts(merged, Path(out))
+    written["junit"] = write_junit(merged, Path(out) / "junit.xml")
+    print(f"merged {len(reports)} reports: {merged['totals']['cases']} cases, {len(merged['tests'])} tests")
+    print("wrote " + "  ".join(str(p) for p in written.values()))
+    print(merged["verdict"]["reason"])
+    return exit_codes.PASSED if merged["verdict"]["passed"] else exit_codes.FAILED
 
 
 def diff_command(args: argparse.Namespace) -> int:

@@ -51,6 +51,11 @@ class ReportSession:
         self.paths: dict[str, Path] = {}
         self.write_errors: list[str] = []
         self.quiet = False  # `npu-conformance run` prints its own summary
+        # A fuzz worker (conformance.fuzz.worker): passing cases counted, not kept; its report section;
+        # whether it stopped because the budget ran out mid-slice (a finished session, not an interrupt).
+        self.tally: list[dict] | None = None
+        self.extension = None
+        self.stopped_by_budget = False
 
     # --- collection ---------------------------------------------------------------------------
     def add_report(self, report: pytest.TestReport) -> dict:
@@ -96,7 +101,8 @@ class ReportSession:
         ledger = [a.as_dict() for a in settings().acknowledgements.entries]
         return build_report(run, self.records, tests, complete=complete, incomplete_reason=incomplete_reason,
                             tests_collected=self.collected, collection_errors=self.collection_errors,
-                            acknowledgements=ledger, full_run=self.full_suite())
+                            acknowledgements=ledger, full_run=self.full_suite(), tally=self.tally,
+                            fuzz=self.extension() if self.extension else None)
 
     def full_suite(self) -> bool:
         """Whether every suite module was collected and nothing deselected (-k, -m): only then can an
@@ -127,6 +133,8 @@ class ReportSession:
         self._interval = max(SNAPSHOT_INTERVAL_S, 10 * (self._last_snapshot - now))
 
     def completion(self, session: pytest.Session, exitstatus: int) -> tuple[bool, str | None]:
+        if self.stopped_by_budget:
+            return True, None
         if self.interrupt:
             return False, self.interrupt
         if exitstatus == pytest.ExitCode.INTERRUPTED:
@@ -202,7 +210,8 @@ def _fold_outcome(entry: dict, report) -> None:
         if wasxfail is not None:
             entry.update(outcome="xfailed" if report.skipped else "xpassed", reason=str(wasxfail) or None)
         elif report.passed:
-            entry.update(outcome="passed")
+            if entry["outcome"] not in ("failed", "error"):  # a fuzz worker runs a test many times: a failure stays
+                entry.update(outcome="passed")
         elif report.failed:
             entry.update(outcome="failed", reason=_failure_text(report))
         else:

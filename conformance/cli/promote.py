@@ -1,0 +1,40 @@
+"""`npu-conformance promote FILE...`: copy found cases into the regression corpus, which every run,
+fuzz session and plain pytest run replays first (conformance/corpus.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from conformance import exit_codes
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser(
+        "promote", help="make saved failing cases part of every later run (the regression corpus)",
+        description="Copy case files (from a run's or a fuzz session's failures/) into the regression corpus, "
+                    "conformance/regression/ by default, which every run, fuzz session and plain pytest run "
+                    "replays first, judged with that run's settings. Every file is checked before any is copied.",
+        epilog=exit_codes.HELP)
+    parser.add_argument("files", nargs="+", metavar="FILE", help="case files, e.g. conformance-fuzz/failures/*.json")
+    parser.add_argument("--corpus", metavar="DIR", default=None,
+                        help="the corpus folder (default: the package's conformance/regression/)")
+    parser.set_defaults(func=promote_command)
+
+
+def promote_command(args: argparse.Namespace) -> int:
+    from conformance.corpus import CORPUS_DIR, PromoteError, promote
+
+    corpus = Path(args.corpus) if args.corpus else CORPUS_DIR
+    try:
+        results = promote(args.files, corpus)
+    except PromoteError as exc:
+        print(f"npu-conformance promote: {exc} (nothing was copied)", file=sys.stderr)
+        return exit_codes.USAGE
+    for path, status in results:
+        print(f"{status}: {path}")
+    added = sum(1 for _, s in results if s == "added")
+    print(f"{added} case(s) added to {corpus}; every run now replays them first"
+          + ("" if corpus != CORPUS_DIR else " (commit the folder to share them)"))
+    return exit_codes.PASSED

@@ -1,0 +1,377 @@
+"""A fuzz worker: one pytest session (`-p conformance.fuzz.worker --fuzz-until=...`) whose test loop
+runs the suite's properties in slices until a deadline, instead of each test once.
+
+The loop: the regression corpus and every test that is not a hypothesis property run once, first;
+then the properties take turns, one slice each (a hypothesis run with `max_examples` sized so the
+slice lasts a few seconds, from the property's measured time per example), so no property starves.
+Every slice shares the session's example database, so `target()` keeps climbing from the pareto front
+the earlier slices saved; a property that has failed in this session skips the reuse phase (it would
+replay its known failure and stop at once) and goes on looking for others.
+
+Failures are deduplicated by signature (conformance.fuzz.signatures): the first case file of each is
+kept, later ones are counted and their files removed. Passing records past the worst few per bucket
+are folded into counts, so a long session's memory and report stay small. The report folder is the
+usual one (`--conformance-report`), rewritten as the session goes, with a `fuzz` section; status.json
+beside it feeds the controller's live display, and running.json (the case being judged, as a case
+file) is what a crash is blamed on. A slice that overruns the deadline by the grace is cut (BudgetCut).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance.fuzz.signatures import record_signature, test_signature
+
+STATUS_NAME, RUNNING_NAME = "status.json", "running.json"
+KEEP_PASSING_PER_BUCKET = 100
+COMPACT_ABOVE = 3000
+STATUS_INTERVAL_S = 1.0
+TIMELINE_POINTS = 120
+
+
+class BudgetCut(KeyboardInterrupt):
+    """The budget (plus its grace) ran out in the middle of a slice."""
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("npu-conformance fuzz worker")
+    group.addoption("--fuzz-until", type=float, default=None, help="wall-clock deadline (epoch seconds)")
+    group.addoption("--fuzz-started", type=float, default=None, help="the session's start (epoch seconds)")
+    group.addoption("--fuzz-grace", type=float, default=10.0, help="seconds a slice may overrun the deadline")
+    group.addoption("--fuzz-max-cases", type=int, default=None, help="stop after this many judged cases")
+    group.addoption("--fuzz-worker", type=int, default=0, help="this worker's index")
+    group.addoption("--fuzz-database", default=None, help="example database: a folder or a redis:// URL")
+    group.addoption("--fuzz-seed", type=int, default=None, help="seed the slices (else hypothesis' random)")
+    group.addoption("--fuzz-plant", default=None, help="plant a catalogued bug (conformance.mutants)")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    if config.getoption("fuzz_until") is None:
+        return
+    from conformance.report.pytest_hooks import report_session
+
+    state = report_session(config)
+    if state is None:
+        raise pytest.UsageError("a fuzz worker needs --conformance-report DIR")
+    config.pluginmanager.register(FuzzWorker(config, state), "npu-conformance-fuzz-worker")
+
+
+def is_property(item) -> bool:
+    """A hypothesis-driven test: a @given function, or a RuleBasedStateMachine's TestCase."""
+    from hypothesis import settings as hyp_settings
+
+    if hasattr(getattr(item, "obj", None), "hypothesis"):
+        return True
+    return isinstance(getattr(getattr(item, "cls", None), "settings", None), hyp_settings)
+
+
+class FuzzWorker:
+    def __init__(self, config, state):
+        from hypothesis import settings as hyp_settings
+
+        from conformance import verify
+        from conformance.case_files import judged_with
+        from conformance.fuzz.database import open_database
+        from conformance.session import configure, settings
+
+        self.config, self.state = config, state
+        opt = config.getoption
+        self.deadline = opt("fuzz_until")
+        self.started = opt("fuzz_started") or time.time()
+        self.grace = opt("fuzz_grace")
+        self.max_cases = opt("fuzz_max_cases")
+        self.index = opt("fuzz_worker")
+        self.seed = opt("fuzz_seed")
+        self.out = state.out_dir
+        plant = opt("fuzz_plant")
+        if plant:
+            from conformance.mutants import BY_NAME
+
+            if plant not in BY_NAME:
+                raise pytest.UsageError(f"--plant {plant!r}: no such planted bug; see npu-conformance mutants --list")
+            configure(mutation=BY_NAME[plant].mutation())
+        run = settings()
+        self.hardware = "emulated-cpu" if run.backend == "emulated" else _npu_hardware()
+        self.database = open_database(opt("fuzz_database"), self.hardware)
+        self.base = hyp_settings.get_profile(config._conformance_profile)
+        self.judged_with = judged_with(run)
+        self.plant = plant
+        self.properties: dict[str, dict] = {}
+        self.failures: dict[str, dict] = {}
+        self.timeline: list[dict] = []
+        self.worst: dict[str, float] = {}
+        self.cases = 0
+        self.slices = 0
+        self.current: str | None = None
+        self.stopped: str | None = None
+        self.last_outcome: dict[str, str] = {}
+        self._last_status = 0.0
+        self._last_point = -math.inf
+        self._point_every = max(1.0, (self.deadline - self.started) / TIMELINE_POINTS)
+        self._cut = False
+        verify.listeners.append(self._on_record)
+        verify.starting.append(self._on_start)
+        state.extension = self.section
+        from conformance import check
+
+        self.timing = check.timing
+
+    # --- what a case tells us ---------------------------------------------------------------
+    def _on_start(self, case, property_name, session=None):
+        data = {"test_id": self.current, "property": property_name,
+                "case_file": {"format": "npu-conformance case", "version": 2, "case": case.to_dict(),
+                              "judged_with": self.judged_with, "state": None,
+                              "verdict": {"verdict": "crash", "error": "the worker process died judging this case"},
+                              "session": None if session is None else
+                              {"graph_session": session[0].to_dict(), "step": session[1]}}}
+        from conformance.report.model import jsonable
+
+        (self.out / RUNNING_NAME).write_text(json.dumps(jsonable(data)), encoding="utf-8")
+
+    def _on_record(self, record: dict) -> None:
+        from conformance.report.model import rank
+
+        self.cases += 1
+        stats = self.properties.get(self.current or "")
+        if stats is not None:
+            stats["cases"] += 1
+        bucket = f"{record['phase']}/{record['dtype']}"
+        ratio = record.get("ratio")
+        if ratio is not None and rank(ratio) > rank(self.worst.get(bucket)):
+            self.worst[bucket] = ratio
+        now = time.time()
+        if now - self._last_point >= self._point_every:
+            self._point(now)
+        if now - self._last_status >= STATUS_INTERVAL_S:
+            self.write_status()
+
+    def _point(self, now: float) -> None:
+        self._last_point = now
+        self.timeline.append({"t": round(now - self.started, 2), "cases": self.cases,
+                              "failures": sum(f["count"] for f in self.failures.values()),
+                              "worst": dict(self.worst)})
+
+    # --- the loop ---------------------------------------------------------------------------
+    def left(self) -> float:
+        return self.deadline - time.time()
+
+    def spent(self) -> str | None:
+        if self.left() <= 0:
+            return "budget"
+        if self.max_cases is not None and self.cases >= self.max_cases:
+            return "max-cases"
+        return None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session):
+        if session.testsfailed and not session.config.option.continue_on_collection_errors:
+            raise session.Interrupted(f"{session.testsfailed} error(s) during collection")
+        if session.config.option.collectonly:
+            return True
+        items = list(session.items)
+        props = [i for i in items if is_property(i)]
+        once = [i for i in items if not is_property(i)]
+        for item in props:
+            self.properties[item.nodeid] = {"test_id": item.nodeid, "cases": 0, "seconds": 0.0, "slices": 0,
+                                            "examples": 0, "failures": 0, "signatures": []}
+        self._arm_cut()
+        try:
+            for item in once:
+                if self.spent() or self._run(session, item):
+                    break
+            if props:
+                turn = self.index % len(props)  # workers start on different properties
+                while not self.stopped and not self.spent():
+                    item = props[turn % len(props)]
+                    turn += 1
+                    if self._slice(session, item):
+                        break
+            self.stopped = self.stopped or self.spent() or "every test ran"
+        except BudgetCut:
+            self.stopped, self._cut = "budget (a slice was cut at the deadline)", True
+            self.state.stopped_by_budget = True
+            raise
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            self._point(time.time())
+            self.write_status(done=True)
+        return True
+
+    def _arm_cut(self) -> None:
+        def cut(signum, frame):
+            raise BudgetCut(f"the budget ran out {self.grace:.0f} s ago in the middle of a slice")
+
+        signal.signal(signal.SIGALRM, cut)
+        signal.setitimer(signal.ITIMER_REAL, max(0.01, self.left() + self.grace))
+
+    def _run(self, session, item) -> bool:
+        """Run one test (once); True when the session must stop (-x, --maxfail)."""
+        from conformance.plugin import PROPERTY_KEY
+
+        self.current = item.nodeid
+        before = len(self.state.records)
+        # The plugin leaves each run's compact case lines on the item (for junit); a report copies the
+        # item's list, so the next run would carry the last run's lines as its own records.
+        item.user_properties[:] = [p for p in item.user_properties if p[0] != PROPERTY_KEY]
+        item.ihook.pytest_runtest_protocol(item=item, nextitem=None)
+        self._failures_since(before, item.nodeid)
+        self._compact()
+        if session.shouldfail or session.shouldstop:
+            self.stopped = f"stopped early ({session.shouldfail or session.shouldstop})"
+            return True
+        return False
+
+    def _slice(self, session, item) -> bool:
+        from hypothesis import Phase, seed, settings as hyp_settings
+
+        stats = self.properties[item.nodeid]
+        target_s = min(30.0, max(2.0, (self.deadline - self.started) / (3 * max(1, len(self.properties)))))
+        per_example = stats["seconds"] / stats["examples"] if stats["examples"] else None
+        n = 3 if per_example is None else int(target_s / max(per_example, 1e-3))
+        if per_example is not None:
+            n = min(n, int(max(self.left(), 0) / max(per_example, 1e-3)))
+        n = max(1, min(n, 5000))
+        phases = [p for p in self.base.phases if p is not Phase.explain]
+        if stats["failures"]:
+            phases = [p for p in phases if p is not Phase.reuse]
+        fn = getattr(item, "obj", None)
+        stateful = not hasattr(fn, "hypothesis")
+        own = item.cls.settings if stateful else getattr(fn, "_fuzz_original_settings", None)
+        if not stateful and own is None:
+            own = fn._fuzz_original_settings = fn._hypothesis_internal_use_settings
+        if stateful:
+            own = getattr(item.cls, "_fuzz_original_settings", None) or own
+            item.cls._fuzz_original_settings = own
+        chosen = hyp_settings(parent=own, max_examples=n, database=self.database, phases=phases, derandomize=False)
+        if stateful:
+            item.cls.settings = chosen
+        else:
+            fn._hypothesis_internal_use_settings = chosen  # what @settings sets; replaced for each slice
+            if self.seed is not None:
+                seed(hash((self.seed, self.index, self.slices)) & 0xFFFFFFFF)(fn)
+        self.slices += 1
+        started = time.monotonic()
+        try:
+            return self._run(session, item)
+        finally:
+            stats["seconds"] += time.monotonic() - started
+            stats["examples"] += n
+            stats["slices"] += 1
+
+    # --- failures ---------------------------------------------------------------------------
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call" or report.failed:
+            self.last_outcome[report.nodeid] = report.outcome
+
+    def _failures_since(self, before: int, nodeid: str) -> None:
+        new = self.state.records[before:]
+        failing = [r for r in new if r["verdict"] != "pass"]
+        signatures = []
+        for record in failing:
+            signatures.append((record_signature(record), record))
+        if not failing and self.last_outcome.get(nodeid) == "failed":
+            reason = (self.state.tests.get(nodeid) or {}).get("reason") or ""
+            signatures.append((test_signature(nodeid, reason), None))
+        for signature, record in signatures:
+            self._found(signature, nodeid, record)
+
+    def _found(self, signature: str, nodeid: str, record: dict | None) -> None:
+        stats = self.properties.get(nodeid)
+        entry = self.failures.get(signature)
+        if entry is None:
+            reason = (self.state.tests.get(nodeid) or {}).get("reason") or ""
+            case_file = record.get("case_file") if record else None
+            self.failures[signature] = {
+                "signature": signature, "test_id": nodeid, "count": 1, "worker": self.index,
+                "first_seen_s": round(time.time() - self.started, 2),
+                "case_id": record["case_id"] if record else None, "phase": record["phase"] if record else None,
+                "dtype": record["dtype"] if record else None, "case_file": case_file,
+                "replay": f"npu-conformance replay {case_file}" if case_file else None,
+                "message": (record.get("error") if record else None) or reason[:500]}
+            if stats is not None:
+                stats["signatures"].append(signature)
+        else:
+            entry["count"] += 1
+            if record and record.get("case_file") and record["case_file"] != entry["case_file"]:
+                _remove_case_file(Path(record["case_file"]))
+                record["case_file"] = None
+                record["duplicate_of"] = signature
+        if stats is not None:
+            stats["failures"] += 1
+        self.write_status()
+
+    # --- memory ------------------------------------------------------------------------------
+    def _compact(self) -> None:
+        """Keep failing records and the worst passing ones per bucket; count the rest."""
+        from conformance.report.model import rank, tally_records
+
+        records = self.state.records
+        if len(records) <= COMPACT_ABOVE:
+            return
+        keep, passing = [], {}
+        for r in records:
+            if r["verdict"] != "pass":
+                keep.append(r)
+            else:
+                passing.setdefault((r["phase"], r["dtype"]), []).append(r)
+        dropped = []
+        for rows in passing.values():
+            rows.sort(key=lambda r: -rank(r.get("ratio")))
+            keep += rows[:KEEP_PASSING_PER_BUCKET]
+            dropped += rows[KEEP_PASSING_PER_BUCKET:]
+        self.state.tally = tally_records(dropped, self.state.tally)
+        self.state.records = keep
+
+    # --- what the controller and the report read -----------------------------------------
+    def section(self) -> dict:
+        """The report's `fuzz` section for this worker."""
+        elapsed = time.time() - self.started
+        props = []
+        for stats in self.properties.values():
+            props.append({k: v for k, v in stats.items() if k != "examples"}
+                         | {"cases_per_s": stats["cases"] / stats["seconds"] if stats["seconds"] else 0.0,
+                            "examples_requested": stats["examples"]})
+        degraded = getattr(self.database, "degraded", None)
+        return {"budget_s": round(self.deadline - self.started, 2), "elapsed_s": round(elapsed, 2),
+                "stopped": self.stopped, "budget_cut": self._cut, "workers": [self.worker_info()],
+                "database": {"spec": self.config.getoption("fuzz_database") or ".hypothesis/examples",
+                             "hardware": self.hardware, "degraded": degraded},
+                "planted": self.plant, "cases": self.cases, "slices": self.slices,
+                "time_in_kernels_and_reference_s": round(self.timing["layer"] + self.timing["reference"], 3),
+                "time_in_layer_s": round(self.timing["layer"], 3),
+                "time_in_reference_s": round(self.timing["reference"], 3),
+                "properties": props, "failures": list(self.failures.values()), "timeline": list(self.timeline)}
+
+    def worker_info(self) -> dict:
+        from conformance.devices import PINNED
+
+        return {"index": self.index, "pid": os.getpid(), "device": os.environ.get(PINNED), "restarts": 0}
+
+    def write_status(self, done: bool = False) -> None:
+        from conformance.report.artifacts import write_text_atomic
+        from conformance.report.model import dumps
+
+        self._last_status = time.time()
+        status = self.section() | {"done": done, "current": self.current, "worst": dict(self.worst)}
+        status.pop("timeline")
+        write_text_atomic(self.out / STATUS_NAME, dumps(status))
+
+
+def _remove_case_file(path: Path) -> None:
+    for p in (path, path.with_suffix(".safetensors")):
+        p.unlink(missing_ok=True)
+
+
+def _npu_hardware() -> str:
+    import torch
+
+    return f"npu-{torch.npu.get_device_name(0)}"

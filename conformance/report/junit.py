@@ -1,0 +1,40 @@
+"""junit.xml from a report (a merged fuzz report has no single pytest run whose junitxml to keep):
+one testcase per test, with its failure or skip reason, and the case count as a property."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from conformance.report.artifacts import write_text_atomic
+from conformance.report.model import num
+
+
+def render_junit(report: dict) -> str:
+    tests = report["tests"]
+    failed = sum(1 for t in tests if t["outcome"] in ("failed", "xpassed"))
+    errors = sum(1 for t in tests if t["outcome"] == "error")
+    skipped = sum(1 for t in tests if t["outcome"] in ("skipped", "xfailed"))
+    suite = ET.Element("testsuite", name="npu-conformance", tests=str(len(tests)), failures=str(failed),
+                       errors=str(errors), skipped=str(skipped),
+                       time=f"{sum(num(t.get('duration_s') or 0) for t in tests):.3f}")
+    for t in tests:
+        path, _, name = t["test_id"].partition("::")
+        case = ET.SubElement(suite, "testcase", classname=path.removesuffix(".py").replace("/", "."), name=name,
+                             time=f"{num(t.get('duration_s') or 0):.3f}")
+        props = ET.SubElement(case, "properties")
+        ET.SubElement(props, "property", name="cases", value=str(t.get("cases") or 0))
+        reason = t.get("reason") or ""
+        if t["outcome"] in ("failed", "xpassed"):
+            ET.SubElement(case, "failure", message=reason.splitlines()[0] if reason else t["outcome"]).text = reason
+        elif t["outcome"] == "error":
+            ET.SubElement(case, "error", message=reason.splitlines()[0] if reason else "error").text = reason
+        elif t["outcome"] in ("skipped", "xfailed"):
+            ET.SubElement(case, "skipped", message=reason)
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+def write_junit(report: dict, path: Path) -> Path:
+    write_text_atomic(Path(path), render_junit(report))
+    return Path(path)
