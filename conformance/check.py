@@ -7,9 +7,9 @@ different operation order. Caches are judged bit-exactly against reference.scatt
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -25,6 +25,24 @@ from conformance.tolerance import CacheMetrics, OutputMetrics, bits_equal, compa
 from npu_attention import Attention, Context, kernels, use_context, validate_context
 
 
+#: Seconds this process spent in the reference (golden and baseline) and in the layer (kernels
+#: included), whoever called them: a fuzz session reports its share of time doing the work that matters.
+timing = {"reference": 0.0, "layer": 0.0}
+
+
+def _timed(kind: str):
+    def wrap(fn):
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                timing[kind] += time.perf_counter() - started
+        return timed
+    return wrap
+
+
 @dataclass
 class Expected:
     golden: torch.Tensor  # [rows, Hq, D] float64; rows = every row forward() returns
@@ -35,6 +53,7 @@ class Expected:
     v_cache: torch.Tensor
 
 
+@_timed("reference")
 def expected_results(case: Case, t: Tensors) -> Expected:
     q, k, v = (x.cpu() for x in (t.q, t.k, t.v))
     k_cache, v_cache = t.k_cache.cpu(), t.v_cache.cpu()
@@ -64,7 +83,7 @@ def expected_results(case: Case, t: Tensors) -> Expected:
     return Expected(attend(torch.float64, False), attend(case.torch_dtype, True), row_seq, empty, new_k, new_v)
 
 
-@lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=8)
 def _layer(layer_class: type[Attention], num_heads: int, head_dim: int, scale: float | None, num_kv_heads: int,
            device: str) -> Attention:
     # The 2048x2048 mask is built once per configuration, not per example.
@@ -104,6 +123,7 @@ def runner_context(case: Case, t: Tensors, run: RunSettings, context: Context | 
     return ctx
 
 
+@_timed("layer")
 def run_layer(case: Case, t: Tensors, run: RunSettings, context: Context | None = None, *,
               validated: Context | None = None) -> LayerRun:
     """Validate the runner contract, then call the production layer exactly as the runner would.
@@ -266,23 +286,12 @@ def _accept_dummy_write(want, actual, case: Case, t: Tensors, name: str, rows: l
     return want
 
 
-#: Seconds this process spent in the reference (golden and baseline) and in the layer (kernels
-#: included): what a fuzz session reports as the share of its time doing the work that matters.
-timing = {"reference": 0.0, "layer": 0.0}
-
-
 def check_case(case: Case, run: RunSettings | None = None, tensors: Tensors | None = None) -> Outcome:
     """Run and judge `case`; `tensors` overrides the case's own (e.g. a live engine's cache state)."""
     run = run or current_settings()
     prepare_device(run.backend)
     tensors = tensors if tensors is not None else case.materialise(run.device)
     ctx = runner_context(case, tensors, run)  # before the oracle: out-of-contract input is named, not crashed on
-    started = time.perf_counter()
     expected = expected_results(case, tensors)
-    middle = time.perf_counter()
-    try:
-        layer_run = run_layer(case, tensors, run, validated=ctx)
-    finally:
-        timing["reference"] += middle - started
-        timing["layer"] += time.perf_counter() - middle
+    layer_run = run_layer(case, tensors, run, validated=ctx)
     return judge(case, tensors, layer_run, expected, run.policies.for_dtype(case.torch_dtype), run.backend, run)

@@ -7,6 +7,7 @@ then `prefill_cases`, `decode_cases` and `graph_cases` that combine them. Rare, 
 
 from __future__ import annotations
 
+import functools
 import math
 
 from hypothesis import strategies as st
@@ -52,8 +53,11 @@ def attention_shapes(draw, backend: str = "emulated", phase: str = "prefill", lo
             "dtype": dtype, "block_size": block_size}
 
 
+@functools.lru_cache(maxsize=64)
 def _length(block_size: int, max_len: int) -> st.SearchStrategy[int]:
-    """One sequence length: block boundaries (bs-1/bs/bs+1 and multiples), single tokens, anything."""
+    """One sequence length: block boundaries (bs-1/bs/bs+1 and multiples), single tokens, anything.
+    Built once per (block_size, max_len): a strategy validates itself on first use, which was a
+    quarter of a decode example's drawing time when rebuilt for every length."""
     near_boundary = st.builds(lambda m, d: max(1, m * block_size + d), st.integers(1, 3), st.sampled_from((0, -1, 1)))
     return st.one_of(st.integers(1, min(max_len, 3 * block_size)), near_boundary, st.just(1)).filter(
         lambda n: n <= max_len)

@@ -21,7 +21,7 @@ from conformance.names import BACKENDS, GRAPH_MODES, PROFILES
 
 REFRESH_S = 1.0
 HEARTBEAT_S = 10.0
-SNAPSHOT_S = 10.0
+SNAPSHOT_S = 30.0
 
 
 def add_parser(sub) -> None:
@@ -174,10 +174,11 @@ def _finish(console, session, out: Path) -> int:
     console.print(summary_table(report))
     fuzz = report["fuzz"]
     elapsed = fuzz["elapsed_s"]
-    share = fuzz["time_in_kernels_and_reference_s"] / max(elapsed * max(1, len(session.workers)), 1e-9)
+    share = fuzz["time_in_kernels_and_reference_s"] / max(fuzz["loop_s"], 1e-9)
     console.print(f"{fuzz['cases']} cases in {elapsed:.0f} s ({fuzz['cases'] / max(elapsed, 1e-9):.1f}/s) by "
-                  f"{len(session.workers)} worker(s), {fuzz['slices']} slices; {share:.0%} of worker time in the layer "
-                  f"and the reference; stopped: {fuzz['stopped']}", soft_wrap=True)
+                  f"{len(session.workers)} worker(s), {fuzz['slices']} slices; {share:.0%} of the workers' test loop "
+                  f"in the layer and the reference ({fuzz['startup_s'] / max(1, len(session.workers)):.0f} s startup "
+                  f"per worker); stopped: {fuzz['stopped']}", soft_wrap=True)
     if fuzz["database"].get("degraded"):
         console.print(f"database: {fuzz['database']['degraded']}", style="bold yellow", soft_wrap=True)
     for f in fuzz["failures"]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.devices import pin_environment
-from conformance.fuzz.worker import RUNNING_NAME, STATUS_NAME
+from conformance.fuzz.worker import JUDGED_WITH_NAME, RUNNING_NAME, STATUS_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 #: A worker restarted with less time than this left would spend it all starting up.
@@ -84,6 +84,8 @@ class FuzzSession:
         o = self.o
         argv = [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "-q", "-p", "no:cacheprovider",
                 "-o", "console_output_style=classic", f"--rootdir={ROOT}", "-p", "conformance.fuzz.worker",
+                # no gc sweeps for unraisable exceptions at the end: seconds per worker, nothing to find
+                "-p", "no:unraisableexception",
                 f"--backend={o.backend}", f"--hypothesis-profile={o.profile}", f"--conformance-report={folder}",
                 f"--conformance-failures={self.out / 'failures'}", f"--junitxml={folder / 'junit.xml'}",
                 f"--fuzz-until={self.deadline}", f"--fuzz-started={self.started}", f"--fuzz-grace={o.grace}",
@@ -108,6 +110,8 @@ class FuzzSession:
         env = dict(os.environ)
         env.setdefault("TORCH_DEVICE_BACKEND_AUTOLOAD", "0")
         device = pin_environment(env, index, self.o.devices)
+        if device is None and self.o.workers > 1:  # CPU workers share the cores instead of oversubscribing them
+            env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.o.workers)))
         log = open(folder / "worker.log", "w", encoding="utf-8")
         process = subprocess.Popen(self.worker_argv(index, folder), env=env, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL)
@@ -146,19 +150,20 @@ class FuzzSession:
     def _record_crash(self, worker: Worker, code: int) -> None:
         """The case the worker was judging becomes a failing case file and a failure of its own."""
         running = _read_json(worker.folder / RUNNING_NAME)
+        judged_with = _read_json(worker.folder / JUDGED_WITH_NAME)
         why = f"worker {worker.index} died ({_describe_exit(code)}) while judging this case"
         case_file = None
         record = None
         test_id = (running or {}).get("test_id") or "(unknown test)"
-        if running and isinstance(running.get("case_file"), dict):
-            data = running["case_file"]
-            data["verdict"] = {"verdict": "crash", "error": why}
-            case = data["case"]
+        if running and judged_with and isinstance(running.get("case"), dict):
+            case = running["case"]
+            data = {"format": "npu-conformance case", "version": 2, "case": case, "judged_with": judged_with,
+                    "verdict": {"verdict": "crash", "error": why}, "state": None, "session": running.get("session")}
             path = self.out / "failures" / f"crash-{case.get('phase', 'case')}-w{worker.index}-{int(time.time())}.json"
             path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
             case_file = str(path)
             record = {"test_id": test_id, "case_id": f"crash-w{worker.index}-{len(self.crashes)}",
-                      "phase": case.get("phase"), "dtype": case.get("dtype"), "backend": data["judged_with"]["backend"],
+                      "phase": case.get("phase"), "dtype": case.get("dtype"), "backend": judged_with.get("backend"),
                       "verdict": "error", "error": f"WorkerCrashed: {why}", "ratio": None, "hazards": [],
                       "case": case, "property": running.get("property") or "", "case_file": case_file}
             self.crashes.append(record)
@@ -188,16 +193,18 @@ class FuzzSession:
                     worker.process.kill()
 
     # --- the merged report ------------------------------------------------------------------------
-    def worker_reports(self) -> list[tuple[str, dict]]:
-        from conformance.report.schema import ReportError, load_report
+    def worker_reports(self, validate: bool) -> list[tuple[str, dict]]:
+        """The workers' report.json files (validated against the schema for the final merge; the
+        in-progress snapshots skip that, so the controller takes no CPU from the workers)."""
+        from conformance.report.schema import validate_report
 
         folders = list(self.retired) + [w.folder for w in self.workers]
         out = []
         for folder in dict.fromkeys(folders):
-            try:
-                out.append((str(folder), load_report(folder / "report.json")))
-            except ReportError:
+            report = _read_json(folder / "report.json")
+            if report is None:
                 continue  # a worker that died before its first snapshot left nothing to merge
+            out.append((str(folder), validate_report(report, str(folder / "report.json")) if validate else report))
         return out
 
     def statuses(self) -> list[dict]:
@@ -206,7 +213,7 @@ class FuzzSession:
     def merged(self, final: bool) -> dict | None:
         from conformance.report.merge import merge_reports
 
-        reports = self.worker_reports()
+        reports = self.worker_reports(validate=final)
         if not reports:
             return None
         complete, reason = True, None
@@ -228,8 +235,7 @@ class FuzzSession:
         fuzz = report.get("fuzz")
         if fuzz is not None:
             fuzz["failures"] = sorted(fuzz["failures"] + self.crash_failures, key=lambda f: f["first_seen_s"])
-            fuzz["budget_s"] = self.o.budget_s
-            fuzz["elapsed_s"] = round(time.time() - self.started, 2)
+            fuzz["budget_s"] = self.o.budget_s  # elapsed_s: until the last worker stopped (merge_fuzz)
             for w in fuzz["workers"]:
                 w["restarts"] = restarts.get(w["index"], 0)
             fuzz["workers_crashed"] = len(self.crash_failures)

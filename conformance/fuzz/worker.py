@@ -3,7 +3,8 @@ runs the suite's properties in slices until a deadline, instead of each test onc
 
 The loop: the regression corpus and every test that is not a hypothesis property run once, first;
 then the properties take turns, one slice each (a hypothesis run with `max_examples` sized so the
-slice lasts a few seconds, from the property's measured time per example), so no property starves.
+slice lasts a few seconds, from the property's measured time per example), the one with the least
+time so far next, so no property starves.
 Every slice shares the session's example database, so `target()` keeps climbing from the pareto front
 the earlier slices saved; a property that has failed in this session skips the reuse phase (it would
 replay its known failure and stop at once) and goes on looking for others.
@@ -28,8 +29,11 @@ from pathlib import Path
 import pytest
 
 from conformance.fuzz.signatures import record_signature, test_signature
+from conformance.report.model import jsonable
 
-STATUS_NAME, RUNNING_NAME = "status.json", "running.json"
+STATUS_NAME, RUNNING_NAME, JUDGED_WITH_NAME = "status.json", "running.json", "judged_with.json"
+#: Minimum seconds between rewrites of the worker's report.json (it only matters if the worker dies).
+SNAPSHOT_INTERVAL_S = 15.0
 KEEP_PASSING_PER_BUCKET = 100
 COMPACT_ABOVE = 3000
 STATUS_INTERVAL_S = 1.0
@@ -117,23 +121,22 @@ class FuzzWorker:
         self._last_point = -math.inf
         self._point_every = max(1.0, (self.deadline - self.started) / TIMELINE_POINTS)
         self._cut = False
+        self.loop_started: float | None = None
         verify.listeners.append(self._on_record)
         verify.starting.append(self._on_start)
         state.extension = self.section
+        state.render = False
+        state.min_interval = SNAPSHOT_INTERVAL_S  # the controller merges snapshots; status.json is the live feed
+        (self.out / JUDGED_WITH_NAME).write_text(json.dumps(jsonable(self.judged_with)), encoding="utf-8")
         from conformance import check
 
         self.timing = check.timing
 
     # --- what a case tells us ---------------------------------------------------------------
     def _on_start(self, case, property_name, session=None):
-        data = {"test_id": self.current, "property": property_name,
-                "case_file": {"format": "npu-conformance case", "version": 2, "case": case.to_dict(),
-                              "judged_with": self.judged_with, "state": None,
-                              "verdict": {"verdict": "crash", "error": "the worker process died judging this case"},
-                              "session": None if session is None else
-                              {"graph_session": session[0].to_dict(), "step": session[1]}}}
-        from conformance.report.model import jsonable
-
+        """Note the case about to run (with judged_with.json, written once, a crash's case file)."""
+        data = {"test_id": self.current, "property": property_name, "case": case.to_dict(),
+                "session": None if session is None else {"graph_session": session[0].to_dict(), "step": session[1]}}
         (self.out / RUNNING_NAME).write_text(json.dumps(jsonable(data)), encoding="utf-8")
 
     def _on_record(self, record: dict) -> None:
@@ -176,22 +179,24 @@ class FuzzWorker:
             raise session.Interrupted(f"{session.testsfailed} error(s) during collection")
         if session.config.option.collectonly:
             return True
+        self.loop_started = time.time()
         items = list(session.items)
         props = [i for i in items if is_property(i)]
         once = [i for i in items if not is_property(i)]
         for item in props:
             self.properties[item.nodeid] = {"test_id": item.nodeid, "cases": 0, "seconds": 0.0, "slices": 0,
-                                            "examples": 0, "failures": 0, "signatures": []}
+                                            "examples": 0, "failures": 0, "signatures": [], "work_s": 0.0}
         self._arm_cut()
         try:
             for item in once:
                 if self.spent() or self._run(session, item):
                     break
             if props:
-                turn = self.index % len(props)  # workers start on different properties
+                # Workers start on different properties; then the property with the least time so far
+                # goes next, so one whose slices overrun (a long example) cannot starve the others.
+                props = props[self.index % len(props):] + props[:self.index % len(props)]
                 while not self.stopped and not self.spent():
-                    item = props[turn % len(props)]
-                    turn += 1
+                    item = min(props, key=lambda i: self.properties[i.nodeid]["seconds"])
                     if self._slice(session, item):
                         break
             self.stopped = self.stopped or self.spent() or "every test ran"
@@ -240,6 +245,8 @@ class FuzzWorker:
             n = min(n, int(max(self.left(), 0) / max(per_example, 1e-3)))
         n = max(1, min(n, 5000))
         phases = [p for p in self.base.phases if p is not Phase.explain]
+        if stats["slices"]:  # the property's @example cases ran in its first slice
+            phases = [p for p in phases if p is not Phase.explicit]
         if stats["failures"]:
             phases = [p for p in phases if p is not Phase.reuse]
         fn = getattr(item, "obj", None)
@@ -258,11 +265,12 @@ class FuzzWorker:
             if self.seed is not None:
                 seed(hash((self.seed, self.index, self.slices)) & 0xFFFFFFFF)(fn)
         self.slices += 1
-        started = time.monotonic()
+        started, work = time.monotonic(), self.timing["layer"] + self.timing["reference"]
         try:
             return self._run(session, item)
         finally:
             stats["seconds"] += time.monotonic() - started
+            stats["work_s"] += self.timing["layer"] + self.timing["reference"] - work
             stats["examples"] += n
             stats["slices"] += 1
 
@@ -346,6 +354,9 @@ class FuzzWorker:
                 "database": {"spec": self.config.getoption("fuzz_database") or ".hypothesis/examples",
                              "hardware": self.hardware, "degraded": degraded},
                 "planted": self.plant, "cases": self.cases, "slices": self.slices,
+                # startup (imports, collection) once per worker; the loop is where cases are judged
+                "startup_s": round((self.loop_started or time.time()) - self.started, 2),
+                "loop_s": round(time.time() - self.loop_started, 2) if self.loop_started else 0.0,
                 "time_in_kernels_and_reference_s": round(self.timing["layer"] + self.timing["reference"], 3),
                 "time_in_layer_s": round(self.timing["layer"], 3),
                 "time_in_reference_s": round(self.timing["reference"], 3),

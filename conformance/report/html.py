@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
+from conformance.report import fuzz_section
 from conformance.report.model import failures_first, fmt_num, fmt_ratio, num
 from conformance.report.plots import error_vs_bound_png, ratio_histogram_png
 
@@ -303,7 +304,7 @@ def render_html(report: dict) -> str:
             f"<li><code>{_e(e['nodeid'] or '<session>')}</code>: {_e(e['message'])}</li>"
             for e in report["collection_errors"]) + "</ul></div>")
     sections += ["<h2>Run</h2>", _meta(report),
-                 "<h2>Summary per phase and dtype</h2>", _summary(report),
+                 "<h2>Summary per phase and dtype</h2>", _summary(report), fuzz_section.html_section(report),
                  "<h2>Error against tolerance</h2>", _plots(report),
                  "<h2>Worst cases (failures first)</h2>", _worst_cases(report),
                  "<h2>Hazards</h2>", _hazards(report),

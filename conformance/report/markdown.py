@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from conformance.report import fuzz_section
 from conformance.report.model import failures_first, fmt_num, fmt_ratio
 
 TOP_FAILURES = 5
@@ -76,6 +77,7 @@ def render_markdown(report: dict) -> str:
     else:
         lines += ["_No case was compared._", ""]
 
+    lines += fuzz_section.markdown_lines(report)
     failing = [r for r in failures_first(report["records"]) if r["verdict"] != "pass"]
     if failing:
         lines += [f"### Top failures ({min(len(failing), TOP_FAILURES)} of {len(failing)})", "",

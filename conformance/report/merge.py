@@ -81,8 +81,9 @@ def merge_fuzz(sections: list[dict]) -> dict | None:
     for section in sections:
         for p in section.get("properties") or []:
             entry = props.setdefault(p["test_id"], {"test_id": p["test_id"], "cases": 0, "seconds": 0.0, "slices": 0,
-                                                    "failures": 0, "signatures": [], "examples_requested": 0})
-            for field in ("cases", "seconds", "slices", "failures", "examples_requested"):
+                                                    "failures": 0, "signatures": [], "examples_requested": 0,
+                                                    "work_s": 0.0})
+            for field in ("cases", "seconds", "slices", "failures", "examples_requested", "work_s"):
                 entry[field] += num(p.get(field) or 0)
             entry["signatures"] += [s for s in p.get("signatures") or [] if s not in entry["signatures"]]
         for f in section.get("failures") or []:
@@ -109,7 +110,8 @@ def merge_fuzz(sections: list[dict]) -> dict | None:
         "cases": sum(s.get("cases", 0) for s in sections),
         "slices": sum(s.get("slices", 0) for s in sections),
         **{k: round(sum(num(s.get(k) or 0) for s in sections), 3)
-           for k in ("time_in_kernels_and_reference_s", "time_in_layer_s", "time_in_reference_s")},
+           for k in ("time_in_kernels_and_reference_s", "time_in_layer_s", "time_in_reference_s", "startup_s",
+                     "loop_s")},
         "properties": sorted(props.values(), key=lambda p: p["test_id"]),
         "failures": sorted(failures.values(), key=lambda f: num(f["first_seen_s"])),
         "timeline": merge_timelines([s.get("timeline") or [] for s in sections]),

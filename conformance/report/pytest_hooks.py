@@ -46,6 +46,7 @@ class ReportSession:
         self.started = time.monotonic()
         self.started_at = now_iso()
         self._last_snapshot = 0.0
+        self.min_interval = SNAPSHOT_INTERVAL_S
         self._interval = SNAPSHOT_INTERVAL_S
         self.final: dict | None = None
         self.paths: dict[str, Path] = {}
@@ -56,6 +57,7 @@ class ReportSession:
         self.tally: list[dict] | None = None
         self.extension = None
         self.stopped_by_budget = False
+        self.render = True  # write report.html and summary.md at the end (a fuzz worker's controller does)
 
     # --- collection ---------------------------------------------------------------------------
     def add_report(self, report: pytest.TestReport) -> dict:
@@ -130,7 +132,7 @@ class ReportSession:
         write_json(report, self.out_dir)
         # A long fuzz run makes a large file: never spend more than ~10 % of the time rewriting it.
         self._last_snapshot = time.monotonic()
-        self._interval = max(SNAPSHOT_INTERVAL_S, 10 * (self._last_snapshot - now))
+        self._interval = max(self.min_interval, 10 * (self._last_snapshot - now))
 
     def completion(self, session: pytest.Session, exitstatus: int) -> tuple[bool, str | None]:
         if self.stopped_by_budget:
@@ -155,7 +157,7 @@ class ReportSession:
         report = self.build(complete=complete, incomplete_reason=reason, exitstatus=int(exitstatus), final=True)
         self.final = report
         self.paths = {"json": write_json(report, self.out_dir)}
-        for key, name, writer in (("md", MD_NAME, write_markdown), ("html", HTML_NAME, write_html)):
+        for key, name, writer in (("md", MD_NAME, write_markdown), ("html", HTML_NAME, write_html)) * self.render:
             path = self.out_dir / name
             try:
                 self.paths[key] = writer(report, path)
