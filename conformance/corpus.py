@@ -10,10 +10,12 @@ that is the point of promoting it.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
-CORPUS_DIR = Path(__file__).resolve().parent / "regression"
+#: The corpus folder: the package's own, or $NPU_CONFORMANCE_CORPUS (a project keeping its finds elsewhere).
+CORPUS_DIR = Path(os.environ.get("NPU_CONFORMANCE_CORPUS") or Path(__file__).resolve().parent / "regression")
 
 
 def case_paths(directory: Path = CORPUS_DIR) -> list[Path]:

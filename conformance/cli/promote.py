@@ -19,7 +19,8 @@ def add_parser(sub) -> None:
         epilog=exit_codes.HELP)
     parser.add_argument("files", nargs="+", metavar="FILE", help="case files, e.g. conformance-fuzz/failures/*.json")
     parser.add_argument("--corpus", metavar="DIR", default=None,
-                        help="the corpus folder (default: the package's conformance/regression/)")
+                        help="the corpus folder (default: $NPU_CONFORMANCE_CORPUS, else the package's "
+                             "conformance/regression/)")
     parser.set_defaults(func=promote_command)
 
 

@@ -27,5 +27,5 @@ def record_signature(record: dict) -> str:
     return f"{where} | failed {checks}" + (f" [{', '.join(hazards)}]" if hazards else "")
 
 
-def test_signature(test_id: str, message: str) -> str:
+def failed_test_signature(test_id: str, message: str) -> str:
     return f"{test_id} | test failed: {_blank(message)}"

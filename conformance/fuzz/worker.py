@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.fuzz.signatures import record_signature, test_signature
+from conformance.fuzz.signatures import record_signature, failed_test_signature
 from conformance.report.model import jsonable
 
 STATUS_NAME, RUNNING_NAME, JUDGED_WITH_NAME = "status.json", "running.json", "judged_with.json"
@@ -203,6 +203,11 @@ class FuzzWorker:
         except BudgetCut:
             self.stopped, self._cut = "budget (a slice was cut at the deadline)", True
             self.state.stopped_by_budget = True
+            self._salvage()
+            raise
+        except KeyboardInterrupt:
+            self.stopped = "interrupted"
+            self._salvage()
             raise
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
@@ -288,7 +293,7 @@ class FuzzWorker:
             signatures.append((record_signature(record), record))
         if not failing and self.last_outcome.get(nodeid) == "failed":
             reason = (self.state.tests.get(nodeid) or {}).get("reason") or ""
-            signatures.append((test_signature(nodeid, reason), None))
+            signatures.append((failed_test_signature(nodeid, reason), None))
         for signature, record in signatures:
             self._found(signature, nodeid, record)
 
@@ -316,6 +321,26 @@ class FuzzWorker:
         if stats is not None:
             stats["failures"] += 1
         self.write_status()
+
+    def _salvage(self) -> None:
+        """A slice stopped in the middle (budget cut, Ctrl-C) never reaches its test report, which is
+        where records normally go: take the cases it judged from conformance.verify directly, so a
+        failure found (and being shrunk) is not lost; of each failure, the last (most shrunk) case."""
+        from conformance import verify
+
+        records, written = verify.drain_records(), verify.drain_written()
+        last: dict[str, dict] = {}
+        for record in records:
+            record["test_id"] = self.current or "?"
+            if record["verdict"] != "pass":
+                last[record_signature(record)] = record
+        keep = {r.get("case_file") for r in last.values()}
+        for path in written:
+            if str(path) not in keep:
+                _remove_case_file(Path(path))
+        before = len(self.state.records)
+        self.state.records += [r for r in records if r["verdict"] == "pass"] + list(last.values())
+        self._failures_since(before, self.current or "?")
 
     # --- memory ------------------------------------------------------------------------------
     def _compact(self) -> None:
