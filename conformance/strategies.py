@@ -32,6 +32,18 @@ def _phase_family(phase: str) -> str:
     return "prefill" if phase in ("prefill", "engine") else "decode"
 
 
+def outside_npu_space(case: Case) -> str | None:
+    """Why `case` lies outside what the npu strategies draw (an emulator extension), or None."""
+    family = _phase_family(case.phase)
+    if case.dtype not in NPU_DTYPES[family]:
+        return f"{case.phase} in {case.dtype} (the npu shape space takes {', '.join(NPU_DTYPES[family])})"
+    if case.head_dim not in NPU_HEAD_DIMS[family]:
+        return f"head_dim {case.head_dim} (the npu shape space takes {NPU_HEAD_DIMS[family]})"
+    if case.block_size != 128:
+        return f"block_size {case.block_size} (the npu shape space takes 128)"
+    return None
+
+
 @st.composite
 def attention_shapes(draw, backend: str = "emulated", phase: str = "prefill", long: bool = False) -> dict:
     """num_heads / num_kv_heads (GQA ratio 1..8, MQA), head_dim, dtype, block_size, all accepted by the

@@ -173,3 +173,18 @@ def test_fuzz_refuses_bad_input_before_starting_anything(tmp_path, args, message
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert message in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
     assert not (tmp_path / "o" / "workers").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-k", "no_such_property"], "no test was collected"),
+    (["--plant", "no_such_bug"], "--plant 'no_such_bug': no such planted bug"),
+])
+def test_fuzz_stops_at_once_when_its_workers_cannot_start(tmp_path, args, message):
+    import time
+
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "fuzz", "--budget", "5m", "--backend", "emulated",
+                           "--out", str(tmp_path / "o"), *args], capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "TORCH_DEVICE_BACKEND_AUTOLOAD": "0"}, cwd=tmp_path)
+    assert proc.returncode == 2 and message in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert time.monotonic() - started < 120  # not the five-minute budget

@@ -52,7 +52,7 @@ def test_a_second_session_starts_by_replaying_what_the_first_found(tmp_path, red
     first, second = tmp_path / "first", tmp_path / "second"
     (first / "cwd").mkdir(parents=True)
     (second / "cwd").mkdir(parents=True)  # separate local copies: only Redis connects the two
-    code, text = cli(first / "cwd", "fuzz", "--budget", "25s", "--plant", PLANT, "-k", "test_decode_eager",
+    code, text = cli(first / "cwd", "fuzz", "--budget", "20s", "--plant", PLANT, "-k", "test_decode_eager",
                      "--out", first / "out", "--database", url, "--backend", "emulated")
     assert code == 1, text[-3000:]
     from conformance.report import load_report
@@ -63,7 +63,7 @@ def test_a_second_session_starts_by_replaying_what_the_first_found(tmp_path, red
     keys = redis.Redis.from_url(url).keys("*")
     assert keys and all(k.startswith(b"npu-conformance:") and b":emulated-cpu:" in k for k in keys)
 
-    code, text = cli(second / "cwd", "fuzz", "--budget", "20s", "--plant", PLANT, "-k", "test_decode_eager",
+    code, text = cli(second / "cwd", "fuzz", "--budget", "15s", "--plant", PLANT, "-k", "test_decode_eager",
                      "--out", second / "out", "--database", url, "--backend", "emulated")
     assert code == 1, text[-3000:]
     replayed = load_report(second / "out" / "report.json")

@@ -35,7 +35,7 @@ def cli(tmp_path: Path, *args, timeout: float = 400, **env):
 
 def test_a_planted_bug_is_found_saved_replayed_and_promoted_into_every_later_run(tmp_path):
     out, corpus = tmp_path / "s1", tmp_path / "corpus"
-    code, text = cli(tmp_path, "fuzz", "--budget", "25s", "--plant", PLANT, "-k", "test_decode_eager",
+    code, text = cli(tmp_path, "fuzz", "--budget", "20s", "--plant", PLANT, "-k", "test_decode_eager",
                      "--out", out, "--database", tmp_path / "db", "--backend", "emulated")
     assert code == 1, text[-3000:]
     report = load_report(out / "report.json")  # schema-valid
@@ -64,7 +64,7 @@ def test_a_planted_bug_is_found_saved_replayed_and_promoted_into_every_later_run
     run = load_report(tmp_path / "r" / "report.json")
     ids = [t["test_id"] for t in run["tests"]]
     assert any(case_file.stem in i for i in ids), ids
-    code, text = cli(tmp_path, "fuzz", "--budget", "20s", "--plant", PLANT, "-k", "test_regression",
+    code, text = cli(tmp_path, "fuzz", "--budget", "15s", "--plant", PLANT, "-k", "test_regression",
                      "--out", tmp_path / "s2", "--database", tmp_path / "db2", "--backend", "emulated",
                      NPU_CONFORMANCE_CORPUS=str(corpus))
     again = load_report(tmp_path / "s2" / "report.json")
@@ -74,7 +74,7 @@ def test_a_planted_bug_is_found_saved_replayed_and_promoted_into_every_later_run
 
 def test_two_workers_on_two_cards_pass_the_unmutated_layer(tmp_path):
     out = tmp_path / "s"
-    code, text = cli(tmp_path, "fuzz", "--budget", "20s", "--workers", "2", "--devices", "0-1", "-k",
+    code, text = cli(tmp_path, "fuzz", "--budget", "15s", "--workers", "2", "--devices", "0-1", "-k",
                      "test_decode_eager", "--out", out, "--database", tmp_path / "db", "--backend", "emulated")
     assert code == 0, text[-3000:]
     assert "worker 0 on NPU 0, worker 1 on NPU 1" in text
@@ -124,7 +124,7 @@ CRASHING_KERNEL = textwrap.dedent("""
 def test_a_worker_killed_mid_case_is_a_failure_of_that_case_and_is_restarted(tmp_path):
     (tmp_path / "crashing_kernel.py").write_text(CRASHING_KERNEL)
     mark, out = tmp_path / "crashed-on", tmp_path / "s"
-    code, text = cli(tmp_path, "fuzz", "--budget", "40s", "-k", "test_decode_eager", "--out", out,
+    code, text = cli(tmp_path, "fuzz", "--budget", "30s", "-k", "test_decode_eager", "--out", out,
                      "--database", tmp_path / "db", "--backend", "emulated", "--", "-p", "crashing_kernel",
                      PYTHONPATH=str(tmp_path), CRASH_MARK=str(mark))
     assert code == 1, text[-3000:]

@@ -115,6 +115,10 @@ def fuzz_command(args: argparse.Namespace) -> int:
         while session.running():
             time.sleep(0.25)
             session.poll()
+            if session.usage_error:  # every worker gets the same options: stop the rest too
+                session.interrupt()
+                _wait(session)
+                break
             session.enforce_deadline()
             display.tick()
     except KeyboardInterrupt:
@@ -163,7 +167,7 @@ def _finish(console, session, out: Path) -> int:
     from conformance.report.junit import write_junit
 
     if session.usage_error:
-        return _fail(console, f"a worker refused its options:\n{session.usage_error}", exit_codes.USAGE)
+        return _fail(console, f"a worker could not start:\n{session.usage_error}", exit_codes.USAGE)
     report = session.merged(final=True)
     if report is None:
         return _fail(console, "no worker wrote a report (see the logs in " + str(out / "workers") + ")",
@@ -206,7 +210,8 @@ class LiveDisplay:
         self.console, self.session = console, session
         self.tty = console.is_terminal
         self.live = None
-        self._last_draw = self._last_snapshot = time.time()
+        self._last_draw = time.time()
+        self._last_snapshot = time.time() - SNAPSHOT_S + 10  # the first merged snapshot after ~10 s
 
     def tick(self) -> None:
         now = time.time()

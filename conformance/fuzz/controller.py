@@ -133,6 +133,9 @@ class FuzzSession:
             if code == 4:  # pytest's usage error: a bad option reached the worker
                 worker.ended = "usage error"
                 self.usage_error = _log_tail(worker.folder)
+            elif code == 5:  # pytest collected nothing
+                worker.ended = "no tests"
+                self.usage_error = "no test was collected (does -k match any property?)\n" + _log_tail(worker.folder)
             elif code == 3:
                 worker.ended = "internal error"
                 self.internal_error = _log_tail(worker.folder)
@@ -226,9 +229,10 @@ class FuzzSession:
             complete, reason = False, "a worker did not finish: " + ", ".join(
                 f"worker {w.index} {w.ended}" for w in self.workers if w.ended != "finished")
         else:
-            stale = [src for src, r in reports if not r["complete"] and src not in map(str, self.retired)]
+            stale = [(src, r["incomplete_reason"]) for src, r in reports
+                     if not r["complete"] and src not in map(str, self.retired)]
             if stale:
-                complete, reason = False, f"worker report(s) {stale} are incomplete"
+                complete, reason = False, "; ".join(f"{Path(src).name}: {why}" for src, why in stale)
         restarts = {w.index: w.restarts for w in self.workers}
         report = merge_reports([r for _, r in reports], sources=[s for s, _ in reports], complete=complete,
                                incomplete_reason=reason, extra_records=self.crashes)
