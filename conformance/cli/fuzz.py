@@ -253,10 +253,9 @@ class LiveDisplay:
                 e["failures"] |= set(p.get("signatures") or [])
             for f in s.get("failures") or []:
                 failures.add(f["signature"])
-            for s_worst in [s.get("worst") or {}]:
-                for bucket, ratio in s_worst.items():
-                    if rank(ratio) > rank(worst.get(bucket)):
-                        worst[bucket] = ratio
+            for bucket, ratio in (s.get("worst") or {}).items():
+                if rank(ratio) > rank(worst.get(bucket)):
+                    worst[bucket] = ratio
         return {"props": props, "worst": worst, "failures": failures,
                 "cases": sum(s.get("cases", 0) for s in statuses),
                 "left": max(0.0, self.session.deadline - time.time()),

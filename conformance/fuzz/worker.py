@@ -83,7 +83,7 @@ class FuzzWorker:
 
         from conformance import verify
         from conformance.case_files import judged_with
-        from conformance.fuzz.database import open_database
+        from conformance.fuzz.database import DatabaseError, open_database
         from conformance.session import configure, settings
 
         self.config, self.state = config, state
@@ -104,7 +104,10 @@ class FuzzWorker:
             configure(mutation=BY_NAME[plant].mutation())
         run = settings()
         self.hardware = "emulated-cpu" if run.backend == "emulated" else _npu_hardware()
-        self.database = open_database(opt("fuzz_database"), self.hardware)
+        try:
+            self.database = open_database(opt("fuzz_database"), self.hardware)
+        except DatabaseError as exc:  # the controller checked it at the start; it went away since
+            raise pytest.UsageError(str(exc)) from exc
         self.base = hyp_settings.get_profile(config._conformance_profile)
         self.judged_with = judged_with(run)
         self.plant = plant
