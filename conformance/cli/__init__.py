@@ -31,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="npu-conformance", epilog=exit_codes.HELP,
         description="Numerical conformance harness for an Ascend NPU paged-attention layer: run the suite, "
-                    "replay a saved case, render and compare reports, check the machine, measure the suite "
-                    "against planted bugs.")
+                    "fuzz it for a time budget, replay and promote a saved case, render, merge and compare "
+                    "reports, check the machine, measure the suite against planted bugs.")
     parser.add_argument("--version", action="version", version=f"npu-conformance {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in SUBCOMMANDS:

@@ -119,11 +119,10 @@ def merge_fuzz(sections: list[dict]) -> dict | None:
 
 
 def merge_reports(reports: list[dict], *, sources: list[str] | None = None, complete: bool | None = None,
-                  incomplete_reason: str | None = None, extra_records: list[dict] | None = None,
-                  fuzz_extra: dict | None = None) -> dict:
+                  incomplete_reason: str | None = None, extra_records: list[dict] | None = None) -> dict:
     """One report from `reports` (JSON form). `complete` overrides "every input is complete" (a fuzz
-    session decides for itself); `extra_records` are added (a crashed worker's case); `fuzz_extra`
-    updates the merged fuzz section."""
+    session decides for itself); `extra_records` are added (a crashed worker's case). A ledger entry
+    that matched nothing is "unused", never "stale": a report does not say whether it was a full run."""
     if not reports:
         raise ValueError("nothing to merge: no reports given")
     first = reports[0]
@@ -140,10 +139,7 @@ def merge_reports(reports: list[dict], *, sources: list[str] | None = None, comp
     collected = [r["totals"]["tests"].get("collected") for r in reports]
     ledger = [{k: v for k, v in a.items() if k not in ("matched", "status")} for a in first.get("acknowledgements") or []]
     fuzz = merge_fuzz([r["fuzz"] for r in reports if r.get("fuzz")])
-    if fuzz is not None and fuzz_extra:
-        fuzz.update(fuzz_extra)
-    full = all(any(a.get("status") != "unused" for a in r.get("acknowledgements") or [{}]) for r in reports)
     return build_report(run, records, merge_tests(reports), complete=complete, incomplete_reason=incomplete_reason,
                         tests_collected=max((c for c in collected if c is not None), default=None),
                         collection_errors=[e for r in reports for e in r["collection_errors"]],
-                        acknowledgements=ledger, full_run=full, tally=merge_tally(reports) or None, fuzz=fuzz)
+                        acknowledgements=ledger, full_run=False, tally=merge_tally(reports) or None, fuzz=fuzz)

@@ -157,7 +157,8 @@ class ReportSession:
         report = self.build(complete=complete, incomplete_reason=reason, exitstatus=int(exitstatus), final=True)
         self.final = report
         self.paths = {"json": write_json(report, self.out_dir)}
-        for key, name, writer in (("md", MD_NAME, write_markdown), ("html", HTML_NAME, write_html)) * self.render:
+        renderers = (("md", MD_NAME, write_markdown), ("html", HTML_NAME, write_html)) if self.render else ()
+        for key, name, writer in renderers:
             path = self.out_dir / name
             try:
                 self.paths[key] = writer(report, path)
