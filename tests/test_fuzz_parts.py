@@ -188,3 +188,15 @@ def test_fuzz_stops_at_once_when_its_workers_cannot_start(tmp_path, args, messag
                           env={**os.environ, "TORCH_DEVICE_BACKEND_AUTOLOAD": "0"}, cwd=tmp_path)
     assert proc.returncode == 2 and message in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert time.monotonic() - started < 120  # not the five-minute budget
+
+
+def test_a_report_with_counted_only_cases_says_its_plots_leave_them_out():
+    from conformance.report import render_html, render_markdown
+
+    records = sample_records()
+    passing = [r for r in records if r["verdict"] == "pass"]
+    kept = [r for r in records if r not in passing[5:]]
+    report = build_report(_run(True), kept, sample_tests(records), complete=True, tally=tally_records(passing[5:]))
+    assert f"{len(passing) - 5} more passing cases are only counted" in render_html(report)
+    full = build_report(_run(True), records, sample_tests(records), complete=True)
+    assert "only counted" not in render_html(full) and "Fuzz session" not in render_markdown(full)

@@ -289,6 +289,11 @@ def _plots(report: dict) -> str:
                      ("Histogram of error/tolerance ratios", ratio_histogram_png(report["records"]))):
         if png:
             parts.append(f'<img alt="{_e(alt)}" src="data:image/png;base64,{png}">')
+    if parts and report.get("tally"):
+        counted = sum(t["cases"] for t in report["tally"])
+        parts.insert(0, f'<p class="muted">A fuzz session keeps every failing case and the worst passing ones of '
+                        f'each phase and dtype; {counted} more passing cases are only counted (in the summary '
+                        "above), not plotted.</p>")
     return "".join(parts) or '<p class="muted">No compared case to plot.</p>'
 
 
