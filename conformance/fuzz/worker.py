@@ -147,6 +147,7 @@ class FuzzWorker:
     def _on_record(self, record: dict) -> None:
         from conformance.report.model import rank
 
+        (self.out / RUNNING_NAME).unlink(missing_ok=True)  # judged: a crash from now on is not this case's
         self.cases += 1
         stats = self.properties.get(self.current or "")
         if stats is not None:
