@@ -69,8 +69,8 @@ def attention_shapes(draw, backend: str = "emulated", phase: str = "prefill", lo
 @functools.lru_cache(maxsize=64)
 def _length(block_size: int, max_len: int) -> st.SearchStrategy[int]:
     """One sequence length: block boundaries (bs-1/bs/bs+1 and multiples), single tokens, anything.
-    Built once per (block_size, max_len): a strategy validates itself on first use, which was a
-    quarter of a decode example's drawing time when rebuilt for every length."""
+    Built once per (block_size, max_len): a strategy validates itself on first use, and rebuilt for
+    every length that was about a quarter of the eager decode property's time (cProfile, ci profile)."""
     near_boundary = st.builds(lambda m, d: max(1, m * block_size + d), st.integers(1, 3), st.sampled_from((0, -1, 1)))
     return st.one_of(st.integers(1, min(max_len, 3 * block_size)), near_boundary, st.just(1)).filter(
         lambda n: n <= max_len)
