@@ -120,6 +120,7 @@ class FuzzWorker:
         self.current: str | None = None
         self.stopped: str | None = None
         self.last_outcome: dict[str, str] = {}
+        self.own_settings: dict = {}  # each test's hypothesis settings before the first slice replaced them
         self._last_status = 0.0
         self._last_point = -math.inf
         self._point_every = max(1.0, (self.deadline - self.started) / TIMELINE_POINTS)
@@ -251,9 +252,7 @@ class FuzzWorker:
         stats = self.properties[item.nodeid]
         target_s = min(30.0, max(2.0, (self.deadline - self.started) / (3 * max(1, len(self.properties)))))
         per_example = stats["seconds"] / stats["examples"] if stats["examples"] else None
-        n = 3 if per_example is None else int(target_s / max(per_example, 1e-3))
-        if per_example is not None:
-            n = min(n, int(max(self.left(), 0) / max(per_example, 1e-3)))
+        n = 3 if per_example is None else int(min(target_s, max(self.left(), 0)) / max(per_example, 1e-3))
         n = max(1, min(n, 5000))
         phases = [p for p in self.base.phases if p is not Phase.explain]
         if stats["slices"]:  # the property's @example cases ran in its first slice
@@ -262,19 +261,14 @@ class FuzzWorker:
             phases = [p for p in phases if p is not Phase.reuse]
         fn = getattr(item, "obj", None)
         stateful = not hasattr(fn, "hypothesis")
-        own = item.cls.settings if stateful else getattr(fn, "_fuzz_original_settings", None)
-        if not stateful and own is None:
-            own = fn._fuzz_original_settings = fn._hypothesis_internal_use_settings
-        if stateful:
-            own = getattr(item.cls, "_fuzz_original_settings", None) or own
-            item.cls._fuzz_original_settings = own
-        chosen = hyp_settings(parent=own, max_examples=n, database=self.database, phases=phases, derandomize=False)
-        if stateful:
-            item.cls.settings = chosen
-        else:
-            fn._hypothesis_internal_use_settings = chosen  # what @settings sets; replaced for each slice
-            if self.seed is not None:
-                seed(hash((self.seed, self.index, self.slices)) & 0xFFFFFFFF)(fn)
+        # What @settings sets on a function, or TestCase.settings of a state machine: replaced for each
+        # slice, always derived from the test's own (kept per function: parametrized items share one).
+        holder, attr = (item.cls, "settings") if stateful else (fn, "_hypothesis_internal_use_settings")
+        own = self.own_settings.setdefault(holder, getattr(holder, attr))
+        setattr(holder, attr, hyp_settings(parent=own, max_examples=n, database=self.database, phases=phases,
+                                           derandomize=False))
+        if self.seed is not None and not stateful:
+            seed(hash((self.seed, self.index, self.slices)) & 0xFFFFFFFF)(fn)
         self.slices += 1
         started, work = time.monotonic(), self.timing["layer"] + self.timing["reference"]
         try:
