@@ -16,12 +16,15 @@ import torch
 
 import reference
 from conformance.acknowledgements import judge_hazards
+from conformance.ascend_standard import AscendMetrics, compare_ascend
 from conformance.backends import prepare_device  # importing it also registers the emulated backend
 from conformance.cases import Case, Tensors
+from conformance.determinism import DeterminismResult, compare_runs
 from conformance.mutation import mutated_kernel_backend
 from conformance.report.model import fmt_ratio
 from conformance.session import RunSettings, settings as current_settings
-from conformance.tolerance import CacheMetrics, OutputMetrics, bits_equal, compare_cache, compare_output
+from conformance.tolerance import (CacheMetrics, Gating, OutputMetrics, bits_equal, compare_cache,
+                                   compare_output)
 from npu_attention import Attention, Context, kernels, use_context, validate_context
 
 
@@ -189,13 +192,29 @@ class Outcome:
     hazards: list[dict]  # each with `acknowledgement` and `accepted` (conformance.acknowledgements)
     notes: list[dict] = field(default_factory=list)
     layer: LayerRun | None = field(default=None, repr=False)  # raw results, for metamorphic checks
+    ascend: AscendMetrics | None = None  # Ascend's benchmark standard on the same output
+    determinism: DeterminismResult | None = None  # a second run on the same inputs
+    gating: Gating = Gating()
 
     @property
     def failed_checks(self) -> list[str]:
-        """What failed: "output", a cache name, "hazards" (an unacknowledged hazard)."""
-        failed = [] if self.output.passed else ["output"]
+        """What failed among the checks that gate: "output" (the dual reference), "ascend" (the
+        benchmark standard), a cache name, "hazards" (an unacknowledged hazard), "determinism"."""
+        failed = [] if self.output.passed or not self.gating.gates("dual") else ["output"]
+        if self.ascend is not None and not self.ascend.passed and self.gating.gates("ascend"):
+            failed.append("ascend")
         failed += [c.name for c in self.caches if not c.passed]
-        return failed + (["hazards"] if any(not h["accepted"] for h in self.hazards) else [])
+        failed += ["hazards"] if any(not h["accepted"] for h in self.hazards) else []
+        if self.determinism is not None and not self.determinism.passed and self.gating.gates("determinism"):
+            failed.append("determinism")
+        return failed
+
+    @property
+    def verdicts(self) -> dict:
+        """Every standard's own verdict, gating or not ("not run" when it was not computed)."""
+        return {"dual": self.output.verdict,
+                "ascend": self.ascend.verdict if self.ascend is not None else "not run",
+                "determinism": self.determinism.verdict if self.determinism is not None else "not run"}
 
     @property
     def passed(self) -> bool:
@@ -207,8 +226,12 @@ class Outcome:
 
     @property
     def ratio(self) -> float:
-        """The case's worst error/tolerance ratio (max rule or mean rule): <= 1 passes."""
-        return max(self.output.ratio, self.output.mean_ratio)
+        """The case's worst error/tolerance ratio over the gating standards (the dual reference's max and
+        mean rules, the Ascend standard's worst metric / limit): <= 1 passes."""
+        ratios = [max(self.output.ratio, self.output.mean_ratio)] if self.gating.gates("dual") else []
+        if self.ascend is not None and self.gating.gates("ascend"):
+            ratios.append(self.ascend.margin)
+        return max(ratios)
 
     def record(self) -> dict:
         case = self.case
@@ -219,8 +242,11 @@ class Outcome:
             "lengths": {"batch": case.batch, "min": min(case.seq_lens), "max": max(case.seq_lens),
                         "total": sum(case.seq_lens)},
             "ratio": self.ratio, "bound": self.output.bound, "verdict": self.verdict,
-            "failed_checks": self.failed_checks,
+            "failed_checks": self.failed_checks, "verdicts": self.verdicts,
+            "ascend_ratio": self.ascend.margin if self.ascend is not None else None,
             "output": self.output.as_dict(), "caches": [c.as_dict() for c in self.caches],
+            "ascend": self.ascend.as_dict() if self.ascend is not None else None,
+            "determinism": self.determinism.as_dict() if self.determinism is not None else None,
             "hazards": self.hazards, "notes": self.notes, "case": case.to_dict(),
             **({"graph": self.layer.graph} if self.layer is not None and self.layer.graph else {}),
         }
@@ -229,7 +255,8 @@ class Outcome:
         """A failure that reads well: the case, the worst spot with values, the numbers, hazards, replay."""
         o = self.output
         lines = [f"{self.case.summary()}  (case {self.case.case_id}, backend {self.backend})",
-                 f"  output: {o.verdict.upper()}  max err {o.max_abs_err:.3e} / bound {o.bound:.3e} "
+                 f"  output, dual reference{'' if self.gating.gates('dual') else ' (reported, not gating)'}: "
+                 f"{o.verdict.upper()}  max err {o.max_abs_err:.3e} / bound {o.bound:.3e} "
                  f"(ratio {fmt_ratio(o.ratio)}; baseline max {o.baseline_max_abs_err:.3e}; the {o.bound_term} term "
                  f"binds), mean err {o.mean_abs_err:.3e} / {o.mean_bound:.3e} (ratio {fmt_ratio(o.mean_ratio)})"]
         lines += [f"    - {reason}" for reason in o.reasons]
@@ -239,8 +266,16 @@ class Outcome:
         for w in o.worst_values[:3]:
             lines.append(f"      row {w['row']} head {w['head']} dim {w['dim']}: out {w['out']:.6g}  golden "
                          f"{w['golden']:.6g}  baseline {w['baseline']:.6g}")
-        if o.ascend_ratio is not None:
-            lines.append(f"    Ascend ceiling (eps {o.ascend_eps:g}): ratio {fmt_ratio(o.ascend_ratio)}")
+        if self.ascend is not None:
+            a = self.ascend
+            gate = "" if self.gating.gates("ascend") else " (reported, not gating)"
+            lines.append(f"  output, Ascend benchmark standard {a.level}{gate}: {a.verdict.upper()}  "
+                         + ", ".join(f"{m} {fmt_ratio(a.ratios[m])}/{a.limits[m]:g}" for m in a.ratios))
+            lines += [f"    - {reason}" for reason in a.reasons]
+        if self.determinism is not None and not self.determinism.passed:
+            gate = "" if self.gating.gates("determinism") else " (reported, not gating)"
+            lines.append(f"  determinism over {self.determinism.runs} runs{gate}: FAIL")
+            lines += [f"    - {reason}" for reason in self.determinism.reasons]
         for c in self.caches:
             lines.append(f"  {c.name}: {c.verdict.upper()} ({c.mismatched_slots}/{c.slots} slots differ)")
             lines += [f"    - {reason}" for reason in c.reasons]
@@ -260,18 +295,22 @@ class Outcome:
 
 
 def judge(case: Case, t: Tensors, run: LayerRun, expected: Expected, policy, backend: str,
-          settings: RunSettings | None = None) -> Outcome:
+          settings: RunSettings | None = None, rerun: LayerRun | None = None) -> Outcome:
+    """Judge the layer's `run` (and `rerun`, the same inputs run again, for determinism)."""
+    settings = settings or current_settings()
+    gating = settings.policies.gating
     output = compare_output(run.out, expected.golden, expected.baseline, dtype=case.torch_dtype,
-                            row_seq=expected.row_seq, empty_rows=expected.empty_rows, policy=policy,
-                            accumulation_length=case.head_dim * max(case.seq_lens))
+                            row_seq=expected.row_seq, empty_rows=expected.empty_rows, policy=policy)
+    ascend = compare_ascend(run.out, expected.golden, expected.baseline, dtype=case.torch_dtype,
+                            level=gating.ascend_level)
+    determinism = None if rerun is None else compare_runs([run, rerun], expected.row_seq, case.head_dim)
     caches = []
     for name, actual, want in (("k_cache", run.k_cache, expected.k_cache), ("v_cache", run.v_cache, expected.v_cache)):
         if expected.empty_rows:  # graph padding rows write the dummy slot
             want = _accept_dummy_write(want, actual, case, t, name, expected.empty_rows)
         caches.append(compare_cache(name, actual, want))
-    settings = settings or current_settings()
     hazards = judge_hazards(run.hazards, case.phase, settings.acknowledgements, settings.strict_contracts)
-    return Outcome(case, backend, output, caches, hazards, run.notes, run)
+    return Outcome(case, backend, output, caches, hazards, run.notes, run, ascend, determinism, gating)
 
 
 def _accept_dummy_write(want, actual, case: Case, t: Tensors, name: str, rows: list[int]) -> torch.Tensor:
@@ -294,4 +333,8 @@ def check_case(case: Case, run: RunSettings | None = None, tensors: Tensors | No
     ctx = runner_context(case, tensors, run)  # before the oracle: out-of-contract input is named, not crashed on
     expected = expected_results(case, tensors)
     layer_run = run_layer(case, tensors, run, validated=ctx)
-    return judge(case, tensors, layer_run, expected, run.policies.for_dtype(case.torch_dtype), run.backend, run)
+    # The same inputs again (the layer writes to clones of the starting caches, so this run starts
+    # where the first did): on the emulator this costs one more layer call per case.
+    rerun = run_layer(case, tensors, run, validated=ctx)
+    return judge(case, tensors, layer_run, expected, run.policies.for_dtype(case.torch_dtype), run.backend, run,
+                 rerun)

@@ -9,8 +9,9 @@ mean companion, the ULP floor of flash-attention-npu's compare.py):
           and  mean|out - golden| <= mean_k * mean|baseline - golden|  (same floor)
           and  every compared value is finite, and rows with no visible key are exactly 0.
 
-The Ascend "new standard" ceiling |d| <= max(|golden|, 1) * eps (eps 2^-8 fp16, 2^-7 bf16, doubled
-when head_dim * max_context + 4 >= 2048) is reported beside it as an independent sanity bound.
+Ascend's benchmark standard (conformance.ascend_standard) is computed beside it for every output;
+`Gating` (the policy file's [gating] table) says which of the two standards, and whether the
+determinism check, fail a case.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from conformance.ascend_standard import DEFAULT_LEVEL, LEVELS
 from conformance.names import DTYPE_NAMES
 
 if sys.version_info >= (3, 11):
@@ -29,8 +31,37 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-#: eps of the Ascend ATB "new standard" ceiling, per kernel dtype.
-ASCEND_EPS = {torch.float16: 2.0**-8, torch.bfloat16: 2.0**-7}
+#: Which standards gate a case: the dual reference, Ascend's benchmark standard, or both.
+STANDARDS = ("dual", "ascend", "both")
+DETERMINISM = ("gate", "report")
+
+
+@dataclass(frozen=True)
+class Gating:
+    """What fails a case. Whatever does not gate is still computed and reported on every record."""
+
+    standards: str = "dual"
+    determinism: str = "gate"  # two runs on the same inputs must give the same bits
+    ascend_level: str = DEFAULT_LEVEL  # msprobe's level for attention (npu_fusion_attention) and scatter_
+
+    def gates(self, standard: str) -> bool:
+        """Whether `standard` ("dual", "ascend" or "determinism") can fail a case."""
+        if standard == "determinism":
+            return self.determinism == "gate"
+        return self.standards in (standard, "both")
+
+    @classmethod
+    def from_table(cls, table: dict, where: str) -> "Gating":
+        if not isinstance(table, dict):
+            raise PolicyFileError(f"{where}: must be a table of standards, determinism, ascend_level")
+        choices = {"standards": STANDARDS, "determinism": DETERMINISM, "ascend_level": tuple(sorted(LEVELS))}
+        unknown = sorted(set(table) - set(choices))
+        if unknown:
+            raise PolicyFileError(f"{where}: unknown keys {unknown}; allowed: {list(choices)}")
+        for key, value in table.items():
+            if value not in choices[key]:
+                raise PolicyFileError(f"{where}.{key}: must be one of {list(choices[key])}, got {value!r}")
+        return cls(**table)
 
 
 @dataclass(frozen=True)
@@ -85,6 +116,7 @@ class PolicySet:
     default: TolerancePolicy = TolerancePolicy()
     per_dtype: dict[str, TolerancePolicy] = field(default_factory=_default_per_dtype)
     hardware: dict[str, str] = field(default_factory=dict)
+    gating: Gating = Gating()
 
     def for_dtype(self, dtype: torch.dtype) -> TolerancePolicy:
         return self.per_dtype.get(dtype_name(dtype), self.default)
@@ -93,7 +125,7 @@ class PolicySet:
         """Plain data (report.json's run.tolerance_policy, case files); from_dict() reads it back."""
         return {"source": self.default.source, "default": asdict(self.default),
                 "per_dtype": {name: asdict(p) for name, p in sorted(self.per_dtype.items())},
-                "hardware": dict(self.hardware)}
+                "hardware": dict(self.hardware), "gating": asdict(self.gating)}
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "policy") -> "PolicySet":
@@ -114,7 +146,8 @@ class PolicySet:
             raise PolicyFileError(f"{where}.hardware: must be a table of strings")
         return cls(policy(data["default"], f"{where}.default"),
                    {name: policy(t, f"{where}.per_dtype.{name}") for name, t in per_dtype.items()},
-                   {str(k): str(v) for k, v in hardware.items()})
+                   {str(k): str(v) for k, v in hardware.items()},
+                   Gating.from_table(data.get("gating", {}), f"{where}.gating"))
 
 
 def _table(data: dict, key: str, where: str) -> dict:
@@ -150,6 +183,10 @@ def load_policy(path: str | Path) -> PolicySet:
         k = 2.5
         [dtype.bfloat16]      # per-dtype overrides on top of [policy]
         k = 3.0
+        [gating]              # what fails a case (the rest is reported)
+        standards = "both"    # "dual" (default), "ascend" or "both"
+        determinism = "gate"  # "gate" (default) or "report"
+        ascend_level = "L1"   # msprobe level: L0, L1 (attention, default) or L2
     """
     path = Path(path)
     try:
@@ -160,9 +197,9 @@ def load_policy(path: str | Path) -> PolicySet:
         raise PolicyFileError(f"{path}: not valid TOML: {exc}") from exc
     except OSError as exc:
         raise PolicyFileError(f"--tolerance-policy: cannot read {str(path)!r} ({exc.strerror})") from None
-    unknown = sorted(set(data) - {"hardware", "policy", "dtype"})
+    unknown = sorted(set(data) - {"hardware", "policy", "dtype", "gating"})
     if unknown:
-        raise PolicyFileError(f"{path}: unknown tables {unknown}; allowed: hardware, policy, dtype")
+        raise PolicyFileError(f"{path}: unknown tables {unknown}; allowed: hardware, policy, dtype, gating")
     base = replace(TolerancePolicy(), source=str(path),
                    **_policy_values(_table(data, "policy", str(path)), f"{path} [policy]"))
     per_dtype = {}
@@ -173,7 +210,8 @@ def load_policy(path: str | Path) -> PolicySet:
             raise PolicyFileError(f"{path} [dtype.{name}]: must be a table, got {type(table).__name__} {table!r}")
         per_dtype[name] = replace(base, **_policy_values(table, f"{path} [dtype.{name}]"))
     hardware = {str(k): str(v) for k, v in _table(data, "hardware", str(path)).items()}
-    return PolicySet(base, per_dtype, hardware)
+    gating = Gating.from_table(_table(data, "gating", str(path)), f"{path} [gating]")
+    return PolicySet(base, per_dtype, hardware, gating)
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -221,8 +259,6 @@ class OutputMetrics(_Judged):
     worst_values: list[dict]
     nonfinite_rows: list[int]
     nonzero_empty_rows: list[int]
-    ascend_eps: float | None
-    ascend_ratio: float | None  # max over elements of |d| / (max(|golden|,1) * eps)
     policy: dict
     verdict: str
     reasons: list[str]
@@ -237,7 +273,6 @@ def compare_output(
     row_seq: list[int],
     empty_rows: list[int] = (),
     policy: TolerancePolicy = TolerancePolicy(),
-    accumulation_length: int = 0,
 ) -> OutputMetrics:
     """Compare `out` [R, H, D] with golden/baseline [R, H, D]. `row_seq[r]` is row r's sequence;
     `empty_rows` are rows that see no key (must be exactly 0; excluded from the error statistics)."""
@@ -291,20 +326,13 @@ def compare_output(
     per_seq_ratio = [float(x) / bound for x in per_seq]
     worst_values = _worst_values(masked_err, out64, golden64, base64, row_seq, limit=5)
 
-    ascend_eps = ASCEND_EPS.get(dtype)
-    ascend_ratio = None
-    if ascend_eps is not None and kept_err.numel():
-        eps = ascend_eps * (2 if accumulation_length + 4 >= 2048 else 1)
-        ascend_eps = eps
-        ascend_ratio = float((kept_err / (golden64[keep].abs().clamp(min=1.0) * eps)).max())
-
     return OutputMetrics(
         dtype=dtype_name(dtype), rows=int(out.shape[0]), max_abs_err=max_err, mean_abs_err=mean_err,
         baseline_max_abs_err=base_max, baseline_mean_abs_err=base_mean, golden_absmax=golden_absmax,
         bound=bound, mean_bound=mean_bound, ratio=ratio, mean_ratio=mean_ratio, bound_term=bound_term,
         worst_row=worst_row, worst_seq=row_seq[worst_row] if len(row_seq) else -1, worst_head=worst_head,
         per_seq_ratio=per_seq_ratio, worst_values=worst_values, nonfinite_rows=nonfinite_rows,
-        nonzero_empty_rows=nonzero_empty, ascend_eps=ascend_eps, ascend_ratio=ascend_ratio,
+        nonzero_empty_rows=nonzero_empty,
         policy={f.name: getattr(policy, f.name) for f in fields(policy)},
         verdict="fail" if reasons else "pass", reasons=reasons,
     )

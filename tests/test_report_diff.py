@@ -113,7 +113,7 @@ def test_diff_command_exit_status_and_table(tmp_path, old, capsys):
     capsys.readouterr()
     (tmp_path / "junk.json").write_text("[]", encoding="utf-8")
     assert cli.main(["diff", str(a), str(tmp_path / "junk.json")]) == 2
-    assert "is not a valid schema-v1 npu-conformance report" in capsys.readouterr().err
+    assert "is not a valid schema-v2 npu-conformance report" in capsys.readouterr().err
 
 
 def _resampled(report: dict, salt: str, scale: float = 1.0, fail_bucket=None) -> dict:

@@ -40,17 +40,20 @@ def test_markdown_has_verdict_metadata_bucket_table_failures_and_hazards(report)
     lines = md.splitlines()
     assert lines[0] == f"## ❌ npu-conformance: {report['verdict']['reason']}"
     assert "backend `emulated`" in md and "profile `dev`" in md and "seed 1234" in md and "commit `0123456789`" in md
-    header = "| phase | dtype | cases | passed | failed | errors | worst error/tolerance | worst case |"
+    header = ("| phase | dtype | cases | passed | failed | errors | worst error/tolerance | worst Ascend margin "
+              "| outside Ascend std | nondeterministic | worst case |")
     table = lines[lines.index(header) + 2: lines.index(header) + 2 + len(report["summaries"])]
     assert len(table) == 9  # 3 phases x 3 dtypes
     for row, s in zip(table, report["summaries"]):
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[:3] == [s["phase"], s["dtype"], str(s["cases"])]
         assert cells[6].strip("*") == fmt_ratio(s["worst_ratio"])
+        assert cells[7] == fmt_ratio(s["worst_ascend_ratio"])
+        assert cells[8:10] == [str(s["ascend_failed"]), str(s["nondeterministic"])]
     bad_row = next(r for r in table if r.startswith("| decode_eager | bfloat16 |"))
     assert "**1**" in bad_row and "**3.400**" in bad_row
     # Top failures: the failing and erroring case ids, worst first.
-    assert "### Top failures (5 of 5)" in md
+    assert "### Top failures (6 of 6)" in md
     top = md[md.index("### Top failures"):]
     ids = [r["case_id"] for r in _failing(report)]
     assert all(f"`{i}`" in top for i in ids)
@@ -90,11 +93,12 @@ def test_markdown_of_an_empty_run_says_no_case_was_compared(report):
 
 
 # --- report.html ------------------------------------------------------------------------------
-def test_html_is_self_contained_with_two_png_plots(report, html):
+def test_html_is_self_contained_with_three_png_plots(report, html):
     assert html.startswith("<!DOCTYPE html>") and "<title>npu-conformance tolerance report: failed</title>" in html
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">', html)
     assert [alt for alt, _ in images] == ["Observed error against allowed bound per phase and dtype",
-                                          "Histogram of error/tolerance ratios"]
+                                          "Histogram of error/tolerance ratios",
+                                          "Ascend benchmark-standard ratios per metric, against their limits"]
     for _, data in images:
         png = base64.b64decode(data)
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
@@ -107,7 +111,7 @@ def test_html_lists_failures_first_with_their_localisation(report, html):
     section = html[html.index("<h2>Worst cases"):html.index("<h2>Hazards")]
     verdicts = re.findall(r'<tr class="(bad|err|)"><td><span class="tag t-(\w+)">', section)
     kinds = [v for _, v in verdicts]
-    assert kinds[:5] == ["fail", "fail", "fail", "fail", "error"] and set(kinds[5:]) == {"pass"}
+    assert kinds[:6] == ["fail"] * 5 + ["error"] and set(kinds[6:]) == {"pass"}
     worst = _failing(report)[0]
     assert worst["ratio"] == "inf"
     assert (f'seq&nbsp;{worst["output"]["worst_seq"]} head&nbsp;{worst["output"]["worst_head"]}'
@@ -134,7 +138,7 @@ def test_html_summary_banner_tests_and_escaping(report):
     r = copy.deepcopy(report)
     r["tests"][0]["test_id"] = "suite/test_x.py::test_<script>alert(1)</script>"
     html = render_html(r)
-    assert '<div class="banner failed">FAILED: 3 of 63 cases out of tolerance' in html
+    assert '<div class="banner failed">FAILED: 3 of 65 cases out of tolerance' in html
     assert "<script>alert(1)" not in html and "&lt;script&gt;" in html
     tests = html[html.index("<h2>Tests"):]
     outcomes = re.findall(r'<span class="tag t-\w+">(\w+)</span>', tests)
@@ -174,7 +178,7 @@ def test_report_command_rejects_invalid_input_clearly(tmp_path, report, capsys):
     src.write_text(dumps(broken), encoding="utf-8")
     assert cli.main(["report", str(src), "--html", str(tmp_path / "x.html")]) == 2
     err = capsys.readouterr().err
-    assert "is not a valid schema-v1 npu-conformance report" in err and "at records/0/verdict" in err
+    assert "is not a valid schema-v2 npu-conformance report" in err and "at records/0/verdict" in err
     assert not (tmp_path / "x.html").exists()
     assert cli.main(["report", str(tmp_path / "nope.json")]) == 2
     assert "no such file" in capsys.readouterr().err

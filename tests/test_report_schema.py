@@ -1,5 +1,6 @@
-"""report.json schema v1: a real report and the synthetic one validate; broken ones are rejected with
-the place named; non-finite numbers round-trip; the verdict line says why a run is not green."""
+"""report.json schema v2: a real report and the synthetic one validate; broken ones are rejected with
+the place named; a v1 report is migrated; non-finite numbers round-trip; the verdict line says why a
+run is not green."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import subprocess
 import sys
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -37,11 +39,13 @@ def real_report(tmp_path_factory):
 def test_schema_ships_with_the_package_and_is_a_valid_json_schema():
     import jsonschema
 
-    text = resources.files("conformance.report").joinpath("schema-v1.json").read_text("utf-8")
-    schema = json.loads(text)
-    jsonschema.validators.validator_for(schema).check_schema(schema)
-    assert load_schema() == schema
-    assert schema["properties"]["schema_version"] == {"const": 1}
+    for version in (1, 2):
+        text = resources.files("conformance.report").joinpath(f"schema-v{version}.json").read_text("utf-8")
+        schema = json.loads(text)
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+        assert load_schema(version) == schema
+        assert schema["properties"]["schema_version"] == {"const": version}
+    assert load_schema() == load_schema(2)
 
 
 def test_a_real_report_validates_and_its_summaries_add_up(real_report):
@@ -79,7 +83,11 @@ def _broken(mutate):
 
 
 BROKEN = {
-    "newer schema version": (lambda r: r.update(schema_version=2), "schema_version 2 is not supported"),
+    "newer schema version": (lambda r: r.update(schema_version=3), "schema_version 3 is not supported"),
+    "v2 record without verdicts": (lambda r: r["records"][0].pop("verdicts"), "'verdicts' is a required property"),
+    "unknown failed check": (lambda r: r["records"][0].update(failed_checks=["tolerance"]), "records/0/failed_checks/0"),
+    "Ascend level unknown": (lambda r: r["records"][0]["ascend"].update(level="L9"), "records/0/ascend"),
+    "verdicts without ascend and determinism": (lambda r: r["records"][0].update(verdicts={"dual": "pass"}), "records/0/verdicts"),
     "records missing": (lambda r: r.pop("records"), "'records' is a required property"),
     "unknown verdict": (lambda r: r["records"][0].update(verdict="maybe"), "records/0/verdict"),
     "ratio as text": (lambda r: r["records"][1].update(ratio="big"), "records/1/ratio"),
@@ -114,7 +122,29 @@ def test_load_report_rejects_files_that_are_not_reports(tmp_path):
         load_report(tmp_path / "missing.json")
     good = tmp_path / "c.json"
     good.write_text(dumps(sample_report()), encoding="utf-8")
-    assert load_report(good)["schema_version"] == 1
+    assert load_report(good)["schema_version"] == 2
+
+
+def test_a_v1_report_is_migrated_on_load_and_renders(tmp_path):
+    from conformance.report import diff_reports, render_html, render_markdown
+
+    v1 = Path(__file__).parent / "data" / "report-v1.json"
+    raw = json.loads(v1.read_text(encoding="utf-8"))
+    assert raw["schema_version"] == 1 and "ascend_ratio" in raw["records"][0]["output"]
+    report = load_report(v1)
+    assert report["schema_version"] == 2 and report["run"]["migrated_from"] == 1
+    validate_report(report)  # the migrated report is a valid v2 report
+    compared = [r for r in report["records"] if r["verdict"] != "error"]
+    assert compared and all(r["verdicts"]["ascend"] == "not run" and r["ascend"] is None for r in compared)
+    assert all(r["verdicts"]["dual"] == r["output"]["verdict"] for r in compared)
+    assert all("ascend_ratio" not in r["output"] for r in compared)
+    assert report["run"]["tolerance_policy"]["gating"]["standards"] == "dual"
+    assert "migrated from version 1" in render_html(report) and "Gating:" in render_markdown(report)
+    diff = diff_reports(report, sample_report())
+    assert any("schema-v1 report" in note for note in diff.notes)
+    broken = dict(raw, records=[dict(raw["records"][0], verdict="maybe")])
+    with pytest.raises(ReportError, match="not a valid schema-v1 npu-conformance report"):
+        validate_report(broken, "old.json")
 
 
 def test_non_finite_numbers_round_trip_as_strings():
@@ -137,10 +167,13 @@ def test_verdict_lines_say_why_a_run_is_not_green():
 
     green = _report(passing, tests)["verdict"]
     assert green["passed"] and green["reason"].startswith(f"PASSED: {len(passing)} cases within tolerance")
+    # a passing case outside the Ascend standard (not gating by default) is said, not hidden
+    assert green["reason"].endswith("; 1 outside the Ascend benchmark standard (reported, not gating)")
 
     failing = _report(records, sample_tests(records))["verdict"]
     assert not failing["passed"]
     assert failing["reason"] == (f"FAILED: 3 of {len(records)} cases out of tolerance, 1 of {len(records)} cases "
+                                 f"within tolerance but nondeterministic, 1 of {len(records)} cases "
                                  "within tolerance but with an unacknowledged emulator hazard, "
                                  f"1 of {len(records)} cases raised an error (worst ratio inf in decode_graph/float16)")
     worst_only = passing + [r for r in records if r["ratio"] == 3.4]  # the one decode_eager/bfloat16 failure

@@ -4,6 +4,8 @@ Cases are matched by case id (a case id is the sha1 of the case's data, so equal
 A regression is any of:
   - a matched case whose error/tolerance ratio grew by more than `threshold` (10 %), or that passes in
     OLD and fails (or errors) in NEW: the same inputs now give a worse answer;
+  - a matched case whose Ascend benchmark-standard margin grew by more than `threshold`, or whose
+    Ascend or determinism verdict went from pass to fail, gating or not (a v1 report has neither);
   - a NEW-only failing case in a phase x dtype bucket where OLD had no failure: a failure a different
     sample found where the old sample found none;
   - a test that failed in NEW and not in OLD;
@@ -33,6 +35,8 @@ class Diff:
     old_only: int = 0
     new_only: int = 0
     grown_cases: list[dict] = field(default_factory=list)  # matched cases whose ratio grew past the threshold
+    grown_ascend: list[dict] = field(default_factory=list)  # ... whose Ascend margin grew past the threshold
+    new_standard_failures: list[dict] = field(default_factory=list)  # ... whose Ascend/determinism verdict broke
     new_failures: list[dict] = field(default_factory=list)  # NEW failing records that count (see module doc)
     new_failing_tests: list[dict] = field(default_factory=list)
     new_hazards: list[dict] = field(default_factory=list)
@@ -50,6 +54,10 @@ class Diff:
             out.append(f"NEW report is incomplete: {self.new_incomplete}")
         out += [f"case {c['case_id']} ({c['phase']}/{c['dtype']}): ratio {fmt_ratio(c['old_ratio'])} -> "
                 f"{fmt_ratio(c['new_ratio'])}" for c in self.grown_cases]
+        out += [f"case {c['case_id']} ({c['phase']}/{c['dtype']}): Ascend margin {fmt_ratio(c['old_ratio'])} -> "
+                f"{fmt_ratio(c['new_ratio'])}" for c in self.grown_ascend]
+        out += [f"case {c['case_id']} ({c['phase']}/{c['dtype']}): {c['standard']} verdict pass -> fail"
+                for c in self.new_standard_failures]
         out += [f"new failing case {r['case_id']} ({r['phase']}/{r['dtype']}, {r['verdict']})" for r in self.new_failures]
         out += [f"new failing test {t['test_id']} ({t['outcome']})" for t in self.new_failing_tests]
         out += [f"new hazard {h['op']} [{h.get('code') or '-'}]: {h['rule']}" for h in self.new_hazards]
@@ -113,6 +121,17 @@ def diff_reports(old: dict, new: dict, threshold: float = DEFAULT_THRESHOLD) -> 
         if growth is not None and growth > threshold:
             d.grown_cases.append({"case_id": case_id, "phase": n["phase"], "dtype": n["dtype"],
                                   "old_ratio": o.get("ratio"), "new_ratio": n.get("ratio"), "growth": growth})
+        growth = _growth(o.get("ascend_ratio"), n.get("ascend_ratio"))
+        if growth is not None and growth > threshold:
+            d.grown_ascend.append({"case_id": case_id, "phase": n["phase"], "dtype": n["dtype"],
+                                   "old_ratio": o.get("ascend_ratio"), "new_ratio": n.get("ascend_ratio"),
+                                   "growth": growth})
+        for standard in ("ascend", "determinism"):
+            if (o.get("verdicts") or {}).get(standard) == "pass" and (n.get("verdicts") or {}).get(standard) == "fail":
+                d.new_standard_failures.append({"case_id": case_id, "phase": n["phase"], "dtype": n["dtype"],
+                                                "standard": standard})
+    if old["run"].get("migrated_from") == 1:
+        d.notes.append("OLD is a schema-v1 report: it has no Ascend-standard or determinism results to compare")
 
     old_b = {(s["phase"], s["dtype"]): s for s in old["summaries"]}
     new_b = {(s["phase"], s["dtype"]): s for s in new["summaries"]}
@@ -122,6 +141,7 @@ def diff_reports(old: dict, new: dict, threshold: float = DEFAULT_THRESHOLD) -> 
         d.buckets.append({
             "phase": key[0], "dtype": key[1], "old_worst": ow, "new_worst": nw, "growth": _growth(ow, nw),
             "old_cases": (o or {}).get("cases", 0), "new_cases": (n or {}).get("cases", 0),
+            "old_ascend": (o or {}).get("worst_ascend_ratio"), "new_ascend": (n or {}).get("worst_ascend_ratio"),
             "old_bad": (o or {}).get("failed", 0) + (o or {}).get("errors", 0),
             "new_bad": (n or {}).get("failed", 0) + (n or {}).get("errors", 0),
         })
@@ -152,7 +172,8 @@ def render_diff(d: Diff, old_name: str = "OLD", new_name: str = "NEW", console=N
     table = Table(title=f"worst error/tolerance ratio per phase x dtype ({old_name} -> {new_name})",
                   title_justify="left", box=box.SIMPLE_HEAD)
     for name, justify in (("phase", "left"), ("dtype", "left"), ("old worst", "right"), ("new worst", "right"),
-                          ("change", "right"), ("old fail", "right"), ("new fail", "right"), ("", "left")):
+                          ("change", "right"), ("old Ascend", "right"), ("new Ascend", "right"), ("old fail", "right"),
+                          ("new fail", "right"), ("", "left")):
         table.add_column(name, justify=justify)
     for b in d.buckets:
         g = b["growth"]
@@ -160,7 +181,8 @@ def render_diff(d: Diff, old_name: str = "OLD", new_name: str = "NEW", console=N
         mark = "new bucket" if b["old_worst"] is None and b["old_cases"] == 0 else "gone" if b["new_cases"] == 0 else ""
         style = "bold red" if b["new_bad"] > b["old_bad"] else None
         table.add_row(b["phase"], b["dtype"], fmt_ratio(b["old_worst"]), fmt_ratio(b["new_worst"]), change,
-                      str(b["old_bad"]), str(b["new_bad"]), mark, style=style)
+                      fmt_ratio(b["old_ascend"]), fmt_ratio(b["new_ascend"]), str(b["old_bad"]), str(b["new_bad"]),
+                      mark, style=style)
     console.print(table)
     if d.grown_cases:
         gt = Table(title=f"matched cases whose ratio grew past {d.threshold:.0%} ({len(d.grown_cases)})",
@@ -172,6 +194,18 @@ def render_diff(d: Diff, old_name: str = "OLD", new_name: str = "NEW", console=N
             gt.add_row(c["case_id"], f"{c['phase']}/{c['dtype']}", fmt_ratio(c["old_ratio"]), fmt_ratio(c["new_ratio"]),
                        "+inf" if g == math.inf else f"{g:+.0%}")
         console.print(gt)
+    if d.grown_ascend:
+        at = Table(title=f"matched cases whose Ascend margin grew past {d.threshold:.0%} ({len(d.grown_ascend)})",
+                   title_justify="left", box=box.SIMPLE_HEAD)
+        for name in ("case", "phase/dtype", "old margin", "new margin", "change"):
+            at.add_column(name)
+        for c in d.grown_ascend[:20]:
+            g = c["growth"]
+            at.add_row(c["case_id"], f"{c['phase']}/{c['dtype']}", fmt_ratio(c["old_ratio"]),
+                       fmt_ratio(c["new_ratio"]), "+inf" if g == math.inf else f"{g:+.0%}")
+        console.print(at)
+    for c in d.new_standard_failures[:20]:
+        console.print(f"case {c['case_id']} ({c['phase']}/{c['dtype']}): {c['standard']} verdict pass -> fail")
     if d.new_failures:
         ft = Table(title=f"new failing cases ({len(d.new_failures)})", title_justify="left", box=box.SIMPLE_HEAD)
         for name in ("verdict", "phase/dtype", "case", "ratio", "test"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from html import escape
 
 from conformance.report import fuzz_section
-from conformance.report.model import failures_first, fmt_num, fmt_ratio, num
-from conformance.report.plots import error_vs_bound_png, ratio_histogram_png
+from conformance.report.model import failures_first, fmt_num, fmt_ratio, gating_text, num
+from conformance.report.plots import ascend_margins_png, error_vs_bound_png, ratio_histogram_png
 
 TITLE = "npu-conformance tolerance report"
 MAX_FAILURES = 50  # failing / erroring cases listed (all are in report.json)
@@ -108,6 +108,7 @@ def _meta(report: dict) -> str:
         ("tolerance policy", f"{tol['source']}: k={d['k']:g}, mean_k={d['mean_k']:g}, ulps={d['ulps']:g}, "
                              f"floor={d['floor']:g}" + (f"; per dtype: {', '.join(tol['per_dtype'])}"
                                                          if tol["per_dtype"] else "")),
+        ("gating", gating_text(tol.get("gating"))),
         ("git commit", run.get("git_commit") or "-"),
         ("started", run.get("started_at")), ("duration", f"{num(run.get('duration_s')) or 0:.1f} s"),
         ("workers", run.get("workers") or 1), ("host", run.get("host") or "-"),
@@ -126,14 +127,42 @@ def _summary(report: dict) -> str:
         rows.append(("bad" if bad else "", [
             _e(s["phase"]), _e(s["dtype"]), str(s["cases"]), str(s["passed"]), str(s["failed"]), str(s["errors"]),
             f"<b>{_e(fmt_ratio(s['worst_ratio']))}</b>" if bad else _e(fmt_ratio(s["worst_ratio"])),
-            _e(fmt_ratio(s.get("worst_ascend_ratio"))), str(s.get("hazards", 0)),
+            _e(fmt_ratio(s.get("worst_ascend_ratio"))), str(s.get("ascend_failed", 0)),
+            str(s.get("nondeterministic", 0)), str(s.get("hazards", 0)),
             f"<code>{_e(s['worst_case_id'] or '-')}</code>"]))
     t = report["totals"]
     rows.append(("", ["<b>all</b>", "", f"<b>{t['cases']}</b>", f"<b>{t['passed']}</b>", f"<b>{t['failed']}</b>",
-                      f"<b>{t['errors']}</b>", f"<b>{_e(fmt_ratio(t['worst_ratio']))}</b>", "", "",
+                      f"<b>{t['errors']}</b>", f"<b>{_e(fmt_ratio(t['worst_ratio']))}</b>", "",
+                      f"<b>{t.get('ascend_failed', 0)}</b>", f"<b>{t.get('nondeterministic', 0)}</b>", "",
                       f"<code>{_e(t['worst_case_id'] or '-')}</code>"]))
     return _table(["phase", "dtype", "cases", "passed", "failed", "errors", "worst error/tolerance",
-                   "worst Ascend ceiling ratio", "hazards", "worst case"], rows, numeric={2, 3, 4, 5, 6, 7, 8})
+                   "worst Ascend margin", "outside Ascend std", "nondeterministic", "hazards", "worst case"], rows,
+                  numeric={2, 3, 4, 5, 6, 7, 8, 9, 10})
+
+
+def _ascend_detail(a: dict | None) -> str:
+    if not a:
+        return '<p class="muted">Ascend benchmark standard: not computed.</p>'
+    rows = [("bad" if m != "eb" and num(a["ratios"][m]) > a["limits"][m] else "", [
+        _e(m) + (" (reported, not gating)" if m == "eb" else ""), _e(fmt_num(a["kernel"][m])),
+        _e(fmt_num(a["baseline"][m])), _e(fmt_ratio(a["ratios"][m])), _e(f"{a['limits'][m]:g}")])
+        for m in ("max_rel_err", "mean_rel_err", "rmse", "small_value_err_ratio", "eb")]
+    head = (f"<p>{_tag(a['verdict'])} Ascend benchmark standard {_e(a['level'])}: margin "
+            f"{_e(fmt_ratio(a['margin']))} (worst: {_e(a['worst_metric'])}); ratio = kernel / max(baseline, "
+            f"{_e(fmt_num(a['minimum_err'], 'g'))}); {a['kernel']['small_values']} small value(s) of "
+            f"{a['kernel']['elements']}</p>")
+    reasons = "".join(f"<li>{_e(x)}</li>" for x in a.get("reasons") or [])
+    return head + (f"<ul>{reasons}</ul>" if reasons else "") + _table(
+        ["metric", "kernel", "baseline", "ratio", "limit"], rows, numeric={1, 2, 3, 4})
+
+
+def _determinism_detail(d: dict | None) -> str:
+    if not d:
+        return '<p class="muted">Determinism: not checked.</p>'
+    if d["verdict"] == "pass":
+        return f"<p>{_tag('pass')} determinism: {d['runs']} runs on the same inputs gave the same bits</p>"
+    return (f"<p>{_tag('fail')} determinism over {d['runs']} runs</p><ul>"
+            + "".join(f"<li>{_e(x)}</li>" for x in d["reasons"]) + "</ul>")
 
 
 def _case_detail(r: dict) -> str:
@@ -143,12 +172,11 @@ def _case_detail(r: dict) -> str:
         parts.append(f"<pre>{_e(r['error'])}</pre>")
     if out:
         parts.append(
-            f"<p>max |out-golden| {_e(fmt_num(out['max_abs_err']))} / bound {_e(fmt_num(out['bound']))} "
+            f"<p>{_tag(out['verdict'])} dual reference: max |out-golden| {_e(fmt_num(out['max_abs_err']))} / bound {_e(fmt_num(out['bound']))} "
             f"(ratio {_e(fmt_ratio(out['ratio']))}; baseline max {_e(fmt_num(out['baseline_max_abs_err']))}"
             + (f"; the {_e(out['bound_term'])} term binds" if out.get("bound_term") else "") + "); "
             f"mean {_e(fmt_num(out['mean_abs_err']))} / {_e(fmt_num(out['mean_bound']))} "
-            f"(ratio {_e(fmt_ratio(out['mean_ratio']))}); Ascend ceiling ratio {_e(fmt_ratio(out.get('ascend_ratio')))} "
-            f"(eps {_e(fmt_num(out.get('ascend_eps'), 'g'))})</p>")
+            f"(ratio {_e(fmt_ratio(out['mean_ratio']))})</p>")
         if out.get("per_seq_ratio"):
             per_seq = ", ".join(f"{i}: {fmt_ratio(x)}" for i, x in enumerate(out["per_seq_ratio"]))
             parts.append(f"<p>per-sequence ratio: {_e(per_seq)}</p>")
@@ -157,6 +185,8 @@ def _case_detail(r: dict) -> str:
             reasons.append(f"non-finite rows: {out['nonfinite_rows'][:20]}")
         if reasons:
             parts.append("<ul>" + "".join(f"<li>{_e(x)}</li>" for x in reasons) + "</ul>")
+        parts.append(_ascend_detail(r.get("ascend")))
+        parts.append(_determinism_detail(r.get("determinism")))
         if out.get("worst_values"):
             parts.append(_table(["row", "seq", "head", "dim", "out", "golden", "baseline", "|out-golden|"], [
                 ("", [str(w["row"]), _e(w.get("seq", "-")), str(w["head"]), str(w["dim"]),
@@ -210,9 +240,13 @@ def _worst_cases(report: dict) -> str:
                   f"bs={shape['block_size']}" if shape else "")
         lens = f"B={lengths['batch']} len {lengths['min']}..{lengths['max']}" if lengths else ""
         cls = {"fail": "bad", "error": "err"}.get(r["verdict"], "")
+        verdicts = r.get("verdicts") or {}
+        standards = ("-" if r["verdict"] == "error" else
+                     f"dual&nbsp;{_tag(verdicts.get('dual', '-'))}<br>Ascend&nbsp;{_tag(verdicts.get('ascend', '-'))} "
+                     f"{_e(fmt_ratio(r.get('ascend_ratio')))}<br>det.&nbsp;{_tag(verdicts.get('determinism', '-'))}")
         rows.append((cls, [
             _tag(r["verdict"]), _e(r["phase"]) + "<br>" + _e(r["dtype"]), _e(fmt_ratio(r.get("ratio"))),
-            _e(fmt_num(out.get("max_abs_err"))), _e(fmt_num(r.get("bound"))), where,
+            standards, _e(fmt_num(out.get("max_abs_err"))), _e(fmt_num(r.get("bound"))), where,
             _e(config) + "<br>" + _e(lens),
             f"<code>{_e(r['case_id'])}</code><br><span class=\"muted\">{_wb(r['test_id'].rsplit('::', 1)[-1])}"
             "</span>"]))
@@ -220,8 +254,8 @@ def _worst_cases(report: dict) -> str:
                            f"case JSON</summary>{_case_detail(r)}</details>"]))
     note = (f'<p class="muted">{len(bad)} failing or erroring case(s) first, then the {CLOSEST_PASSING} passing '
             f"cases closest to the bound; {len(shown)} of {len(records)} shown (every case is in report.json).</p>")
-    return note + _table(["verdict", "phase / dtype", "ratio", "max err", "bound", "worst spot", "shape / lengths",
-                          "case / test"], rows, numeric={2, 3, 4})
+    return note + _table(["verdict", "phase / dtype", "ratio", "standards", "max err", "bound", "worst spot",
+                          "shape / lengths", "case / test"], rows, numeric={2, 4, 5})
 
 
 def _tests(report: dict) -> str:
@@ -286,7 +320,9 @@ def _hazards(report: dict) -> str:
 def _plots(report: dict) -> str:
     parts = []
     for alt, png in (("Observed error against allowed bound per phase and dtype", error_vs_bound_png(report["records"])),
-                     ("Histogram of error/tolerance ratios", ratio_histogram_png(report["records"]))):
+                     ("Histogram of error/tolerance ratios", ratio_histogram_png(report["records"])),
+                     ("Ascend benchmark-standard ratios per metric, against their limits",
+                      ascend_margins_png(report["records"]))):
         if png:
             parts.append(f'<img alt="{_e(alt)}" src="data:image/png;base64,{png}">')
     if parts and report.get("tally"):
@@ -314,8 +350,11 @@ def render_html(report: dict) -> str:
                  "<h2>Worst cases (failures first)</h2>", _worst_cases(report),
                  "<h2>Hazards</h2>", _hazards(report),
                  "<h2>Tests</h2>", _tests(report),
-                 f'<p class="muted">report.json schema version {report["schema_version"]}; '
-                 "a ratio is the case's worst error/tolerance (max rule or mean rule), &le; 1 passes.</p>"]
+                 f'<p class="muted">report.json schema version {report["schema_version"]}'
+                 + (f" (migrated from version {report['run']['migrated_from']})" if report["run"].get("migrated_from")
+                    else "") + "; a ratio is the case's worst error/tolerance over the gating standards (the dual "
+                 "reference's max and mean rules; the Ascend standard's worst metric ratio / limit, its margin), "
+                 "&le; 1 passes.</p>"]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(TITLE)}: "
             f"{_e(verdict['status'])}</title><style>{CSS}</style></head><body><main>\n"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from conformance.report import fuzz_section
-from conformance.report.model import failures_first, fmt_num, fmt_ratio
+from conformance.report.model import failures_first, fmt_num, fmt_ratio, gating_text
 
-TOP_FAILURES = 5
+TOP_FAILURES = 8
 
 
 def _cell(text) -> str:
@@ -64,15 +64,18 @@ def render_markdown(report: dict) -> str:
               + f" ({t['passed']} passed, {t['failed']} failed, {t['error']} errors, {t['skipped']} skipped)", ""]
 
     if report["summaries"]:
-        lines += ["| phase | dtype | cases | passed | failed | errors | worst error/tolerance | worst case |",
-                  "|---|---|---:|---:|---:|---:|---:|---|"]
+        lines += ["| phase | dtype | cases | passed | failed | errors | worst error/tolerance | worst Ascend margin "
+                  "| outside Ascend std | nondeterministic | worst case |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for s in report["summaries"]:
             bad = s["failed"] + s["errors"]
             worst = fmt_ratio(s["worst_ratio"])
             lines.append(f"| {s['phase']} | {s['dtype']} | {s['cases']} | {s['passed']} | "
                          f"{'**' + str(s['failed']) + '**' if s['failed'] else 0} | "
                          f"{'**' + str(s['errors']) + '**' if s['errors'] else 0} | "
-                         f"{'**' + worst + '**' if bad else worst} | `{s['worst_case_id'] or '-'}` |")
+                         f"{'**' + worst + '**' if bad else worst} | {fmt_ratio(s.get('worst_ascend_ratio'))} | "
+                         f"{s.get('ascend_failed', 0)} | {s.get('nondeterministic', 0)} | "
+                         f"`{s['worst_case_id'] or '-'}` |")
         lines.append("")
     else:
         lines += ["_No case was compared._", ""]
@@ -81,16 +84,21 @@ def render_markdown(report: dict) -> str:
     failing = [r for r in failures_first(report["records"]) if r["verdict"] != "pass"]
     if failing:
         lines += [f"### Top failures ({min(len(failing), TOP_FAILURES)} of {len(failing)})", "",
-                  "| verdict | phase/dtype | case | ratio | worst seq/head | test | why |",
-                  "|---|---|---|---:|---|---|---|"]
+                  "| verdict | phase/dtype | case | ratio | dual / Ascend / determinism | worst seq/head | test | why |",
+                  "|---|---|---|---:|---|---|---|---|"]
         for r in failing[:TOP_FAILURES]:
             out = r.get("output") or {}
             where = f"seq {out['worst_seq']} / head {out['worst_head']}" if out.get("worst_row", -1) >= 0 else "-"
             why = r.get("error") or "; ".join(
-                list(out.get("reasons") or []) + [x for c in r.get("caches") or [] for x in c.get("reasons", [])]
-                + [f"unacknowledged hazard {h.get('code')}" for h in r.get("hazards") or [] if not h.get("accepted")])
+                list(out.get("reasons") or []) + list((r.get("ascend") or {}).get("reasons") or [])
+                + [x for c in r.get("caches") or [] for x in c.get("reasons", [])]
+                + [f"unacknowledged hazard {h.get('code')}" for h in r.get("hazards") or [] if not h.get("accepted")]
+                + list((r.get("determinism") or {}).get("reasons") or []))
+            v = r.get("verdicts") or {}
+            standards = (f"{v['dual']} / {v['ascend']} {fmt_ratio(r.get('ascend_ratio'))} / {v['determinism']}"
+                         if v else "-")
             lines.append(f"| {r['verdict']} | {r['phase']}/{r['dtype']} | `{r['case_id']}` | {fmt_ratio(r['ratio'])} | "
-                         f"{where} | {_cell(r['test_id'].rsplit('::', 1)[-1])} | {_cell(_short(why))} |")
+                         f"{standards} | {where} | {_cell(r['test_id'].rsplit('::', 1)[-1])} | {_cell(_short(why))} |")
         lines.append("")
 
     bad_tests = [x for x in report["tests"] if x["outcome"] in ("failed", "error", "xpassed")]
@@ -126,4 +134,8 @@ def render_markdown(report: dict) -> str:
                  f"{d['ulps']:g} ulp (floor {fmt_num(d['floor'], 'g')}), mean error <= {d['mean_k']:g} x baseline mean "
                  f"(policy: {policy['source']}" + (f"; per-dtype overrides for {', '.join(policy['per_dtype'])}"
                                                    if policy["per_dtype"] else "") + ").")
+    lines.append("")
+    lines.append(f"Gating: {gating_text(policy.get('gating'))}. The Ascend margin is msprobe's benchmark standard: "
+                 "each metric's kernel/baseline ratio (max and mean relative error, RMSE, small-value error ratio) "
+                 "over its limit, <= 1 passes.")
     return "\n".join(lines).rstrip() + "\n"

@@ -1,6 +1,6 @@
 """The report as data: per-case records, test outcomes, summaries per phase x dtype, the verdict.
 
-A report is a plain JSON-compatible dict (schema version 1, see docs/report-schema.md). Non-finite
+A report is a plain JSON-compatible dict (schema version 2, see docs/report-schema.md). Non-finite
 numbers (an output full of NaN has an infinite error ratio) are not valid JSON, so they are written
 as the strings "inf", "-inf" and "nan"; `num()` reads either form back as a float. `build_report`
 returns the report already in that JSON form, so a report built in memory and one loaded from disk
@@ -16,7 +16,7 @@ from pathlib import PurePath
 
 from conformance.names import DTYPE_NAMES, PHASES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TEST_OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
 _NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 
@@ -90,15 +90,36 @@ def bucket_key(phase: str, dtype: str) -> tuple:
     return p, phase, d, dtype
 
 
+def gating_text(gating: dict | None) -> str:
+    """What failed a case in this run, in words (a migrated v1 report: the dual reference alone)."""
+    if not gating:
+        return "dual reference (the Ascend standard and determinism were not computed)"
+    gates = {"dual": "dual reference", "ascend": f"Ascend benchmark standard {gating['ascend_level']}",
+             "both": f"dual reference and Ascend benchmark standard {gating['ascend_level']}"}[gating["standards"]]
+    reported = {"dual": f"Ascend standard {gating['ascend_level']} reported", "ascend": "dual reference reported",
+                "both": ""}[gating["standards"]]
+    determinism = "determinism gates" if gating["determinism"] == "gate" else "determinism reported"
+    return "; ".join(x for x in (f"{gates} gate", reported, determinism) if x)
+
+
 # --- aggregation ------------------------------------------------------------------------------
-TALLY_FIELDS = ("cases", "passed", "hazards", "acknowledged_hazards", "notes", "graph_compiles", "graph_steps")
+TALLY_FIELDS = ("cases", "passed", "hazards", "acknowledged_hazards", "notes", "graph_compiles", "graph_steps",
+                "ascend_failed", "nondeterministic")
+
+
+def standard_failures(record: dict) -> dict:
+    """Whether the record failed the Ascend standard / the determinism check, gating or not."""
+    verdicts = record.get("verdicts") or {}
+    return {"ascend_failed": verdicts.get("ascend") == "fail",
+            "nondeterministic": verdicts.get("determinism") == "fail"}
 
 
 def _bucket(buckets: dict, phase: str, dtype: str) -> dict:
     return buckets.setdefault((phase, dtype), {
         "phase": phase, "dtype": dtype, "cases": 0, "passed": 0, "failed": 0, "errors": 0,
-        "hazards": 0, "acknowledged_hazards": 0, "notes": 0, "worst_ratio": None, "worst_case_id": None,
-        "worst_test_id": None, "worst_ascend_ratio": None})
+        "hazards": 0, "acknowledged_hazards": 0, "notes": 0, "ascend_failed": 0, "nondeterministic": 0,
+        "worst_ratio": None, "worst_case_id": None, "worst_test_id": None, "worst_ascend_ratio": None,
+        "worst_ascend_case_id": None})
 
 
 def tally_records(records: list[dict], tally: list[dict] | None = None) -> list[dict]:
@@ -116,6 +137,8 @@ def tally_records(records: list[dict], tally: list[dict] | None = None) -> list[
         row["notes"] += len(r.get("notes") or [])
         row["graph_compiles"] += bool((r.get("graph") or {}).get("compiled"))
         row["graph_steps"] += bool(r.get("graph"))
+        for key, failed in standard_failures(r).items():
+            row[key] = row.get(key, 0) + failed
     return [rows[k] for k in sorted(rows, key=lambda k: bucket_key(*k))]
 
 
@@ -125,8 +148,8 @@ def summarise(records: list[dict], tally: list[dict] | None = None) -> list[dict
     buckets: dict[tuple[str, str], dict] = {}
     for t in tally or []:
         b = _bucket(buckets, t["phase"], t["dtype"])
-        for f in ("cases", "passed", "hazards", "acknowledged_hazards", "notes"):
-            b[f] += t[f]
+        for f in ("cases", "passed", "hazards", "acknowledged_hazards", "notes", "ascend_failed", "nondeterministic"):
+            b[f] += t.get(f, 0)
     for r in records:
         b = _bucket(buckets, r["phase"], r["dtype"])
         b["cases"] += 1
@@ -135,11 +158,13 @@ def summarise(records: list[dict], tally: list[dict] | None = None) -> list[dict
         b["hazards"] += sum(1 for h in hazards if not h.get("accepted"))
         b["acknowledged_hazards"] += sum(1 for h in hazards if h.get("accepted"))
         b["notes"] += len(r.get("notes") or [])
+        for key, failed in standard_failures(r).items():
+            b[key] += failed
         if r.get("ratio") is not None and (b["worst_ratio"] is None or rank(r["ratio"]) > rank(b["worst_ratio"])):
             b.update(worst_ratio=r["ratio"], worst_case_id=r["case_id"], worst_test_id=r.get("test_id"))
-        ascend = (r.get("output") or {}).get("ascend_ratio")
+        ascend = r.get("ascend_ratio")
         if ascend is not None and (b["worst_ascend_ratio"] is None or rank(ascend) > rank(b["worst_ascend_ratio"])):
-            b["worst_ascend_ratio"] = ascend
+            b.update(worst_ascend_ratio=ascend, worst_ascend_case_id=r["case_id"])
     return [buckets[k] for k in sorted(buckets, key=lambda k: bucket_key(*k))]
 
 
@@ -186,13 +211,19 @@ def case_totals(records: list[dict], tally: list[dict] | None = None) -> dict:
     counts = Counter(r["verdict"] for r in records)
     worst = max((r for r in records if r.get("ratio") is not None), key=lambda r: rank(r["ratio"]), default=None)
     hazard_only = sum(1 for r in records if r["verdict"] == "fail" and r.get("failed_checks") == ["hazards"])
+    determinism_only = sum(1 for r in records if r["verdict"] == "fail" and r.get("failed_checks") == ["determinism"])
     graph = [r["graph"] for r in records if r.get("graph")]
-    counted = {f: sum(t[f] for t in tally or []) for f in TALLY_FIELDS}
+    counted = {f: sum(t.get(f, 0) for t in tally or []) for f in TALLY_FIELDS}
+    standards = [standard_failures(r) for r in records]
     return {"cases": len(records) + counted["cases"], "passed": counts.get("pass", 0) + counted["passed"],
             "failed": counts.get("fail", 0), "failed_by_hazard_only": hazard_only,
+            "failed_by_determinism_only": determinism_only,
             # decode graphs compiled, and graph steps judged: one compile per engine configuration drawn
             "graph_compiles": sum(1 for g in graph if g.get("compiled")) + counted["graph_compiles"],
             "graph_steps": len(graph) + counted["graph_steps"],
+            # failures of each standard, gating or not (a non-gating one does not fail its case)
+            "ascend_failed": sum(x["ascend_failed"] for x in standards) + counted["ascend_failed"],
+            "nondeterministic": sum(x["nondeterministic"] for x in standards) + counted["nondeterministic"],
             "errors": counts.get("error", 0), "worst_ratio": worst["ratio"] if worst else None,
             "worst_case_id": worst["case_id"] if worst else None,
             "worst_bucket": f"{worst['phase']}/{worst['dtype']}" if worst else None}
@@ -224,8 +255,11 @@ def decide(run: dict, totals: dict, tests: list[dict], *, complete: bool, incomp
             if totals["worst_ratio"] is not None else ""
         parts = []
         by_hazard = totals.get("failed_by_hazard_only", 0)
-        if totals["failed"] - by_hazard:
-            parts.append(f"{totals['failed'] - by_hazard} of {totals['cases']} cases out of tolerance")
+        by_determinism = totals.get("failed_by_determinism_only", 0)
+        if totals["failed"] - by_hazard - by_determinism:
+            parts.append(f"{totals['failed'] - by_hazard - by_determinism} of {totals['cases']} cases out of tolerance")
+        if by_determinism:
+            parts.append(f"{by_determinism} of {totals['cases']} cases within tolerance but nondeterministic")
         if by_hazard:
             parts.append(f"{by_hazard} of {totals['cases']} cases within tolerance but with an unacknowledged "
                          "emulator hazard")
@@ -242,15 +276,19 @@ def decide(run: dict, totals: dict, tests: list[dict], *, complete: bool, incomp
         return result("failed", f"FAILED: {len(failing_tests)} of {t['finished']} tests failed ({names}{more}); "
                                 f"every recorded case is within tolerance")
     skipped = f", {t['skipped']} test(s) skipped" if t["skipped"] else ""
+    reported = [f"{totals[key]} {what} (reported, not gating)" for key, what in
+                (("ascend_failed", "outside the Ascend benchmark standard"), ("nondeterministic", "nondeterministic"))
+                if totals.get(key)]
     return result("passed", f"PASSED: {totals['cases']} cases within tolerance (worst ratio "
-                            f"{fmt_ratio(totals['worst_ratio'])} in {totals['worst_bucket']}){skipped}")
+                            f"{fmt_ratio(totals['worst_ratio'])} in {totals['worst_bucket']}){skipped}"
+                  + "".join(f"; {x}" for x in reported))
 
 
 def build_report(run: dict, records: list[dict], tests: list[dict], *, complete: bool,
                  incomplete_reason: str | None = None, tests_collected: int | None = None,
                  collection_errors: list[dict] | None = None, acknowledgements: list[dict] | None = None,
                  full_run: bool = False, tally: list[dict] | None = None, fuzz: dict | None = None) -> dict:
-    """Assemble a schema-v1 report (in JSON form) from run metadata, records and test outcomes.
+    """Assemble a schema-v2 report (in JSON form) from run metadata, records and test outcomes.
     `acknowledgements` is the run's ledger (entry dicts); `full_run` says whether the whole suite ran
     to completion (only then is an unmatched entry stale). A fuzz session adds `tally` (passing cases
     counted but not kept as records) and `fuzz` (its timeline and per-property statistics)."""

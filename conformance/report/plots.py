@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import zlib
 
 from conformance.report.model import bucket_key, num
 
@@ -121,5 +122,43 @@ def ratio_histogram_png(records: list[dict]) -> str | None:
     ax.set_ylabel("cases")
     ax.set_title("Error / tolerance ratios: <= 1 passes", fontsize=10)
     ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+    return _png(fig)
+
+
+ASCEND_METRICS = ("max_rel_err", "mean_rel_err", "rmse", "small_value_err_ratio", "eb")
+DTYPE_COLOURS = {"float16": "#2b7bb9", "bfloat16": "#ff7f0e", "float32": "#2ca02c"}
+
+
+def ascend_margins_png(records: list[dict]) -> str | None:
+    """Each Ascend benchmark-standard metric's kernel/baseline ratio divided by its limit, one column of
+    points per metric (jittered, coloured by dtype), with the limit at 1: the margin each metric leaves."""
+    rows = [r for r in records if r.get("ascend")]
+    if not rows:
+        return None
+    fig = _figure(10.4, 3.8)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.17, top=0.9)
+    ax = fig.subplots()
+    values = [num(r["ascend"]["ratios"][m]) / r["ascend"]["limits"][m] for r in rows for m in ASCEND_METRICS]
+    finite = [x for x in values if math.isfinite(x) and x > 0]
+    lo, hi = min(finite + [1e-3]) / 2, max(finite + [2.0]) * 2
+    for dtype in sorted({r["dtype"] for r in rows}, key=lambda d: bucket_key("", d)):
+        xs, ys = [], []
+        for r in (r for r in rows if r["dtype"] == dtype):
+            for i, m in enumerate(ASCEND_METRICS):
+                y = num(r["ascend"]["ratios"][m]) / r["ascend"]["limits"][m]
+                xs.append(i + (zlib.crc32(f"{r['case_id']}/{m}".encode()) % 1000 / 1000 - 0.5) * 0.6)  # stable jitter
+                ys.append(hi / 1.2 if not math.isfinite(y) else max(y, lo * 1.2))
+        ax.scatter(xs, ys, s=10, alpha=0.6, c=DTYPE_COLOURS.get(dtype, "#7f7f7f"), label=dtype, linewidths=0)
+    ax.axhline(1.0, color=FAIL_COLOUR, linewidth=1.5, label="limit (L1; EB reported only)")
+    ax.axhspan(1.0, hi, color=FAIL_COLOUR, alpha=0.06)
+    ax.set_yscale("log")
+    ax.set_ylim(lo, hi)
+    ax.set_xticks(range(len(ASCEND_METRICS)), [m + (" (not gating)" if m == "eb" else "") for m in ASCEND_METRICS],
+                  fontsize=8)
+    ax.set_ylabel("ratio / limit", fontsize=8)
+    ax.set_title(f"Ascend benchmark standard: kernel/baseline ratio over its limit, per metric ({len(rows)} "
+                 "cases; a metric at 0 sits on the bottom edge)", fontsize=10)
+    ax.legend(fontsize=8, loc="upper right")
     ax.grid(True, axis="y", alpha=0.3)
     return _png(fig)

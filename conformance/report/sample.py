@@ -1,6 +1,6 @@
 """A synthetic report with every feature a renderer must show: failures (out of tolerance, NaN
-output, a cache mismatch), an erroring case, hazards, skipped and failed tests, optionally an
-incomplete run. Used by the report tests and to draw docs/report-screenshot.png. Numbers are made
+output, a cache mismatch, nondeterministic), a case outside the Ascend standard that does not gate, an
+erroring case, hazards, skipped and failed tests, optionally an incomplete run. Used by the report tests and to draw docs/report-screenshot.png. Numbers are made
 up (seeded), shaped exactly like the records conformance.check.Outcome.record() produces.
 """
 
@@ -10,6 +10,9 @@ import hashlib
 import math
 import random
 
+import torch
+
+from conformance.ascend_standard import GATING_METRICS, MINIMUM_ERR, limits
 from conformance.report.model import build_report
 
 _NOTE = {"op": "torch_npu.npu_fused_infer_attention_score_v2", "argument": "inner_precise",
@@ -47,16 +50,39 @@ def _run(complete: bool, require_npu: bool = False) -> dict:
         "strict_contracts": False, "require_npu": require_npu,
         "tolerance_policy": {"source": "default",
                              "default": {"k": 2.0, "mean_k": 1.5, "ulps": 2.0, "floor": 1e-05, "source": "default"},
-                             "per_dtype": {}, "hardware": {}},
+                             "per_dtype": {}, "hardware": {},
+                             "gating": {"standards": "dual", "determinism": "gate", "ascend_level": "L1"}},
         "git_commit": "0123456789abcdef0123456789abcdef01234567", "host": "sample", "platform": "Linux",
         "workers": None, "pytest_args": ["--pyargs", "conformance.suite"], "pytest_exitstatus": 1 if complete else 2,
         "failures_dir": "conformance-report/failures",
     }
 
 
+def _ascend(rng: random.Random, dtype: str, margin: float, nonfinite: bool) -> dict:
+    """Benchmark-standard metrics whose worst gating metric sits at `margin` x its limit."""
+    bounds = limits("L1")
+    base = {"small_value_err_ratio": rng.uniform(0.3, 1.0), "rmse": 2.0**-9 * rng.uniform(0.5, 2),
+            "max_rel_err": 2.0**-7 * rng.uniform(1, 8), "mean_rel_err": 2.0**-10 * rng.uniform(0.5, 2),
+            "eb": rng.uniform(0, 0.05)}
+    floor = MINIMUM_ERR[getattr(torch, dtype)]
+    worst = rng.choice(GATING_METRICS)
+    ratios = {m: (margin if m == worst else margin * rng.uniform(0.2, 0.9)) * bounds[m] for m in GATING_METRICS}
+    ratios["eb"] = rng.uniform(0.5, 1.5)
+    kernel = {m: ratios[m] * max(base[m], floor) for m in ratios}
+    counts = {"elements": 4096, "small_values": rng.randint(0, 12)}
+    reasons = [f"{m} ratio {ratios[m]:.3f} exceeds {bounds[m]:g}" for m in GATING_METRICS if ratios[m] > bounds[m]]
+    if nonfinite:
+        reasons.append("128 output element(s) are NaN/Inf where the golden is finite")
+    return {"level": "L1", "kernel": {**kernel, **counts, "nonfinite": 128 if nonfinite else 0},
+            "baseline": {**base, **counts, "nonfinite": 0}, "ratios": ratios, "limits": bounds, "minimum_err": floor,
+            "margin": math.inf if nonfinite else margin, "worst_metric": worst,
+            "verdict": "fail" if reasons else "pass", "reasons": reasons}
+
+
 def _record(rng: random.Random, i: int, phase: str, dtype: str, test_id: str, ratio: float, *,
             mean_ratio: float | None = None, nonfinite: bool = False, cache_bad: bool = False,
-            hazards: list[dict] = (), notes: list[dict] = ()) -> dict:
+            hazards: list[dict] = (), notes: list[dict] = (), ascend_margin: float | None = None,
+            nondeterministic: bool = False) -> dict:
     eps = {"float16": 2**-10, "bfloat16": 2**-7, "float32": 2**-23}[dtype]
     base_max = eps * rng.uniform(0.5, 4)
     bound = max(2 * base_max + 2 * eps * 2, 1e-5)
@@ -80,8 +106,17 @@ def _record(rng: random.Random, i: int, phase: str, dtype: str, test_id: str, ra
                "verdict": "fail" if cache_bad and name == "v_cache" else "pass",
                "reasons": ["2 slot(s) differ from a correct write (first: block 3 offset 5)"]
                if cache_bad and name == "v_cache" else []} for name in ("k_cache", "v_cache")]
+    own = random.Random(f"ascend/{i}")  # its own stream: the other sampled numbers stay as they were
+    ascend = _ascend(own, dtype, ratio * own.uniform(0.05, 0.4) if ascend_margin is None else ascend_margin, nonfinite)
+    determinism = {"runs": 2, "verdict": "pass", "differences": [], "reasons": []}
+    if nondeterministic:
+        determinism = {"runs": 2, "verdict": "fail", "reasons": [
+            "nondeterministic: 37 output element(s) differ between runs on the same inputs; first at row 2 "
+            "(sequence 0), head 5, dim 17: 0.4140625 then 0.4150390625"],
+            "differences": [{"tensor": "output", "elements": 37, "row": 2, "seq": 0, "head": 5, "dim": 17,
+                             "first": 0.4140625, "second": 0.4150390625}]}
     failed_checks = (["output"] if out_verdict == "fail" else []) + (["v_cache"] if cache_bad else []) + (
-        ["hazards"] if any(not h["accepted"] for h in hazards) else [])
+        ["hazards"] if any(not h["accepted"] for h in hazards) else []) + (["determinism"] if nondeterministic else [])
     verdict = "fail" if failed_checks else "pass"
     golden = rng.uniform(-3, 3)
     case = {"phase": phase, "num_heads": 8, "num_kv_heads": 2, "head_dim": 128, "dtype": dtype, "block_size": 128,
@@ -95,6 +130,8 @@ def _record(rng: random.Random, i: int, phase: str, dtype: str, test_id: str, ra
         "shape": {"num_heads": 8, "num_kv_heads": 2, "head_dim": 128, "block_size": 128},
         "lengths": {"batch": batch, "min": lens[0], "max": lens[-1], "total": sum(lens)},
         "ratio": worst_ratio_total, "bound": bound, "verdict": verdict, "failed_checks": failed_checks,
+        "verdicts": {"dual": out_verdict, "ascend": ascend["verdict"], "determinism": determinism["verdict"]},
+        "ascend_ratio": ascend["margin"], "ascend": ascend, "determinism": determinism,
         "output": {"dtype": dtype, "rows": sum(lens), "max_abs_err": max_err, "mean_abs_err": mean_ratio * mean_bound,
                    "baseline_max_abs_err": base_max, "baseline_mean_abs_err": base_max / 8, "golden_absmax": 3.0,
                    "bound": bound, "mean_bound": mean_bound, "ratio": math.inf if nonfinite else ratio,
@@ -106,8 +143,6 @@ def _record(rng: random.Random, i: int, phase: str, dtype: str, test_id: str, ra
                                      "out": math.nan if nonfinite else golden + max_err, "golden": golden,
                                      "baseline": golden + base_max, "abs_err": max_err} for d in (7, 64)],
                    "nonfinite_rows": [3] if nonfinite else [], "nonzero_empty_rows": [],
-                   "ascend_eps": None if dtype == "float32" else eps,
-                   "ascend_ratio": None if dtype == "float32" else ratio * 0.4,
                    "policy": {"k": 2.0, "mean_k": 1.5, "ulps": 2.0, "floor": 1e-05, "source": "default"},
                    "verdict": out_verdict, "reasons": reasons},
         "caches": caches, "hazards": list(hazards), "notes": list(notes), "case": case, "case_file": None,
@@ -133,6 +168,9 @@ def sample_records(seed: int = 7) -> list[dict]:
     out.append(_record(rng, 902, "decode_graph", "float16", tests["decode_graph"], 0.5, nonfinite=True))
     out.append(_record(rng, 903, "prefill", "float16", tests["prefill"], 0.2, cache_bad=True))
     out.append(_record(rng, 905, "prefill", "bfloat16", tests["prefill"], 0.3, hazards=[_HAZARDS[1]]))
+    out.append(_record(rng, 906, "decode_eager", "float16", tests["decode_eager"], 0.4, nondeterministic=True))
+    # Within the dual reference, outside the Ascend standard: reported, not gating by default.
+    out.append(_record(rng, 907, "prefill", "float16", tests["prefill"], 0.6, ascend_margin=1.3))
     error_case = dict(out[0]["case"], phase="decode_graph", dtype="float16", seed=904)
     out.append({"case_id": "0904deadbeef", "phase": "decode_graph", "dtype": "float16", "backend": "emulated",
                 "verdict": "error", "ratio": None, "hazards": [], "case": error_case, "property": "decode_graph",
@@ -161,7 +199,7 @@ def sample_tests(records: list[dict]) -> list[dict]:
 
 
 def sample_report(*, complete: bool = True, seed: int = 7) -> dict:
-    """A schema-v1 report (JSON form) built from synthetic records."""
+    """A schema-v2 report (JSON form) built from synthetic records."""
     records = sample_records(seed)
     tests = sample_tests(records)
     return build_report(_run(complete), records, tests, complete=complete,

@@ -1,4 +1,5 @@
-"""Load and validate report.json against the JSON Schema shipped in this package (schema-v1.json)."""
+"""Load and validate report.json against the JSON Schemas shipped in this package (schema-v2.json;
+a schema-v1 report is validated against schema-v1.json, then migrated in memory: see migrate.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ from conformance.report.model import SCHEMA_VERSION
 
 
 class ReportError(ValueError):
-    """A report file that cannot be read: missing, not JSON, or not a schema-v1 report."""
+    """A report file that cannot be read: missing, not JSON, or not a valid report of a known version."""
 
 
-@lru_cache(maxsize=1)
-def load_schema() -> dict:
-    text = resources.files("conformance.report").joinpath(f"schema-v{SCHEMA_VERSION}.json").read_text("utf-8")
+#: Versions this code reads: older ones are migrated to SCHEMA_VERSION after validation.
+READABLE_VERSIONS = (1, SCHEMA_VERSION)
+
+
+@lru_cache(maxsize=len(READABLE_VERSIONS))
+def load_schema(version: int = SCHEMA_VERSION) -> dict:
+    text = resources.files("conformance.report").joinpath(f"schema-v{version}.json").read_text("utf-8")
     return json.loads(text)
 
 
@@ -24,12 +29,12 @@ def _where(path) -> str:
     return "/".join(str(p) for p in path) or "(top level)"
 
 
-def validation_errors(report, limit: int = 5) -> list[str]:
-    """Readable schema violations of `report` (empty if it is a valid schema-v1 report)."""
+def validation_errors(report, limit: int = 5, version: int = SCHEMA_VERSION) -> list[str]:
+    """Readable schema violations of `report` (empty if it is a valid report of schema `version`)."""
     import jsonschema
 
-    validator_cls = jsonschema.validators.validator_for(load_schema())
-    validator = validator_cls(load_schema())
+    schema = load_schema(version)
+    validator = jsonschema.validators.validator_for(schema)(schema)
     errors = sorted(validator.iter_errors(report), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     out = []
     for err in errors[:limit]:
@@ -41,14 +46,21 @@ def validation_errors(report, limit: int = 5) -> list[str]:
 
 
 def validate_report(report, name: str = "report") -> dict:
-    """Return `report` if it is valid, else raise ReportError naming the first problems."""
-    if isinstance(report, dict) and report.get("schema_version") not in (None, SCHEMA_VERSION):
-        raise ReportError(f"{name}: schema_version {report.get('schema_version')!r} is not supported "
-                          f"(this npu-conformance reads version {SCHEMA_VERSION})")
-    problems = validation_errors(report)
+    """Return `report` (a v1 report migrated to the current version) if it is valid, else raise
+    ReportError naming the first problems."""
+    version = report.get("schema_version") if isinstance(report, dict) else None
+    if version is not None and version not in READABLE_VERSIONS:
+        raise ReportError(f"{name}: schema_version {version!r} is not supported "
+                          f"(this npu-conformance reads versions {', '.join(map(str, READABLE_VERSIONS))})")
+    version = version if version is not None else SCHEMA_VERSION
+    problems = validation_errors(report, version=version)
     if problems:
-        raise ReportError(f"{name} is not a valid schema-v{SCHEMA_VERSION} npu-conformance report:\n  "
+        raise ReportError(f"{name} is not a valid schema-v{version} npu-conformance report:\n  "
                           + "\n  ".join(problems))
+    if version != SCHEMA_VERSION:
+        from conformance.report.migrate import migrate
+
+        report = migrate(report)
     return report
 
 

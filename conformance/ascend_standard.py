@@ -1,0 +1,137 @@
+"""Ascend's benchmark standard (msprobe's api_accuracy_checker), beside the dual reference.
+
+msprobe judges an NPU op by comparing it, and a second device's result, with a high-precision CPU
+benchmark, then dividing each NPU metric by the other device's. Here the "other device" is the
+same-dtype baseline and the benchmark is the float64 golden, so a verdict reads in the terms Ascend
+engineers use. Every constant below is from Ascend/msprobe at commit 8ff00da3 (paths under
+python/msprobe/pytorch/api_accuracy_checker/):
+
+  small-value mask  |golden| <= SMALL_VALUE[dtype], both sides finite        compare/algorithm.py:143-146
+  small_value_err_ratio = #(small and |err| > atol) / #small (0 if none)     compare/algorithm.py:85-89,
+                                                                             precision_standard/benchmark_compare.py:85
+  RMSE over elements neither small nor non-finite                            compare/algorithm.py:66-72
+  rel = |err| / (|golden| + eps), max and mean over the same elements        compare/algorithm.py:92-96,116-123,149-153
+  EB = |#(out > golden) - #(out < golden)| / N  (reported, not gating)       compare/algorithm.py:76-81,
+                                                                             precision_standard/benchmark_compare.py:216
+  ratio = |kernel metric| / max(|baseline metric|, MINIMUM_ERR[dtype])       compare/algorithm.py:284-287
+  a metric fails when its ratio exceeds its level's limit (no warning band)  precision_standard/benchmark_compare.py:191-197
+
+Two places where this differs from msprobe, on purpose:
+  * msprobe masks non-finite elements out of every gating metric (compare/algorithm.py:135-140), so an
+    output with a NaN in it can pass. A conformance verdict must not pass NaN: a non-finite output
+    element where the golden is finite fails this standard (as it fails the dual reference).
+  * msprobe's RMSE rescales a mean over all elements by ~N/(N - masked) with 1e-4 fudge terms; this
+    takes the mean over the included elements directly. The two agree to ~1e-4 relative.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+# precision_standard/standard_config.py:66-71 (small-value threshold), :78-83 (small-value atol)
+SMALL_VALUE = {torch.float16: 2.0**-10, torch.bfloat16: 2.0**-10, torch.float32: 2.0**-20}
+SMALL_VALUE_ATOL = {torch.float16: 1e-16, torch.bfloat16: 1e-16, torch.float32: 2.0**-30}
+# compare/algorithm.py:149-153 with core/common/const.py:814: eps of msprobe's benchmark dtype (fp16 is
+# benchmarked in fp32, fp32 in fp64: acc_check/acc_check_utils.py:45-49), a fixed 2^-8 for bf16.
+REL_EPS = {torch.float16: float(torch.finfo(torch.float32).eps), torch.bfloat16: 2.0**-8,
+           torch.float32: float(torch.finfo(torch.float64).eps)}
+# precision_standard/standard_config.py:121-126 (the "minmum_err" floor of each ratio's denominator)
+MINIMUM_ERR = {torch.float16: 2.0**-11, torch.bfloat16: 2.0**-8, torch.float32: 2.0**-14}
+# precision_standard/standard_config.py:151-167 (per level), :96-100,116-120 (small value and EB: 2 everywhere).
+# Attention (npu_fusion_attention) and scatter_ are L1 (standard_config.py:57-60).
+LEVELS = {"L0": {"max_rel_err": 10.0, "mean_rel_err": 2.0, "rmse": 2.0},
+          "L1": {"max_rel_err": 5.0, "mean_rel_err": 1.5, "rmse": 1.5},
+          "L2": {"max_rel_err": 2.0, "mean_rel_err": 1.2, "rmse": 1.2}}
+SMALL_VALUE_LIMIT = 2.0
+EB_LIMIT = 2.0  # msprobe computes its status but leaves it out of the verdict
+DEFAULT_LEVEL = "L1"
+GATING_METRICS = ("max_rel_err", "mean_rel_err", "rmse", "small_value_err_ratio")
+METRICS = GATING_METRICS + ("eb",)
+
+
+def benchmark_metrics(actual: torch.Tensor, golden: torch.Tensor, dtype: torch.dtype) -> dict:
+    """msprobe's five metrics of `actual` (values of `dtype`, any float type) against `golden`."""
+    a = actual.detach().to("cpu", torch.float64).flatten()
+    g = golden.detach().to("cpu", torch.float64).flatten()
+    n = a.numel()
+    finite = torch.isfinite(a) & torch.isfinite(g)
+    err = torch.where(finite, (a - g).abs(), torch.zeros_like(a))
+    small = finite & (g.abs() <= SMALL_VALUE[dtype])
+    num_small = int(small.sum())
+    small_bad = int((small & (err > SMALL_VALUE_ATOL[dtype])).sum())
+    normal = finite & ~small
+    num_normal = int(normal.sum())
+    rel = err[normal] / (g[normal].abs() + REL_EPS[dtype])
+    # EB compares with the golden in the kernel dtype, except bf16, which msprobe upcasts both sides to
+    # fp32 before comparing (compare/compare.py:333-335).
+    ref = g if dtype == torch.bfloat16 else g.to(dtype).to(torch.float64)
+    eb = abs(int((a > ref).sum()) - int((a < ref).sum())) / n if n else 0.0
+    return {
+        "small_value_err_ratio": small_bad / num_small if num_small else 0.0,
+        "rmse": math.sqrt(float((err[normal] ** 2).mean())) if num_normal else 0.0,
+        "max_rel_err": float(rel.max()) if num_normal else 0.0,
+        "mean_rel_err": float(rel.mean()) if num_normal else 0.0,
+        "eb": eb,
+        "elements": n, "small_values": num_small,
+        "nonfinite": int((~torch.isfinite(a) & torch.isfinite(g)).sum()),
+    }
+
+
+def metric_ratio(kernel: float, baseline: float, dtype: torch.dtype) -> float:
+    """compare/algorithm.py:284-287: |kernel| / max(|baseline|, minimum_err)."""
+    return abs(kernel) / max(abs(baseline), MINIMUM_ERR[dtype])
+
+
+def limits(level: str) -> dict[str, float]:
+    return {**LEVELS[level], "small_value_err_ratio": SMALL_VALUE_LIMIT, "eb": EB_LIMIT}
+
+
+@dataclass
+class AscendMetrics:
+    """One output judged by the benchmark standard. `margin` = the worst gating ratio / its limit (<= 1
+    passes), the number to sort and plot by."""
+
+    level: str
+    kernel: dict  # benchmark_metrics() of the layer's output
+    baseline: dict  # benchmark_metrics() of the same-dtype baseline
+    ratios: dict  # per metric: kernel / max(baseline, minimum_err)
+    limits: dict
+    minimum_err: float
+    margin: float
+    worst_metric: str
+    verdict: str
+    reasons: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def compare_ascend(out: torch.Tensor, golden: torch.Tensor, baseline: torch.Tensor, *, dtype: torch.dtype,
+                   level: str = DEFAULT_LEVEL) -> AscendMetrics:
+    """Judge the whole output tensor (padding rows included, as msprobe compares whole outputs: their
+    golden is 0, a small value, so anything but 0 there counts against small_value_err_ratio)."""
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {sorted(LEVELS)}, got {level!r}")
+    if dtype not in SMALL_VALUE:
+        raise ValueError(f"no benchmark-standard constants for {dtype}")
+    kernel = benchmark_metrics(out, golden, dtype)
+    base = benchmark_metrics(baseline, golden, dtype)
+    bounds = limits(level)
+    ratios = {m: metric_ratio(kernel[m], base[m], dtype) for m in METRICS}
+    reasons = [f"{m} ratio {ratios[m]:.3f} exceeds {bounds[m]:g} (kernel {kernel[m]:.3e}, baseline {base[m]:.3e})"
+               for m in GATING_METRICS if ratios[m] > bounds[m]]
+    if kernel["nonfinite"]:
+        reasons.append(f"{kernel['nonfinite']} output element(s) are NaN/Inf where the golden is finite")
+    shares = {m: ratios[m] / bounds[m] for m in GATING_METRICS}
+    worst = max(shares, key=shares.get)
+    margin = math.inf if kernel["nonfinite"] else shares[worst]
+    return AscendMetrics(level=level, kernel=kernel, baseline=base, ratios=ratios, limits=bounds,
+                         minimum_err=MINIMUM_ERR[dtype], margin=margin, worst_metric=worst,
+                         verdict="fail" if reasons else "pass", reasons=reasons)
