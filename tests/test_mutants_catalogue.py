@@ -33,6 +33,16 @@ SESSION = GraphSession(num_heads=4, num_kv_heads=2, head_dim=32, dtype="float16"
                        max_num_seqs=4, table_width=3, seed=5, block_order=(3, 6, 1, 5, 2, 7, 4), start=(16, 5, 30),
                        steps=(SessionStep(), SessionStep(leave=(0,)), SessionStep(join=(9,))))
 CASES = {"prefill": [PREFILL], "decode": [DECODE, GRAPH], "graph": [GRAPH], "all": [PREFILL, DECODE, GRAPH]}
+# Kernel bugs that need a shape the cases above lack: a wide batch, a long prompt, 128-token blocks.
+DECODE_WIDE = Case(phase="decode_eager", num_heads=4, num_kv_heads=2, head_dim=32, dtype="float16", block_size=16,
+                   num_blocks=12, seq_lens=(20, 3, 17, 1, 9, 33),
+                   block_tables=((1, 2), (3,), (4, 5), (6,), (7,), (8, 9, 10)), seed=3)
+PREFILL_LONG = Case(phase="prefill", num_heads=4, num_kv_heads=2, head_dim=64, dtype="bfloat16", block_size=128,
+                    num_blocks=8, seq_lens=(300, 20), block_tables=((5, 2, 6), (3,)), seed=6)
+DECODE_128 = Case(phase="decode_eager", num_heads=4, num_kv_heads=1, head_dim=64, dtype="bfloat16", block_size=128,
+                  num_blocks=8, seq_lens=(200, 70, 5), block_tables=((4, 1), (6,), (2,)), seed=8)
+EXTRA_CASES = {"paged_attention_not_run_large_batch": [DECODE_WIDE], "prefill_output_buffer_reused": [PREFILL_LONG],
+               "paged_read_kernel_block_size": [DECODE_128]}
 
 
 def test_catalogue_has_at_least_twenty_well_formed_entries():
@@ -40,8 +50,10 @@ def test_catalogue_has_at_least_twenty_well_formed_entries():
     names = [m.name for m in CATALOGUE]
     assert len(set(names)) == len(names), "mutant names must be unique"
     for m in CATALOGUE:
-        assert m.phase in PHASES and m.via in {"layer", "kernel", "context", "replay"}, m.name
-        hooks = {"layer": m.layer_class, "kernel": m.wrap_kernels, "context": m.transform_context,
+        assert m.phase in PHASES and m.via in {"layer", "call", "context", "replay", "op"}, m.name
+        assert m.location in {"layer", "runner", "kernel"}, m.name
+        hooks = {"layer": m.layer_class, "call": m.wrap_kernels if m.via == "call" else None,
+                 "op": m.wrap_kernels if m.via == "op" else None, "context": m.transform_context,
                  "replay": m.graph_call}
         assert hooks[m.via] is not None, f"{m.name}: planted via {m.via} but that hook is empty"
         # A replay bug may come with the layer code that reads what the runner hands the graph.
@@ -97,7 +109,7 @@ def test_mutant_changes_behaviour_on_a_case_of_its_phase(name, planted_mutation)
             caught.append(not all(o.passed for _, o in run_session(SESSION, "graph", judge=_judge)))
         except (ContextError, ContractViolation, GraphRecompiled):
             caught.append(True)
-    for case in CASES[mutant.phase]:
+    for case in CASES[mutant.phase] + EXTRA_CASES.get(name, []):
         try:
             caught.append(not check_case(case).passed)
         except (ContextError, ContractViolation):
@@ -116,7 +128,8 @@ def test_hand_picked_session_passes_unmutated():
     assert [o.case.batch for o in outcomes] == [3, 3, 2, 3]
 
 
-@pytest.mark.parametrize("case", [PREFILL, DECODE, GRAPH], ids=lambda c: c.phase)
+@pytest.mark.parametrize("case", [PREFILL, DECODE, GRAPH, DECODE_WIDE, PREFILL_LONG, DECODE_128],
+                         ids=["prefill", "decode", "graph", "decode-wide", "prefill-long", "decode-128"])
 def test_hand_picked_cases_pass_unmutated(case):
     configure(mutation=None)
     assert check_case(case).passed

@@ -1,10 +1,11 @@
 """The planted-bug catalogue: one entry per mutant, each a real bug class with a public source.
 
 An entry names the bug, the phase it lives in, how it is planted (`layer`: a subclass of the
-production Attention; `kernel`: the layer's kernel call reaches the op with an argument changed;
+production Attention; `call`: the layer's kernel call reaches the op with an argument changed;
 `context`: the runner builds an out-of-contract Context; `replay`: the runner's graph capture and
-replay hands the compiled graph other values than the Context it built), the bug class it stands
-for, public sources (issues, PRs, repositories) where that class was seen, and what a case needs
+replay hands the compiled graph other values than the Context it built; `op`: the layer's call is
+right and the emulated op itself misbehaves as a real kernel did), where the bug lives (its
+`location`: the layer, the runner, or the kernel), the bug class it stands for, public sources (issues, PRs, repositories) where that class was seen, and what a case needs
 for the bug to show. Only bugs that can be observed in THIS layer are listed: prefill here always has
 q_len == kv_len (so top-left vs bottom-right causal cannot differ), decode ignores sparse_mode and
 a missing transpose of a [B, N, 1, D] tensor changes nothing, so those are not mutants here.
@@ -17,17 +18,21 @@ from dataclasses import dataclass
 from typing import Callable
 
 from conformance.mutation import Mutation
+from conformance.mutants import kernel_bugs as kb
 from conformance.mutants import planted as p
 
 NANO_VLLM = "https://github.com/GeeeekExplorer/nano-vllm"
 ORIGIN = "https://github.com/linzm1007/nano-vllm-ascend"
 
 
+LOCATIONS = {"layer": "layer", "call": "layer", "context": "runner", "replay": "runner", "op": "kernel"}
+
+
 @dataclass(frozen=True)
 class Mutant:
     name: str
-    phase: str  # "prefill" | "decode" | "graph" | "all": where the bug lives
-    via: str  # "layer" | "kernel" | "context" | "replay": how it is planted
+    phase: str  # "prefill" | "decode" | "graph" | "all": the phase it breaks
+    via: str  # "layer" | "call" | "context" | "replay" | "op": how it is planted
     bug_class: str
     sources: tuple[str, ...]
     summary: str  # what is wrong, in one sentence
@@ -37,6 +42,12 @@ class Mutant:
     transform_context: Callable | None = None
     graph_call: Callable | None = None
 
+    @property
+    def location(self) -> str:
+        """Where the bug lives: "layer" (its code or its kernel calls), "runner" (the Context, graph
+        capture and replay) or "kernel" (the op itself)."""
+        return LOCATIONS[self.via]
+
     def mutation(self) -> Mutation:
         return Mutation(self.name, layer_class=self.layer_class, wrap_kernels=self.wrap_kernels,
                         transform_context=self.transform_context, graph_call=self.graph_call)
@@ -45,21 +56,21 @@ class Mutant:
 CATALOGUE: tuple[Mutant, ...] = (
     # --- prefill -------------------------------------------------------------------------------
     Mutant(
-        "tnd_per_request_lengths", "prefill", "kernel",
+        "tnd_per_request_lengths", "prefill", "call",
         "cumulative vs per-request lengths in TND (right at batch 1 by accident)",
         ("https://github.com/sgl-project/sglang/pull/31867", "https://github.com/vllm-project/vllm-ascend/pull/9632"),
         "actual_seq_qlen/kvlen are per-request lengths where FIA TND wants cumulative end offsets",
         "batch >= 2",
         wrap_kernels=p.prefill_call(p.per_request_lengths)),
     Mutant(
-        "prefill_batch_as_one_sequence", "prefill", "kernel",
+        "prefill_batch_as_one_sequence", "prefill", "call",
         "cross-request contamination: result depends on batch composition",
         ("https://github.com/vllm-project/flash-attention/pull/176", "https://github.com/tenstorrent/tt-metal/issues/50512"),
         "the whole ragged batch is attended as one causal sequence (lengths [T], [T])",
         "batch >= 2",
         wrap_kernels=p.prefill_call(p.one_sequence)),
     Mutant(
-        "prefill_causal_disabled", "prefill", "kernel",
+        "prefill_causal_disabled", "prefill", "call",
         "causal masking disabled (sparse_mode 0, no mask)",
         ("https://github.com/lightseekorg/tokenspeed/pull/178", "https://github.com/mlx-node/mlx-node/pull/24",
          "https://github.com/vllm-project/vllm-ascend/issues/13699"),
@@ -77,7 +88,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "a prompt of >= 2 tokens (one token attends to itself either way)",
         layer_class=p.MaskPolarityInverted),
     Mutant(
-        "prefill_slot_off_by_one", "prefill", "kernel",
+        "prefill_slot_off_by_one", "prefill", "call",
         "slot mapping off by one (writes one slot later)",
         ("https://github.com/Wenyueh/MinivLLM/issues/76", "https://github.com/microsoft/onnxruntime-genai/pull/2354"),
         "_npu_reshape_and_cache gets slot + 1 for every token",
@@ -114,14 +125,14 @@ CATALOGUE: tuple[Mutant, ...] = (
         "randn inputs",
         layer_class=p.ScaleAppliedTwice),
     Mutant(
-        "softmax_skipped", "all", "kernel",
+        "softmax_skipped", "all", "call",
         "softmax effectively skipped: uniform average over visible keys",
         ("https://github.com/vllm-project/vllm-ascend/issues/13699",),
         "every attention call gets softmax scale 0, so all visible keys weigh the same",
         "a row with >= 2 visible keys and score spread",
         wrap_kernels=p.every_attention_call(p.zero_scale_v2, p.zero_scale_air)),
     Mutant(
-        "gqa_head_mapping_modulo", "all", "kernel",
+        "gqa_head_mapping_modulo", "all", "call",
         "GQA head mapping h % n_kv instead of h // g",
         ("https://github.com/onnx/onnx/pull/7274", "https://github.com/HazyResearch/HipKittens/pull/22",
          "https://github.com/FlashML-org/FreeToken/pull/177"),
@@ -129,14 +140,14 @@ CATALOGUE: tuple[Mutant, ...] = (
         "num_kv_heads >= 2 and group >= 2",
         wrap_kernels=p.wrap_ops({p.V2: p.gqa_modulo("num_query_heads")}, {p.AIR: p.gqa_modulo("num_heads")})),
     Mutant(
-        "num_kv_heads_as_num_heads", "all", "kernel",
+        "num_kv_heads_as_num_heads", "all", "call",
         "wrong num_key_value_heads passed to the kernel",
         ("https://github.com/vllm-project/vllm-ascend/pull/6532", "https://github.com/vllm-project/vllm-ascend/pull/3366"),
         "num_key_value_heads = num_heads (MHA assumed) in every attention call",
         "group >= 2",
         wrap_kernels=p.every_attention_call(p.heads_as_mha_v2, p.heads_as_mha_air)),
     Mutant(
-        "output_rounded_through_bf16", "all", "kernel",
+        "output_rounded_through_bf16", "all", "op",
         "precision loss inside the kernel (an intermediate buffer narrower than the output dtype)",
         ("https://github.com/MinghuasLab/flash-attention-npu/issues/135",),
         "every attention output is rounded to bf16 and back",
@@ -144,35 +155,35 @@ CATALOGUE: tuple[Mutant, ...] = (
         wrap_kernels=p.wrap_ops({p.V2: p.output_through_bf16}, {p.AIR: p.output_through_bf16})),
     # --- decode (eager and graph) --------------------------------------------------------------
     Mutant(
-        "decode_newest_token_dropped", "decode", "kernel",
+        "decode_newest_token_dropped", "decode", "call",
         "reading short of the sequence: the newest token dropped",
         ("https://github.com/openvinotoolkit/openvino/pull/38034", "https://github.com/harvard-edge/cs249r_book/pull/1953"),
         "actual_seq_kvlen = context_lens - 1",
         "any decode",
         wrap_kernels=p.decode_kv_lengths(p.newest_dropped)),
     Mutant(
-        "decode_kv_len_rounded_to_block", "decode", "kernel",
+        "decode_kv_len_rounded_to_block", "decode", "call",
         "reading past the sequence: kv length rounded up to a block multiple",
         ("https://github.com/pegainfer-project/pegainfer/issues/291", "https://github.com/vllm-project/vllm/pull/2231"),
         "actual_seq_kvlen = ceil(context_lens / block_size) * block_size",
         "a length that is not a block multiple, unused slots poisoned",
         wrap_kernels=p.decode_kv_lengths(p.rounded_to_block)),
     Mutant(
-        "decode_full_last_block_dropped", "decode", "kernel",
+        "decode_full_last_block_dropped", "decode", "call",
         "slot/length arithmetic off at a block boundary: a full last block counted as empty",
         ("https://github.com/Wenyueh/MinivLLM/issues/76",),
         "actual_seq_kvlen loses block_size tokens when the length is a multiple of block_size",
         "a decode length that is an exact block multiple",
         wrap_kernels=p.decode_kv_lengths(p.full_last_block_dropped)),
     Mutant(
-        "decode_shorter_unaligned_lose_newest", "decode", "kernel",
+        "decode_shorter_unaligned_lose_newest", "decode", "call",
         "reading short of the sequence for some rows only (shorter, unaligned sequences of a batch)",
         ("https://github.com/openvinotoolkit/openvino/pull/38034",),
         "rows shorter than the batch's longest and not block-aligned get context_lens - 1",
         "batch >= 2 with unequal lengths, a shorter one not block-aligned",
         wrap_kernels=p.decode_kv_lengths(p.shorter_unaligned_lose_newest)),
     Mutant(
-        "decode_kv_lengths_are_query_lengths", "decode", "kernel",
+        "decode_kv_lengths_are_query_lengths", "decode", "call",
         "KV lengths confused with query lengths",
         ("https://github.com/vllm-project/vllm-ascend/pull/3652",),
         "actual_seq_kvlen = the query lengths (1 per row)",
@@ -186,7 +197,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "any decode (the new token's slot is NaN-poisoned before the write)",
         layer_class=p.AttendBeforeCacheWrite),
     Mutant(
-        "decode_block_table_of_row0", "decode", "kernel",
+        "decode_block_table_of_row0", "decode", "call",
         "cross-request contamination: every row folded onto sequence 0",
         ("https://github.com/vllm-project/flash-attention/pull/176", "https://github.com/sgl-project/sglang-jax/issues/1297"),
         "the decode kernel gets row 0 of block_tables for every row",
@@ -215,7 +226,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "any decode",
         layer_class=p.UpstreamFourDimCache),
     Mutant(
-        "decode_scatter_1d_offsets", "decode", "kernel",
+        "decode_scatter_1d_offsets", "decode", "call",
         "slot/block namespace mismatch: the 1-D scatter_update_ index form (offset within data row i)",
         ("Ascend/op-plugin: docs/context/torch_npu-scatter_update_.md (1-D indices: row i of data)",
          "https://github.com/vllm-project/vllm/pull/47056"),
@@ -246,7 +257,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "a graph batch with padding",
         transform_context=p.padding_slot_minus_one),
     Mutant(
-        "graph_empty_rows_nan", "graph", "kernel",
+        "graph_empty_rows_nan", "graph", "op",
         "fully masked / zero-length rows give NaN (no empty-row guard)",
         ("https://github.com/pytorch/pytorch/issues/103749", "https://github.com/Dao-AILab/flash-attention/issues/2842"),
         "the graph op returns NaN for rows with actual_seq_lengths_kv 0",
@@ -288,6 +299,57 @@ CATALOGUE: tuple[Mutant, ...] = (
         "context_lens reach the compiled graph as a Python list, which Dynamo specializes and guards on",
         "two steps through the same compiled graph with different lengths",
         layer_class=p.LengthsFromHostList, graph_call=p.host_context_lens),
+    # --- the kernel itself (a CANN / torch_npu regression; the layer's call is right) ----------------
+    Mutant(
+        "fia_block16_corrupts_output", "decode", "op",
+        "FIA silently corrupts output at page (block) size 16 only; 128 is fine",
+        ("https://github.com/sgl-project/sglang/issues/38196",),
+        "with block_size 16 the paged FIA reads each 128-token tile as 8 physically adjacent pages",
+        "decode with block_size 16, a context longer than one block and blocks not handed out in order",
+        wrap_kernels=p.wrap_ops({p.V2: kb.tiles_assume_contiguous_pages}, {p.AIR: kb.tiles_assume_contiguous_pages})),
+    Mutant(
+        "paged_attention_not_run_large_batch", "decode", "op",
+        "the op fails (only in a log) and never runs: the output buffer is left as it was",
+        ("https://github.com/vllm-project/vllm-ascend/issues/4803",),
+        f"eager paged decode with more than {kb.NOT_RUN_ABOVE_BATCH} rows returns an output it never wrote",
+        f"an eager decode batch of more than {kb.NOT_RUN_ABOVE_BATCH} sequences",
+        wrap_kernels=p.wrap_ops({p.V2: kb.silently_not_run})),
+    Mutant(
+        "cache_scatter_skipped_some_calls", "decode", "op",
+        "the KV-cache write did not happen on some calls",
+        ("https://github.com/DeepLink-org/dlinfer/issues/158",),
+        f"every {kb.SKIP_EVERY}rd eager scatter_update_ call returns without writing",
+        "an eager decode step (two scatter calls per step)",
+        wrap_kernels=p.wrap_ops({p.SCATTER: kb.writes_skipped_sometimes})),
+    Mutant(
+        "prefill_output_buffer_reused", "prefill", "op",
+        "a reused output buffer read before the kernel finished: long inputs show the previous call's result",
+        ("https://github.com/vllm-project/vllm-ascend/pull/334",),
+        f"prefill rows from {kb.LONG_INPUT} on hold the previous prefill's output",
+        f"a prefill of more than {kb.LONG_INPUT} tokens",
+        wrap_kernels=p.wrap_ops({p.V2: kb.reused_output_buffer})),
+    Mutant(
+        "slot_mapping_int64_read_as_int32", "prefill", "op",
+        "an int64 slot buffer read as int32 (high words taken as slots)",
+        ("https://github.com/vllm-project/vllm-ascend/pull/16775",),
+        "_npu_reshape_and_cache reads the slots' int64 words as int32: odd tokens land in slot 0",
+        "a prefill of >= 2 tokens",
+        wrap_kernels=p.wrap_ops({p.RESHAPE_AND_CACHE: kb.slots_read_as_int32})),
+    Mutant(
+        "paged_read_kernel_block_size", "decode", "op",
+        "past a block-size threshold the kernel's own block size indexes an unconverted block table",
+        ("https://github.com/vllm-project/vllm-ascend/pull/10442",),
+        f"block sizes above {kb.KERNEL_BLOCK} are read as {kb.KERNEL_BLOCK}-token blocks through the same table",
+        f"decode with block_size > {kb.KERNEL_BLOCK} and a context longer than {kb.KERNEL_BLOCK} tokens",
+        wrap_kernels=p.wrap_ops({p.V2: kb.wrong_block_size_above}, {p.AIR: kb.wrong_block_size_above})),
+    Mutant(
+        "fia_nondeterministic_reduction", "all", "op",
+        "nondeterministic kernel: the result depends on the order the cores finish in",
+        ("https://github.com/flashinfer-ai/flashinfer/pull/1675 (split-KV reductions can make attention nondeterministic)",
+         "https://github.com/Dao-AILab/flash-attention/issues/1897 (split-KV and reduction order)"),
+        "about 1 element in 32 of every eager attention output differs in its last bit from call to call",
+        "any eager case (only a second run on the same inputs shows it)",
+        wrap_kernels=p.wrap_ops({p.V2: kb.nondeterministic_reduction})),
 )
 
 BY_NAME = {m.name: m for m in CATALOGUE}

@@ -32,8 +32,9 @@ from conformance.session import configure, settings
 SUITE_PACKAGE = "conformance.suite"
 #: What counts as a kill: the suite's own verdict. A planted bug whose code raises anything else
 #: (TypeError, IndexError, a constructor error, an unmodelled emulator feature) is an error, not a kill.
-KILL_CLASSES = ("out of tolerance", "NaN in output", "empty rows not 0", "cache bit-exact", "emulator hazard",
-                "validator", "emulator contract", "graph recompile", "metamorphic relation")
+KILL_CLASSES = ("out of tolerance", "NaN in output", "empty rows not 0", "outside the Ascend standard",
+                "cache bit-exact", "emulator hazard", "nondeterministic", "validator", "emulator contract",
+                "graph recompile", "metamorphic relation")
 #: Exceptions that are the harness refusing a call (a detection), by the name error records carry.
 DETECTING_ERRORS = {"ContextError": "validator", "ContractViolation": "emulator contract",
                     "HazardError": "emulator contract", "GraphRecompiled": "graph recompile"}
@@ -296,18 +297,26 @@ def _how(record: dict | None, report, exc: BaseException | None) -> tuple[bool, 
         return False, f"the run raised {error}"[:160]
     parts = []
     output = record.get("output") or {}
-    if output.get("verdict") == "fail":
+    failed = record.get("failed_checks") or []
+    if "output" in failed:
         if output.get("nonfinite_rows"):
             parts.append("NaN in output")
         elif output.get("nonzero_empty_rows"):
             parts.append("empty rows not 0")
         else:
             parts.append("out of tolerance")
+    if "ascend" in failed:
+        parts.append("outside the Ascend standard")
     if any(c.get("verdict") == "fail" for c in record.get("caches", [])):
         parts.append("cache bit-exact")
     codes = sorted({h.get("code", "?") for h in record.get("hazards") or [] if not h.get("accepted")})
     if codes:
         parts.append("emulator hazard: " + ", ".join(codes))
+    if "determinism" in failed:
+        first = ((record.get("determinism") or {}).get("differences") or [{}])[0]
+        where = (f" ({first['tensor']} row {first['row']}, head {first['head']})" if first.get("tensor") == "output"
+                 else f" ({first.get('tensor')})" if first else "")
+        parts.append("nondeterministic" + where)
     return True, " + ".join(parts) or "failed"
 
 
