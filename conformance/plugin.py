@@ -76,7 +76,11 @@ def pytest_addoption(parser):
                     help="torchair mode the decode graph is compiled in (default max-autotune, the only mode that "
                          "lowers torchair's attention op; reduce-overhead is aclgraph capture)")
     group.addoption("--tolerance-policy", metavar="FILE", default=None,
-                    help="TOML file overriding the tolerance policy (k, mean_k, ulps, floor)")
+                    help="TOML file overriding the tolerance policy (k, mean_k, ulps, floor) and what gates "
+                         "([gating]: the dual reference, the Ascend standard or both; determinism)")
+    group.addoption("--shape-space", choices=("auto", "npu"), default="auto",
+                    help="shapes to draw: auto = the backend's (the emulator also draws its extensions, e.g. "
+                         "float32), npu = only what the real kernels accept, on either backend")
     group.addoption("--conformance-failures", metavar="DIR", default="conformance-failures",
                     help="directory where failing cases are saved as replayable JSON")
     group.addoption("--devices", metavar="IDS", default=None,
@@ -114,7 +118,7 @@ def pytest_configure(config):
     npu_usable = backend == "npu" and probe_npu().usable
     configure(backend=backend, backend_reason=reason, strict_contracts=config.getoption("strict_contracts"),
               require_npu=config.getoption("require_npu"), policies=policies, acknowledgements=ledger,
-              graph_mode=config.getoption("graph_mode"),
+              graph_mode=config.getoption("graph_mode"), shape_space=config.getoption("shape_space"),
               failures_dir=Path(config.getoption("conformance_failures")))
     config._conformance_npu_missing = None
     if npu_usable:

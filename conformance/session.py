@@ -28,6 +28,10 @@ class RunSettings:
     compile_graph: bool = True  # decode_graph: trace the layer with torch.compile (else call eagerly)
     graph_mode: str = "max-autotune"  # torchair mode decode graphs are compiled in (conformance.names.GRAPH_MODES)
     mutation: "Mutation | None" = None  # a planted bug (conformance.mutation), for measuring the suite
+    #: whose shapes the properties draw: "auto" = the backend's (the npu set on hardware, the emulator's
+    #: wider one on CPU); "npu" = only what the real kernels accept, on either backend (a CPU preview
+    #: of a hardware run)
+    shape_space: str = "auto"
 
     @property
     def device(self) -> str:

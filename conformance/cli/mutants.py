@@ -79,10 +79,12 @@ def _list(console) -> int:
     from conformance.mutants import catalogue, report
 
     table = Table(title=f"{len(catalogue.CATALOGUE)} planted bugs")
-    for column in ("mutant", "phase", "via", "bug class", "sources"):
+    for column in ("mutant", "where", "phase", "via", "bug class", "sources"):
         table.add_column(column)
-    for m in catalogue.CATALOGUE:
-        table.add_row(m.name, m.phase, m.via, m.bug_class, "\n".join(report.short_source(s) for s in m.sources))
+    order = {location: i for i, location in enumerate(report.LOCATION_ORDER)}
+    for m in sorted(catalogue.CATALOGUE, key=lambda m: order[m.location]):  # stable: catalogue order within
+        table.add_row(m.name, m.location, m.phase, m.via, m.bug_class,
+                      "\n".join(report.short_source(s) for s in m.sources))
     console.print(table)
     return 0
 

@@ -50,7 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--graph-mode", choices=GRAPH_MODES, default=None,
                         help="torchair mode the decode graph is compiled in (default max-autotune)")
     parser.add_argument("--tolerance-policy", metavar="FILE", default=None,
-                        help="TOML overrides of the tolerance policy for a hardware/CANN pair")
+                        help="TOML overrides of the tolerance policy for a hardware/CANN pair, and what gates")
+    parser.add_argument("--shape-space", choices=("auto", "npu"), default=None,
+                        help="npu: draw only the shapes the real kernels accept, also on the emulator")
     parser.add_argument("-n", metavar="WORKERS", dest="workers", default=None,
                         help=f"run in WORKERS processes with pytest-xdist (a number or 'auto'; {XDIST_HINT})")
     parser.add_argument("--devices", metavar="IDS", default=None,
@@ -89,6 +91,8 @@ def pytest_arguments(args: argparse.Namespace) -> list[str]:
         argv.append(f"--tolerance-policy={args.tolerance_policy}")
     if args.graph_mode:
         argv.append(f"--graph-mode={args.graph_mode}")
+    if args.shape_space:
+        argv.append(f"--shape-space={args.shape_space}")
     if args.workers is not None:
         argv.append(f"--numprocesses={args.workers}")
     if getattr(args, "devices", None):

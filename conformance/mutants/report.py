@@ -11,6 +11,10 @@ from conformance.mutants.catalogue import Mutant
 from conformance.mutants.runner import MutantResult
 
 SCHEMA = "npu-conformance-mutants/1"
+#: Where a bug lives (Mutant.location), in the order the tables list them.
+LOCATION_ORDER = ("layer", "runner", "kernel")
+LOCATION_TITLES = {"layer": "layer (its code and its kernel calls)", "runner": "runner (Context, graph capture and replay)",
+                   "kernel": "kernel (the op itself misbehaves; the layer's call is right)"}
 _GITHUB = re.compile(r"https://github\.com/([^/\s]+/[^/\s]+)/(?:issues|pull)/(\d+)")
 
 
@@ -56,7 +60,8 @@ def matrix(mutants: list[Mutant], results: list[MutantResult], *, profile: str, 
            modules: list[str], baseline: MutantResult | None, seconds: float, explicit: bool = True) -> dict:
     rows = []
     for mutant, result in zip(mutants, results):
-        rows.append({"name": mutant.name, "phase": mutant.phase, "via": mutant.via, "bug_class": mutant.bug_class,
+        rows.append({"name": mutant.name, "phase": mutant.phase, "via": mutant.via, "location": mutant.location,
+                     "bug_class": mutant.bug_class,
                      "summary": mutant.summary, "needs": mutant.needs, "sources": list(mutant.sources),
                      **{k: v for k, v in result.as_dict().items() if k != "name"}})
     return {
@@ -108,11 +113,18 @@ def to_markdown(data: dict) -> str:
         lines += [f"Unmutated layer, same runs: {verdict} ({base['cases_run']} cases, {base['seconds']:.0f} s).", ""]
     lines += ["| mutant | bug class | source | killed by | caught as | cases to kill | counterexample |",
               "|---|---|---|---|---|---|---|"]
-    for row in data["mutants"]:
-        sources = ", ".join(markdown_source(x) for x in row["sources"])
-        killed_by = f"`{short_test(row['killed_by'])}`" if row["status"] == "killed" else f"**{row['status'].upper()}**"
-        lines.append(f"| `{row['name']}` | {row['bug_class']} | {sources} | {killed_by} | {row.get('how') or ''} | "
-                     f"{_cases(row)} | {_size(row)} |")
+    for location in LOCATION_ORDER:
+        group = [row for row in data["mutants"] if row.get("location", "layer") == location]
+        if not group:
+            continue
+        killed = sum(row["status"] == "killed" for row in group)
+        lines.append(f"| **{LOCATION_TITLES[location]}** ({killed}/{len(group)} killed) | | | | | | |")
+        for row in group:
+            sources = ", ".join(markdown_source(x) for x in row["sources"])
+            killed_by = (f"`{short_test(row['killed_by'])}`" if row["status"] == "killed"
+                         else f"**{row['status'].upper()}**")
+            lines.append(f"| `{row['name']}` | {row['bug_class']} | {sources} | {killed_by} | {row.get('how') or ''} | "
+                         f"{_cases(row)} | {_size(row)} |")
     lines += ["", "Cases to kill: cases judged from the start of the run (cheap properties first: prefill, "
               "decode, graph, contract, metamorphic, engine) up to and including the first failing one. "
               "Counterexample: the last failing case of the killing property (hypothesis' shrunk example).", ""]
@@ -123,13 +135,13 @@ def print_table(data: dict, console) -> None:
     from rich.table import Table
 
     table = Table(title=f"planted bugs vs suite (profile {data['profile']})", show_lines=False)
-    for column, kw in (("mutant", {}), ("phase", {}), ("via", {}), ("result", {}), ("killed by", {}),
+    for column, kw in (("mutant", {}), ("where", {}), ("phase", {}), ("result", {}), ("killed by", {}),
                        ("caught as", {}), ("cases", {"justify": "right"}), ("counterexample", {}),
                        ("s", {"justify": "right"})):
         table.add_column(column, **kw)
     for row in data["mutants"]:
         style = {"killed": "green", "survived": "bold red", "error": "bold yellow"}[row["status"]]
-        table.add_row(row["name"], row["phase"], row["via"], f"[{style}]{row['status']}[/]",
+        table.add_row(row["name"], row.get("location", "layer"), row["phase"], f"[{style}]{row['status']}[/]",
                       short_test(row["killed_by"]), row.get("how") or "", _cases(row), _size(row),
                       f"{row['seconds']:.1f}")
     console.print(table)

@@ -70,6 +70,7 @@ def run_metadata(config, *, started_at: str, duration_s: float, finished_at: str
                        "max_examples": hyp_settings.default.max_examples},
         "strict_contracts": s.strict_contracts,
         "graph_mode": s.graph_mode,
+        "shape_space": s.shape_space,
         "acknowledgements_source": s.acknowledgements.source,
         "require_npu": s.require_npu,
         "tolerance_policy": s.policies.as_dict(),

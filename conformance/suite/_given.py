@@ -10,8 +10,10 @@ from conformance.session import settings
 
 def shape_space() -> str:
     """Whose shapes to draw: the npu set on hardware; on the emulator also its extensions, which are
-    notes (float32), never hazards, so they can run under --strict-contracts too."""
-    return settings().backend
+    notes (float32), never hazards, so they can run under --strict-contracts too. `--shape-space npu`
+    draws the npu set on the emulator as well."""
+    s = settings()
+    return s.backend if s.shape_space == "auto" else s.shape_space
 
 
 def cases(factory, **kwargs) -> st.SearchStrategy:
