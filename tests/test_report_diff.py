@@ -147,3 +147,34 @@ def test_a_failure_in_a_bucket_the_old_sample_had_clean_is_a_regression(old):
 def test_a_negative_threshold_is_refused(old):
     with pytest.raises(ValueError, match="threshold must be >= 0"):
         diff_reports(old, old, threshold=-0.1)
+
+
+def test_a_grown_ascend_margin_on_a_matched_case_is_a_regression(old):
+    records = copy.deepcopy(old["records"])
+    victim = next(r for r in records if r.get("ascend"))
+    victim["ascend_ratio"] = victim["ascend"]["margin"] = victim["ascend_ratio"] * 1.5
+    d = diff_reports(old, _rebuild(old, records))
+    assert [c["case_id"] for c in d.grown_ascend] == [victim["case_id"]] and not d.grown_cases
+    assert any("Ascend margin" in line for line in d.regressions)
+    assert not diff_reports(old, _rebuild(old, records), threshold=0.6).regressed
+
+
+@pytest.mark.parametrize("standard", ["ascend", "determinism"])
+def test_a_standard_that_breaks_on_a_matched_case_is_a_regression_even_when_it_does_not_gate(old, standard):
+    records = copy.deepcopy(old["records"])
+    victim = records[0]
+    victim["verdicts"] = dict(victim["verdicts"], **{standard: "fail"})  # the case still passes: not gating
+    new = _rebuild(old, records)
+    assert new["verdict"]["passed"]
+    d = diff_reports(old, new)
+    assert d.new_standard_failures == [{"case_id": victim["case_id"], "phase": victim["phase"],
+                                        "dtype": victim["dtype"], "standard": standard}]
+    assert d.regressed and f"{standard} verdict pass -> fail" in d.regressions[0]
+    assert not diff_reports(new, new).regressed
+
+
+def test_the_bucket_table_shows_both_runs_worst_ascend_margin(old, capsys):
+    d = diff_reports(old, old)
+    bucket = next(b for b in d.buckets if (b["phase"], b["dtype"]) == BUCKET)
+    summary = next(s for s in old["summaries"] if (s["phase"], s["dtype"]) == BUCKET)
+    assert bucket["old_ascend"] == bucket["new_ascend"] == summary["worst_ascend_ratio"] is not None

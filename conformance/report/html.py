@@ -136,7 +136,7 @@ def _summary(report: dict) -> str:
                       f"<b>{t.get('ascend_failed', 0)}</b>", f"<b>{t.get('nondeterministic', 0)}</b>", "",
                       f"<code>{_e(t['worst_case_id'] or '-')}</code>"]))
     return _table(["phase", "dtype", "cases", "passed", "failed", "errors", "worst error/tolerance",
-                   "worst Ascend margin", "outside Ascend std", "nondeterministic", "hazards", "worst case"], rows,
+                   "worst Ascend margin", "Ascend fails", "non-determ.", "hazards", "worst case"], rows,
                   numeric={2, 3, 4, 5, 6, 7, 8, 9, 10})
 
 

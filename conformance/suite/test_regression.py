@@ -1,7 +1,8 @@
 """The regression corpus (conformance/corpus.py): every promoted find, replayed before anything else
-(the plugin orders these tests first) and judged with this run's settings. On the npu backend a case
-drawn from the emulator's wider shape space (float32, small head dims or block sizes) is not collected:
-the real kernels refuse those shapes by contract, so it can only guard the emulated runs."""
+(the plugin orders these tests first) and judged with this run's settings. On the npu backend (or under
+--shape-space npu) a case drawn from the emulator's wider shape space (float32, small head dims or block
+sizes) is not collected: the real kernels refuse those shapes by contract, so it can only guard the
+emulated runs."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from conformance.case_files import read_case_file
 from conformance.graph_sessions import run_session
 from conformance.session import settings
 from conformance.strategies import outside_npu_space
+from conformance.suite._given import shape_space
 from conformance.verify import verify_case
 
+
 def _applies(path) -> bool:
-    return settings().backend != "npu" or outside_npu_space(read_case_file(path).case) is None
+    return shape_space() != "npu" or outside_npu_space(read_case_file(path).case) is None
 
 
 PATHS = [p for p in corpus.case_paths() if _applies(p)]  # the plugin chose the backend before collection

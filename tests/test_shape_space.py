@@ -1,0 +1,49 @@
+"""--shape-space npu: the emulated run draws only what the real kernels accept (a CPU preview of a
+hardware run), and the corpus cases from the emulator's wider space are left out of it."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hyp_settings
+
+from conformance import corpus
+from conformance.case_files import read_case_file
+from conformance.session import configure, settings
+from conformance.strategies import outside_npu_space
+from conformance.suite import _given
+from conformance.suite import test_regression as regression
+
+
+@pytest.fixture
+def npu_space():
+    before = settings().shape_space
+    configure(shape_space="npu")
+    yield
+    configure(shape_space=before)
+
+
+@pytest.mark.parametrize("name", ["prefill", "decode_eager", "decode_graph"])
+def test_npu_space_on_the_emulator_draws_only_npu_shapes(name, npu_space):
+    assert settings().backend == "emulated" and _given.shape_space() == "npu"
+    seen = []
+
+    @hyp_settings(max_examples=25, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(case=getattr(_given, name))
+    def draw(case):
+        seen.append(case)
+        assert outside_npu_space(case) is None, (outside_npu_space(case), case.summary())
+
+    draw()
+    assert len(seen) >= 10 and {c.block_size for c in seen} == {128}
+
+
+def test_the_default_space_on_the_emulator_is_wider():
+    assert settings().shape_space == "auto" and _given.shape_space() == "emulated"
+
+
+def test_corpus_cases_outside_the_npu_space_are_left_out_under_it(npu_space):
+    wide = [p for p in corpus.case_paths() if outside_npu_space(read_case_file(p).case) is not None]
+    assert wide, "the corpus holds the float32 decode case"
+    assert not any(regression._applies(p) for p in wide)
+    configure(shape_space="auto")
+    assert all(regression._applies(p) for p in wide)
