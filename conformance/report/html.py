@@ -103,6 +103,8 @@ def _meta(report: dict) -> str:
         ("profile", f"{hyp.get('profile')} (max_examples {hyp.get('max_examples')})"),
         ("seed", hyp.get("seed") if hyp.get("seed") is not None else "random"),
         ("strict contracts", run.get("strict_contracts")), ("require NPU", run.get("require_npu")),
+        ("shape space", {"npu": "npu (only what the real kernels accept)", "auto": "the backend's"}.get(
+            run.get("shape_space") or "auto", run.get("shape_space"))),
         ("decode graphs", f"mode {run.get('graph_mode') or '-'}: {report['totals'].get('graph_compiles', 0)} "
                           f"compile(s) for {report['totals'].get('graph_steps', 0)} graph step(s)"),
         ("tolerance policy", f"{tol['source']}: k={d['k']:g}, mean_k={d['mean_k']:g}, ulps={d['ulps']:g}, "

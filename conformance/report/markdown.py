@@ -30,7 +30,8 @@ def meta_line(report: dict) -> str:
     commit = (run.get("git_commit") or "")[:10] or "-"
     parts = [f"backend `{run.get('backend')}`", f"device {run.get('device')}", f"torch {v.get('torch') or '-'}",
              f"torch_npu {v.get('torch_npu') or '-'}", f"CANN {v.get('cann') or '-'}",
-             f"profile `{hyp.get('profile')}`", f"seed {hyp.get('seed') if hyp.get('seed') is not None else 'random'}",
+             f"profile `{hyp.get('profile')}`"
+             + (" (npu shape space)" if run.get("shape_space") == "npu" else ""), f"seed {hyp.get('seed') if hyp.get('seed') is not None else 'random'}",
              f"commit `{commit}`", f"tolerance {run['tolerance_policy']['source']}",
              f"{run.get('duration_s', 0):.1f} s", f"started {run.get('started_at')}"]
     return " · ".join(parts)

@@ -22,10 +22,13 @@ def _applies(path) -> bool:
 
 
 PATHS = [p for p in corpus.case_paths() if _applies(p)]  # the plugin chose the backend before collection
+_NONE = pytest.param(None, id="none", marks=pytest.mark.skip(
+    reason="no regression case applies: every corpus case lies outside the npu shape space (the real kernels "
+           "refuse those shapes), or the corpus is empty"))
 
 
 @pytest.mark.suite
-@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+@pytest.mark.parametrize("path", [pytest.param(p, id=p.stem) for p in PATHS] or [_NONE])
 def test_regression_case(path):
     saved = read_case_file(path)
     if saved.session is not None:  # a graph session step: its steps before it are part of the find
