@@ -34,8 +34,9 @@ import torch
 # precision_standard/standard_config.py:66-71 (small-value threshold), :78-83 (small-value atol)
 SMALL_VALUE = {torch.float16: 2.0**-10, torch.bfloat16: 2.0**-10, torch.float32: 2.0**-20}
 SMALL_VALUE_ATOL = {torch.float16: 1e-16, torch.bfloat16: 1e-16, torch.float32: 2.0**-30}
-# compare/algorithm.py:149-153 with core/common/const.py:814: eps of msprobe's benchmark dtype (fp16 is
-# benchmarked in fp32, fp32 in fp64: acc_check/acc_check_utils.py:45-49), a fixed 2^-8 for bf16.
+# compare/algorithm.py:149-153 with python/msprobe/core/common/const.py:814 (BFLOAT16_EPS): the eps of
+# msprobe's benchmark dtype (fp16 is benchmarked in fp32, fp32 in fp64: acc_check/acc_check_utils.py:45-49),
+# a fixed 2^-8 for bf16.
 REL_EPS = {torch.float16: float(torch.finfo(torch.float32).eps), torch.bfloat16: 2.0**-8,
            torch.float32: float(torch.finfo(torch.float64).eps)}
 # precision_standard/standard_config.py:121-126 (the "minmum_err" floor of each ratio's denominator)
@@ -57,7 +58,6 @@ class _Golden:
 
     def __init__(self, golden: torch.Tensor, dtype: torch.dtype):
         self.g = golden.detach().to("cpu", torch.float64).flatten()
-        self.dtype = dtype
         self.finite = torch.isfinite(self.g)
         g_abs = self.g.abs()
         self.small = g_abs <= SMALL_VALUE[dtype]

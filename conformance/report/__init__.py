@@ -1,7 +1,8 @@
-"""Tolerance report artifacts: report.json (schema v1), report.html, summary.md, and the diff of two runs.
+"""Tolerance report artifacts: report.json (schema v2; v1 is migrated on load), report.html,
+summary.md, and the diff of two runs.
 
     build_report(run, records, tests, complete=...)  -> report dict (JSON form)
-    load_report(path) / validate_report(report)       -> validated against schema-v1.json
+    load_report(path) / validate_report(report)       -> validated against schema-v2.json (v1 migrated)
     write_artifacts(report, out_dir)                  -> report.json, summary.md, report.html
     render_markdown(report) / render_html(report)     -> str
     diff_reports(old, new)                            -> Diff (regressions between two runs)
