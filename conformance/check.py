@@ -231,7 +231,7 @@ class Outcome:
         ratios = [max(self.output.ratio, self.output.mean_ratio)] if self.gating.gates("dual") else []
         if self.ascend is not None and self.gating.gates("ascend"):
             ratios.append(self.ascend.margin)
-        return max(ratios)
+        return max(ratios) if ratios else max(self.output.ratio, self.output.mean_ratio)  # nothing else computed
 
     def record(self) -> dict:
         case = self.case
