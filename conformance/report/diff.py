@@ -117,15 +117,11 @@ def diff_reports(old: dict, new: dict, threshold: float = DEFAULT_THRESHOLD) -> 
         if o["verdict"] == "pass" and n["verdict"] != "pass":
             d.new_failures.append(n)
             continue
-        growth = _growth(o.get("ratio"), n.get("ratio"))
-        if growth is not None and growth > threshold:
-            d.grown_cases.append({"case_id": case_id, "phase": n["phase"], "dtype": n["dtype"],
-                                  "old_ratio": o.get("ratio"), "new_ratio": n.get("ratio"), "growth": growth})
-        growth = _growth(o.get("ascend_ratio"), n.get("ascend_ratio"))
-        if growth is not None and growth > threshold:
-            d.grown_ascend.append({"case_id": case_id, "phase": n["phase"], "dtype": n["dtype"],
-                                   "old_ratio": o.get("ascend_ratio"), "new_ratio": n.get("ascend_ratio"),
-                                   "growth": growth})
+        for key, grown in (("ratio", d.grown_cases), ("ascend_ratio", d.grown_ascend)):
+            growth = _growth(o.get(key), n.get(key))
+            if growth is not None and growth > threshold:
+                grown.append({"case_id": case_id, "phase": n["phase"], "dtype": n["dtype"],
+                              "old_ratio": o.get(key), "new_ratio": n.get(key), "growth": growth})
         for standard in ("ascend", "determinism"):
             if (o.get("verdicts") or {}).get(standard) == "pass" and (n.get("verdicts") or {}).get(standard) == "fail":
                 d.new_standard_failures.append({"case_id": case_id, "phase": n["phase"], "dtype": n["dtype"],
@@ -184,26 +180,18 @@ def render_diff(d: Diff, old_name: str = "OLD", new_name: str = "NEW", console=N
                       fmt_ratio(b["old_ascend"]), fmt_ratio(b["new_ascend"]), str(b["old_bad"]), str(b["new_bad"]),
                       mark, style=style)
     console.print(table)
-    if d.grown_cases:
-        gt = Table(title=f"matched cases whose ratio grew past {d.threshold:.0%} ({len(d.grown_cases)})",
-                   title_justify="left", box=box.SIMPLE_HEAD)
-        for name in ("case", "phase/dtype", "old ratio", "new ratio", "change"):
+    for grown, what in ((d.grown_cases, "ratio"), (d.grown_ascend, "margin")):
+        if not grown:
+            continue
+        title = f"matched cases whose {'Ascend margin' if what == 'margin' else 'ratio'} grew past {d.threshold:.0%}"
+        gt = Table(title=f"{title} ({len(grown)})", title_justify="left", box=box.SIMPLE_HEAD)
+        for name in ("case", "phase/dtype", f"old {what}", f"new {what}", "change"):
             gt.add_column(name)
-        for c in d.grown_cases[:20]:
+        for c in grown[:20]:
             g = c["growth"]
             gt.add_row(c["case_id"], f"{c['phase']}/{c['dtype']}", fmt_ratio(c["old_ratio"]), fmt_ratio(c["new_ratio"]),
                        "+inf" if g == math.inf else f"{g:+.0%}")
         console.print(gt)
-    if d.grown_ascend:
-        at = Table(title=f"matched cases whose Ascend margin grew past {d.threshold:.0%} ({len(d.grown_ascend)})",
-                   title_justify="left", box=box.SIMPLE_HEAD)
-        for name in ("case", "phase/dtype", "old margin", "new margin", "change"):
-            at.add_column(name)
-        for c in d.grown_ascend[:20]:
-            g = c["growth"]
-            at.add_row(c["case_id"], f"{c['phase']}/{c['dtype']}", fmt_ratio(c["old_ratio"]),
-                       fmt_ratio(c["new_ratio"]), "+inf" if g == math.inf else f"{g:+.0%}")
-        console.print(at)
     for c in d.new_standard_failures[:20]:
         console.print(f"case {c['case_id']} ({c['phase']}/{c['dtype']}): {c['standard']} verdict pass -> fail")
     if d.new_failures:
