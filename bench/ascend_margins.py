@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from conformance.ascend_standard import GATING_METRICS, METRICS
+from conformance.judge.ascend_standard import GATING_METRICS, METRICS
 from conformance.report import load_report, num
 
 

@@ -13,7 +13,7 @@ import sys
 
 from hypothesis import HealthCheck, Phase, given, settings
 
-from conformance.strategies import decode_cases, graph_cases, prefill_cases
+from conformance.cases.strategies import decode_cases, graph_cases, prefill_cases
 
 TARGETS = {"> 512": (0.03, 0.08), "> 2048": (0.005, 0.03)}  # docstring: ~5 % and ~1.5 %, means of --runs
 

@@ -28,8 +28,8 @@ import torch  # noqa: E402
 
 import reference  # noqa: E402
 from _timing import medians, table  # noqa: E402  (bench/ is on sys.path when run as a script)
-from conformance import backends  # noqa: E402,F401  (registers the "emulated" kernel backend)
-from conformance.cases import Case  # noqa: E402
+from conformance.platform import backends  # noqa: E402,F401  (registers the "emulated" kernel backend)
+from conformance.cases.case import Case  # noqa: E402
 from npu_attention import Attention, kernels, use_context  # noqa: E402
 
 TARGET = 2.0

@@ -36,9 +36,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 
-from conformance import strategies  # noqa: E402
-from conformance.check import check_case  # noqa: E402
-from conformance.session import configure  # noqa: E402
+from conformance.cases import strategies  # noqa: E402
+from conformance.judge.check import check_case  # noqa: E402
+from conformance.judge.settings import configure  # noqa: E402
 
 TARGET = 20.0  # cases/s, decode_eager with B <= 8 and context <= 512
 GRAPH_TARGET = 30.0  # judged graph decode steps/s, replayed through compiled graphs
@@ -70,7 +70,7 @@ def draw(strategy, n: int, at: int = 0) -> list:
 
 def envelope(n: int, phase: str = "decode_eager") -> list:
     """n decode cases at the edge of the target: B = 8, contexts up to 512, GQA 4, D 128, shuffled blocks."""
-    from conformance.cases import Case
+    from conformance.cases.case import Case
 
     gen = torch.Generator().manual_seed(3)
     cases = []
@@ -128,8 +128,8 @@ def check_case_rows(n: int) -> tuple[list[list[str]], bool]:
 
 def session_rows(n: int) -> tuple[list[list[str]], bool]:
     """Graph sessions from a cold compile cache, then replayed: steps/s, compiles, configurations."""
-    from conformance import graph
-    from conformance.graph_sessions import run_session
+    from conformance.judge import graph
+    from conformance.cases.graph_session import run_session
 
     sessions = draw(strategies.graph_sessions(), n)
     configurations = len({(s.num_heads, s.num_kv_heads, s.head_dim, s.dtype, s.block_size, s.num_blocks,
@@ -165,7 +165,7 @@ def pytest_rows(profile: str) -> tuple[list[list[str]], bool]:
 
     # The strategies above were built before pytest loads hypothesis' plugin: expected here.
     warnings.filterwarnings("ignore", category=HypothesisSideeffectWarning)
-    from conformance import graph
+    from conformance.judge import graph
 
     rows, wall = [], {}
     for module in suite_modules():

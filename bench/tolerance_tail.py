@@ -15,12 +15,12 @@ import argparse
 
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
-import conformance.backends  # noqa: F401  (registers the emulated kernel backend)
-from conformance.check import check_case
-from conformance.session import configure
-from conformance.strategies import decode_cases, prefill_cases
-from conformance.cases import DTYPES
-from conformance.tolerance import PolicySet
+import conformance.platform.backends  # noqa: F401  (registers the emulated kernel backend)
+from conformance.judge.check import check_case
+from conformance.judge.settings import configure
+from conformance.cases.strategies import decode_cases, prefill_cases
+from conformance.cases.case import DTYPES
+from conformance.judge.policy import PolicySet
 
 
 def ratios(dtype: str, cases: int) -> tuple[list[float], list[float]]:

@@ -48,7 +48,7 @@ def _load_real_kernels() -> KernelBackend:
             "On an Ascend machine with the CANN toolkit, install the matching pair with "
             "`pip install 'npu-attention-conformance[npu]'` and source CANN's set_env.sh; "
             "on any other machine use the emulated backend (`--backend emulated`, or "
-            "`import conformance.backends` then `npu_attention.kernels.use_backend('emulated')`)."
+            "`import conformance.platform.backends` then `npu_attention.kernels.use_backend('emulated')`)."
         ) from exc
     # torchair must be imported after torch_npu: torch_npu installs the bundled copy as `torchair`
     # (Ascend/torchair docs/zh/ascend_ir/quick_start.md; Ascend/pytorch torch_npu/dynamo/__init__.py).
@@ -82,7 +82,7 @@ def select_backend(name: str) -> None:
     if name not in _LOADERS:
         raise ValueError(
             f"unknown kernel backend {name!r}: choose one of {sorted(_LOADERS)} "
-            "(import conformance.backends to register 'emulated')"
+            "(import conformance.platform.backends to register 'emulated')"
         )
     global _selected
     _selected = name

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conformance.acknowledgements import DEFAULT_LEDGER, LedgerError, default_ledger, judge_hazards, load_ledger
+from conformance.judge.acknowledgements import DEFAULT_LEDGER, LedgerError, default_ledger, judge_hazards, load_ledger
 from conformance.emulator.catalogue import HAZARDS
 
 ENTRY = '''

@@ -1,4 +1,4 @@
-"""msprobe's benchmark standard (conformance.ascend_standard): each metric on hand-made tensors, the
+"""msprobe's benchmark standard (conformance.judge.ascend_standard): each metric on hand-made tensors, the
 ratio floor, the level limits, and the places where this standard deliberately differs from msprobe."""
 
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from conformance.ascend_standard import (LEVELS, MINIMUM_ERR, REL_EPS, SMALL_VALUE, benchmark_metrics,
+from conformance.judge.ascend_standard import (LEVELS, MINIMUM_ERR, REL_EPS, SMALL_VALUE, benchmark_metrics,
                                          compare_ascend, metric_ratio)
 
 

@@ -8,13 +8,14 @@ import json
 import pytest
 import torch
 
-from conformance import cli, exit_codes
-from conformance.case_files import CaseFileError, read_case_file, write_case_file
-from conformance.cases import Case
+from conformance import cli
+from conformance.cli import exit_codes
+from conformance.harness.case_files import CaseFileError, read_case_file, write_case_file
+from conformance.cases.case import Case
 from conformance.emulator import ContractViolation
 from conformance.mutants import get
-from conformance.session import RunSettings
-from conformance.tolerance import PolicySet, TolerancePolicy
+from conformance.judge.settings import RunSettings
+from conformance.judge.policy import PolicySet, TolerancePolicy
 
 CASE = Case(phase="decode_eager", num_heads=4, num_kv_heads=2, head_dim=16, dtype="float16", block_size=16,
             num_blocks=6, seq_lens=(20, 5), block_tables=((3, 1), (4,)), seed=2)
@@ -119,13 +120,14 @@ def test_an_engine_failure_replays_on_the_cache_it_ran_on(tmp_path, capsys):
     from hypothesis import HealthCheck, Phase, settings as hyp_settings
     from hypothesis.stateful import run_state_machine_as_test
 
-    from conformance import verify
-    from conformance.session import configure, settings
+    from conformance.harness.run import current_config, run_state
+    from conformance.judge.settings import configure, settings
     from conformance.suite.test_engine import EngineMachine
 
     before = settings()
     configure(mutation=get("decode_block_table_of_row0").mutation(), failures_dir=tmp_path)
-    verify.drain_written()
+    written = run_state(current_config())  # the case files this pytest run saved
+    written.drain_written()
     try:
         with pytest.raises((AssertionError, ContractViolation)):  # out of tolerance, or refused by the kernel
             run_state_machine_as_test(EngineMachine, settings=hyp_settings(
@@ -133,7 +135,7 @@ def test_an_engine_failure_replays_on_the_cache_it_ran_on(tmp_path, capsys):
                 suppress_health_check=list(HealthCheck), stateful_step_count=10))
     finally:
         configure(mutation=before.mutation, failures_dir=before.failures_dir)
-    path = verify.drain_written()[-1]
+    path = written.drain_written()[-1]
     saved = read_case_file(path)
     assert saved.state is not None and saved.judged_with["mutation"] == "decode_block_table_of_row0"
     assert cli.main(["replay", str(path)]) == exit_codes.FAILED

@@ -11,9 +11,9 @@ import pytest
 import torch
 from hypothesis import Phase, given, settings, strategies as st
 
-from conformance.cases import Case
-from conformance.check import check_case
-from conformance.strategies import NPU_HEAD_DIMS, PREFILL_HEAD_DIMS, decode_cases, graph_cases, prefill_cases
+from conformance.cases.case import Case
+from conformance.judge.check import check_case
+from conformance.cases.strategies import NPU_HEAD_DIMS, PREFILL_HEAD_DIMS, decode_cases, graph_cases, prefill_cases
 from npu_attention import validate_context
 
 DECODE = Case(phase="decode_graph", num_heads=8, num_kv_heads=2, head_dim=16, dtype="bfloat16", block_size=16,
@@ -31,7 +31,7 @@ def test_case_round_trips_through_json_and_rebuilds_identical_tensors():
 
 
 def test_tensors_are_the_same_in_a_fresh_process():
-    code = ("import json,sys,torch; from conformance.cases import Case; "
+    code = ("import json,sys,torch; from conformance.cases.case import Case; "
             "t = Case.from_json(sys.stdin.read()).materialise(); "
             "print(json.dumps([float(t.q.double().sum()), float(t.k_cache.nan_to_num().double().sum())]))")
     out = subprocess.run([sys.executable, "-c", code], input=DECODE.to_json(), capture_output=True, text=True,
@@ -142,8 +142,8 @@ def test_long_draws_happen_as_often_as_the_docstring_says():
 
 def test_a_failing_case_explains_itself():
     """Wrong answers read well: the case, the worst sequence/head with values, the bound, replay."""
-    from conformance.mutation import Mutation
-    from conformance.session import settings as run_settings
+    from conformance.judge.mutation import Mutation
+    from conformance.judge.settings import settings as run_settings
     from npu_attention import Attention
 
     class DoubleScale(Attention):

@@ -1,11 +1,11 @@
-"""conformance.contexts builds Contexts in the origin runner's forms."""
+"""conformance.cases.contexts builds Contexts in the origin runner's forms."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from conformance.contexts import block_table_tensor, decode_context, prefill_context
+from conformance.cases.contexts import block_table_tensor, decode_context, prefill_context
 
 
 def test_prefill_context_matches_the_runner():

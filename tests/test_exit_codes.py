@@ -1,4 +1,4 @@
-"""One exit code per outcome, the same in every subcommand (conformance.exit_codes), and in --help."""
+"""One exit code per outcome, the same in every subcommand (conformance.cli.exit_codes), and in --help."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
-from conformance import cli, exit_codes
+from conformance import cli
+from conformance.cli import exit_codes
 from conformance.report.sample import sample_report
-from conformance.report.model import dumps
+from conformance.formatting import dumps
 
 
 def _write(path, report):

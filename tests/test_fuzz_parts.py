@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from conformance import devices
-from conformance.corpus import PromoteError, case_paths, promote
+from conformance.platform import devices
+from conformance.harness.corpus import PromoteError, case_paths, promote
 from conformance.fuzz.budget import BudgetError, format_duration, parse_duration
 from conformance.fuzz.signatures import record_signature, failed_test_signature
 from conformance.report import build_report, validate_report
@@ -65,7 +65,7 @@ def test_workers_get_distinct_cards_round_robin_and_none_on_cpu():
 def test_an_xdist_worker_pins_itself_before_torch_loads():
     """The real order: a fresh interpreter with xdist's worker variable, the plugin module imported
     first; torch must see only the card, and torch must not have been imported before the pin."""
-    code = ("import os, sys; import conformance.devices as d; card = d.pin_this_xdist_worker(); "
+    code = ("import os, sys; import conformance.platform.devices as d; card = d.pin_this_xdist_worker(); "
             "print(card, os.environ.get('ASCEND_RT_VISIBLE_DEVICES'), 'torch' in sys.modules)")
     env = {**os.environ, "PYTEST_XDIST_WORKER": "gw1", devices.WORKER_DEVICES: "6,7"}
     env.pop(devices.PINNED, None)

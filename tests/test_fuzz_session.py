@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.case_files import read_case_file
+from conformance.harness.case_files import read_case_file
 from conformance.report import load_report
 
 PLANT = "decode_newest_token_dropped"  # killed by the eager decode property on its first case
@@ -104,7 +104,7 @@ CRASHING_KERNEL = textwrap.dedent("""
     # A kernel that kills its process (as a device fault can) on the third eager decode case, once.
     import os, signal
     from pathlib import Path
-    from conformance import check
+    from conformance.judge import check
 
     MARK = Path(os.environ["CRASH_MARK"])
     _inner, _seen = check.run_layer, []

@@ -8,12 +8,13 @@ import dataclasses
 import pytest
 import torch
 
-from conformance.cases import Case
-from conformance.check import Outcome, check_case
-from conformance.ascend_standard import compare_ascend
+from conformance.cases.case import Case
+from conformance.judge.check import Outcome, check_case
+from conformance.judge.ascend_standard import compare_ascend
 from conformance.mutants import get
-from conformance.session import configure, settings
-from conformance.tolerance import Gating, PolicyFileError, PolicySet, compare_output, load_policy
+from conformance.judge.settings import configure, settings
+from conformance.judge.policy import Gating, PolicyFileError, PolicySet, load_policy
+from conformance.judge.tolerance import compare_output
 
 PREFILL = Case(phase="prefill", num_heads=4, num_kv_heads=2, head_dim=64, dtype="bfloat16", block_size=16,
                num_blocks=10, seq_lens=(19, 7), block_tables=((7, 2), (5,)), seed=11)

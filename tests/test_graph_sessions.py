@@ -14,19 +14,19 @@ import pytest
 import torch
 from hypothesis import find, settings as hyp_settings
 
-from conformance import graph
-from conformance.case_files import read_case_file
-from conformance.cases import CaseError
-from conformance.check import check_case
+from conformance.judge import graph
+from conformance.harness.case_files import read_case_file
+from conformance.cases.case import CaseError
+from conformance.judge.check import check_case
 from conformance.emulator import ContractViolation
-from conformance.graph import CompiledDecode, GraphRecompiled, compiled_decode
-from conformance.graph_sessions import GraphSession, SessionStep, run_session, step_cases
+from conformance.judge.graph import CompiledDecode, GraphRecompiled, compiled_decode
+from conformance.cases.graph_session import GraphSession, SessionStep, run_session, step_cases
 from conformance.mutants import get
-from conformance.session import configure, settings
-from conformance.strategies import graph_sessions
-from conformance.verify import verify_case
+from conformance.judge.settings import configure, settings
+from conformance.cases.strategies import graph_sessions
+from conformance.harness.verify import verify_case, verify_session
 from npu_attention import Attention, use_context
-from conformance.contexts import decode_context
+from conformance.cases.contexts import decode_context
 
 # A configuration no other test uses (the compile cache is per process): 3 steps, then the batch
 # shrinks from 2 to 1 live sequence.
@@ -49,8 +49,8 @@ def run_settings():
 def test_a_configuration_compiles_once_and_replays_every_later_step(run_settings):
     run_settings(mutation=None)
     before = graph.compile_count()
-    first = [o for _, o in run_session(SESSION, "graph", judge=_judge)]
-    again = [o for _, o in run_session(SESSION, "graph", judge=_judge)]
+    first = [o for _, o in run_session(SESSION, _judge)]
+    again = [o for _, o in run_session(SESSION, _judge)]
     assert graph.compile_count() - before == 1, "one engine configuration, one compile"
     assert all(o.passed for o in first + again)
     assert [o.layer.graph["compiled"] for o in first + again] == [True] + [False] * 7
@@ -112,7 +112,7 @@ def test_the_configuration_cache_holds_one_compiled_graph_per_key():
 def test_reduce_overhead_mode_is_refused_as_the_torchair_op_refuses_it(run_settings):
     run_settings(mutation=None, graph_mode="reduce-overhead")
     with pytest.raises(ContractViolation) as err:
-        list(run_session(SESSION, "graph", judge=_judge))
+        list(run_session(SESSION, _judge))
     assert "max-autotune" in str(err.value) and "reduce-overhead" in str(err.value)
     assert "_npu_fused_infer_attention_score.py" in str(err.value)
 
@@ -120,7 +120,7 @@ def test_reduce_overhead_mode_is_refused_as_the_torchair_op_refuses_it(run_setti
 def test_a_failing_step_replays_from_its_case_file_through_the_whole_session(run_settings, tmp_path):
     run_settings(mutation=get("graph_context_lens_frozen").mutation(), failures_dir=tmp_path)
     with pytest.raises(AssertionError):
-        list(run_session(SESSION, "decode_graph"))
+        list(verify_session(SESSION, "decode_graph"))
     [path] = list(tmp_path.glob("*.json"))
     saved = read_case_file(path)
     assert saved.session == (SESSION, 1), "step 0 captures the lengths; step 1 replays them stale"
@@ -135,7 +135,7 @@ def test_a_failing_step_replays_from_its_case_file_through_the_whole_session(run
 def test_a_recompile_is_saved_and_replayed_as_a_recompile(run_settings, tmp_path):
     run_settings(mutation=get("graph_host_list_lengths").mutation(), failures_dir=tmp_path)
     with pytest.raises(GraphRecompiled):
-        list(run_session(SESSION, "decode_graph"))
+        list(verify_session(SESSION, "decode_graph"))
     [path] = list(tmp_path.glob("*.json"))
     saved = json.loads(path.read_text())
     assert saved["verdict"]["verdict"] == "error" and "GraphRecompiled" in saved["verdict"]["error"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.report.model import fmt_ratio
+from conformance.formatting import fmt_ratio
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,8 +36,8 @@ def test_progress_reports_each_judged_case_while_a_test_runs(capsys):
     progress.HEARTBEAT_S = 0.0
     progress.current = "runTest"
     record = {"verdict": "pass", "ratio": 0.25, "phase": "decode_eager", "dtype": "bfloat16"}
-    progress.on_record(record)
-    progress.on_record(record | {"ratio": 0.5})
+    progress.pytest_conformance_case_judged(config=None, record=record, seconds={})
+    progress.pytest_conformance_case_judged(config=None, record=record | {"ratio": 0.5}, seconds={})
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1].startswith("  ... runTest: 2 cases judged in this test, 2 in all, 0 failing, worst ratio 0.500")
 
@@ -105,7 +105,7 @@ def test_strict_contracts_output_is_plain_and_the_hazard_fails(tmp_path):
 def test_profiles_do_not_change_when_ci_is_set():
     """Hypothesis loads its own derandomized "ci" profile when CI is set; ours must not inherit it
     (a derandomized dev profile ignores --seed on every CI machine)."""
-    code = ("import conformance.plugin\nfrom hypothesis import settings\n"
+    code = ("import conformance.harness.plugin\nfrom hypothesis import settings\n"
             "p = settings.get_profile('dev')\nprint(p.derandomize, p.database is not None)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**_env(), "CI": "true"}).stdout.split()

@@ -15,10 +15,10 @@ import torch
 
 import reference
 from conformance import emulator
-import conformance.backends  # noqa: F401  (registers the "emulated" kernel backend)
+import conformance.platform.backends  # noqa: F401  (registers the "emulated" kernel backend)
 from npu_attention.kernels import use_backend
 from conformance.emulator import ContractViolation
-from conformance.contexts import allocate_kv_cache, decode_context, prefill_context
+from conformance.cases.contexts import allocate_kv_cache, decode_context, prefill_context
 from npu_attention import Attention
 from npu_attention.context import use_context
 

@@ -7,16 +7,16 @@ import json
 
 import pytest
 
-from conformance.cases import Case
-from conformance.check import check_case
+from conformance.cases.case import Case
+from conformance.judge.check import check_case
 from conformance.emulator import ContractViolation
-from conformance.graph import GraphRecompiled
-from conformance.graph_sessions import GraphSession, SessionStep, run_session
+from conformance.judge.graph import GraphRecompiled
+from conformance.cases.graph_session import GraphSession, SessionStep, run_session
 from conformance import cli
 from conformance.cli import mutants as command
 from conformance.mutants import CATALOGUE, get, planted
 from conformance.mutants.report import markdown_source, short_source
-from conformance.session import configure
+from conformance.judge.settings import configure
 from npu_attention import ContextError
 
 PHASES = {"prefill", "decode", "graph", "all"}
@@ -106,7 +106,7 @@ def test_mutant_changes_behaviour_on_a_case_of_its_phase(name, planted_mutation)
     caught = []
     if mutant.via == "replay":  # shows on a later step through the same compiled graph
         try:
-            caught.append(not all(o.passed for _, o in run_session(SESSION, "graph", judge=_judge)))
+            caught.append(not all(o.passed for _, o in run_session(SESSION, _judge)))
         except (ContextError, ContractViolation, GraphRecompiled):
             caught.append(True)
     for case in CASES[mutant.phase] + EXTRA_CASES.get(name, []):
@@ -123,7 +123,7 @@ def _judge(case, tensors, step):
 
 def test_hand_picked_session_passes_unmutated():
     configure(mutation=None)
-    outcomes = [o for _, o in run_session(SESSION, "graph", judge=_judge)]
+    outcomes = [o for _, o in run_session(SESSION, _judge)]
     assert len(outcomes) == 4 and all(o.passed for o in outcomes)
     assert [o.case.batch for o in outcomes] == [3, 3, 2, 3]
 

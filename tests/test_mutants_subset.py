@@ -14,7 +14,7 @@ from conformance.mutants import get
 from conformance.mutants.catalogue import Mutant
 from npu_attention import Attention
 from conformance.mutants.runner import mutant_profile, run_suite, suite_modules
-from conformance.session import settings
+from conformance.judge.settings import settings
 
 PREFILL, DECODE, GRAPH = (f"conformance.suite.{m}" for m in ("test_prefill", "test_decode", "test_graph"))
 

@@ -16,8 +16,8 @@ pytest_plugins = ["pytester"]
 PROPERTY = textwrap.dedent('''
     import pytest
     from hypothesis import given, settings
-    from conformance.cases import Case
-    from conformance.verify import verify_case
+    from conformance.cases.case import Case
+    from conformance.harness.verify import verify_case
 
     pytestmark = pytest.mark.suite
     CASE = Case(phase="decode_eager", num_heads=4, num_kv_heads=2, head_dim=16, dtype="float16",
@@ -64,8 +64,8 @@ def test_require_npu_without_a_device_fails_at_once_with_the_reason(pytester):
 
 GRAPH_PROPERTY = textwrap.dedent('''
     import pytest
-    from conformance.cases import Case
-    from conformance.verify import verify_case
+    from conformance.cases.case import Case
+    from conformance.harness.verify import verify_case
 
     pytestmark = pytest.mark.suite
     # Two padded rows write the dummy slot: the scu/overlapping-targets hazard the project acknowledges.

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from conformance import probe as probe_module
-from conformance.backends import resolve_backend
-from conformance.probe import NpuProbe, cann_version
+from conformance.platform import probe as probe_module
+from conformance.platform.backends import resolve_backend
+from conformance.platform.probe import NpuProbe, cann_version
 
 
 def make_probe(usable):

@@ -11,7 +11,8 @@ import pytest
 
 from conformance import cli
 from conformance.report import dumps, render_html, render_markdown
-from conformance.report.model import failures_first, fmt_ratio
+from conformance.report.model import failures_first
+from conformance.formatting import fmt_ratio
 from conformance.report.sample import sample_report
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conformance.report import ReportError, build_report, dumps, load_report, load_schema, num, validate_report
-from conformance.report.model import jsonable
+from conformance.formatting import jsonable
 from conformance.report.sample import _run, sample_records, sample_report, sample_tests
 
 PREFILL_TEST = "conformance/suite/test_prefill.py::test_prefill_output_and_cache_write"
@@ -64,7 +64,7 @@ def test_a_real_report_validates_and_its_summaries_add_up(real_report):
     assert run["versions"]["torch"] and run["tolerance_policy"]["source"] == "default"
     assert report["tests"] == [dict(report["tests"][0], outcome="passed")]
     # Every record replays: the case is plain data that rebuilds the same Case.
-    from conformance.cases import Case
+    from conformance.cases.case import Case
 
     assert Case.from_dict(records[0]["case"]).case_id == records[0]["case_id"]
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings as hyp_settings
 
-from conformance import corpus, strategies
-from conformance.case_files import read_case_file
-from conformance.session import configure, settings
-from conformance.strategies import outside_npu_space
+from conformance.harness import corpus
+from conformance.cases import strategies
+from conformance.harness.case_files import read_case_file
+from conformance.judge.settings import configure, settings
+from conformance.cases.strategies import outside_npu_space
 from conformance.suite import _given
 from conformance.suite import test_regression as regression
 

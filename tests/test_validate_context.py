@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from conformance.contexts import allocate_kv_cache, decode_context, prefill_context
+from conformance.cases.contexts import allocate_kv_cache, decode_context, prefill_context
 from npu_attention import ContextError, validate_context
 
 HEADS, KV_HEADS, HEAD_DIM, BLOCK, NUM_BLOCKS = 8, 2, 16, 4, 12
@@ -172,8 +172,8 @@ def test_context_error_is_a_value_error():
 def test_check_case_validates_the_runner_contract_before_the_oracle_runs():
     """An out-of-contract case is refused by validate_context, naming the field, not by a ValueError
     from deep inside the reference (which would run first otherwise)."""
-    from conformance.cases import Case
-    from conformance.check import check_case
+    from conformance.cases.case import Case
+    from conformance.judge.check import check_case
 
     bad = Case(phase="decode_eager", num_heads=4, num_kv_heads=2, head_dim=16, dtype="float16", block_size=16,
                num_blocks=6, seq_lens=(20, 5), block_tables=((3, 1), (4,)), seed=2)

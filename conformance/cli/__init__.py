@@ -1,7 +1,7 @@
 """The `npu-conformance` command: one module per subcommand (run, fuzz, replay, promote, report/diff/merge,
 info, mutants).
 
-Every subcommand returns one of conformance.exit_codes; main() maps what is left to the same codes:
+Every subcommand returns one of conformance.cli.exit_codes; main() maps what is left to the same codes:
 a bad command line is USAGE (argparse), Ctrl-C is INTERRUPTED, and an exception that escapes a
 subcommand is the harness's own crash, INTERNAL, printed with its traceback (it is a bug to report).
 Registering the parsers imports neither torch nor pytest: each subcommand loads them when it runs.
@@ -14,7 +14,7 @@ import sys
 import traceback
 from importlib import metadata
 
-from conformance import exit_codes
+from conformance.cli import exit_codes
 from conformance.cli import fuzz, info, mutants, promote, replay, report, run
 
 SUBCOMMANDS = (run, fuzz, replay, promote, report, info, mutants)

@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from conformance import exit_codes
-from conformance.names import BACKENDS, GRAPH_MODES, PROFILES
+from conformance.cli import exit_codes
+from conformance.harness import options
 
 REFRESH_S = 1.0
 HEARTBEAT_S = 10.0
@@ -34,23 +34,12 @@ def add_parser(sub) -> None:
                         help="also stop after N judged cases in all")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="worker processes (default: one per NPU found, else 1)")
-    parser.add_argument("--devices", default=None, metavar="IDS",
-                        help="NPUs to use, one per worker in turn, e.g. 0-7 or 0,2 (default: the cards this "
-                             "machine has)")
     parser.add_argument("--database", default=None, metavar="PATH|redis://HOST:PORT/N",
                         help="example database: a folder (default .hypothesis/examples) or a Redis server "
                              "shared by a fleet")
     parser.add_argument("--out", default="conformance-fuzz", metavar="DIR",
                         help="report folder (default conformance-fuzz)")
-    parser.add_argument("-k", dest="keyword", default=None, metavar="EXPR", help="only properties matching EXPR")
-    parser.add_argument("--backend", choices=BACKENDS, default="auto", help="kernels that run the layer")
-    parser.add_argument("--profile", choices=PROFILES, default="fuzz",
-                        help="hypothesis profile the slices derive from (default fuzz)")
-    parser.add_argument("--seed", type=int, default=None, metavar="N", help="seed the slices")
-    parser.add_argument("--tolerance-policy", metavar="FILE", default=None)
-    parser.add_argument("--acknowledgements", metavar="FILE", default=None)
-    parser.add_argument("--strict-contracts", action="store_true")
-    parser.add_argument("--graph-mode", choices=GRAPH_MODES, default=None)
+    options.add_cli_options(parser, "fuzz")
     parser.add_argument("--plant", metavar="MUTANT", default=None,
                         help="plant a catalogued bug (npu-conformance mutants --list), to see the session find it")
     parser.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS",
@@ -66,7 +55,7 @@ def _fail(console, message: str, code: int) -> int:
 def fuzz_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from conformance.devices import DeviceSpecError, detect_devices, parse_devices
+    from conformance.platform.devices import DeviceSpecError, detect_devices, parse_devices
     from conformance.fuzz.budget import BudgetError, parse_duration
     from conformance.fuzz.controller import FuzzOptions, FuzzSession
     from conformance.fuzz.database import DatabaseError, open_database
@@ -87,7 +76,7 @@ def fuzz_command(args: argparse.Namespace) -> int:
             return _fail(console, f"{option} {path}: no such file", exit_codes.USAGE)
     os.environ.setdefault("TORCH_DEVICE_BACKEND_AUTOLOAD", "0")
     if args.backend == "npu":
-        from conformance.probe import probe_npu
+        from conformance.platform.probe import probe_npu
 
         probe = probe_npu()
         if not probe.usable:
@@ -99,12 +88,12 @@ def fuzz_command(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     _clear_previous(out)
-    options = FuzzOptions(budget_s=budget, out=out, workers=workers, devices=devices, max_cases=args.max_cases,
-                          database=args.database, keyword=args.keyword, backend=args.backend, profile=args.profile,
-                          seed=args.seed, tolerance_policy=_abs(args.tolerance_policy),
-                          acknowledgements=_abs(args.acknowledgements), strict_contracts=args.strict_contracts,
-                          graph_mode=args.graph_mode, plant=args.plant, pytest_args=list(args.pytest_args or []))
-    session = FuzzSession(options)
+    # The controller pins each worker to its card and seeds its slices: --devices and --seed stay here.
+    run_args = options.pytest_arguments(args, "fuzz", exclude=("--devices", "--seed"))
+    fuzz_options = FuzzOptions(budget_s=budget, out=out, workers=workers, devices=devices, max_cases=args.max_cases,
+                               database=args.database, seed=args.seed, plant=args.plant,
+                               pytest_args=run_args + list(args.pytest_args or []))
+    session = FuzzSession(fuzz_options)
     pins = ", ".join(f"worker {i} on NPU {devices[i % len(devices)]}" for i in range(workers)) if devices else \
         "no NPU found: the emulated backend"
     console.print(f"npu-conformance fuzz: {workers} worker(s) for {args.budget} ({pins}); database "
@@ -128,10 +117,6 @@ def fuzz_command(args: argparse.Namespace) -> int:
     finally:
         display.stop()
     return _finish(console, session, out)
-
-
-def _abs(path: str | None) -> str | None:
-    return str(Path(path).resolve()) if path else None
 
 
 def _clear_previous(out: Path) -> None:
@@ -162,7 +147,7 @@ def _wait(session) -> None:
 
 
 def _finish(console, session, out: Path) -> int:
-    from conformance.cli.run import summary_table
+    from conformance.report.console import summary_table
     from conformance.report.artifacts import write_artifacts
     from conformance.report.junit import write_junit
 
@@ -240,7 +225,7 @@ class LiveDisplay:
             write_json(report, self.session.out)
 
     def numbers(self, statuses: list[dict]) -> dict:
-        from conformance.report.model import rank
+        from conformance.formatting import rank
 
         props: dict[str, dict] = {}
         worst: dict[str, float] = {}
@@ -267,7 +252,7 @@ class LiveDisplay:
         from rich.table import Table
 
         from conformance.fuzz.budget import format_duration
-        from conformance.report.model import fmt_ratio
+        from conformance.formatting import fmt_ratio
 
         n = self.numbers(statuses)
         table = Table(box=box.SIMPLE_HEAD, title_justify="left",
@@ -287,7 +272,7 @@ class LiveDisplay:
         return Group(table, worst)
 
     def line(self, statuses: list[dict]) -> str:
-        from conformance.report.model import fmt_ratio, rank
+        from conformance.formatting import fmt_ratio, rank
 
         n = self.numbers(statuses)
         top = max(n["worst"].items(), key=lambda kv: rank(kv[1]), default=None)

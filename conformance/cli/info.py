@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from conformance import exit_codes
+from conformance.cli import exit_codes
 
 
 def add_parser(sub) -> None:
@@ -18,8 +18,8 @@ def add_parser(sub) -> None:
 
 
 def info_command(args: argparse.Namespace) -> int:
-    from conformance.backends import resolve_backend
-    from conformance.probe import probe_npu
+    from conformance.platform.backends import resolve_backend
+    from conformance.platform.probe import probe_npu
 
     probe = probe_npu()
     backend, reason = resolve_backend("auto", probe)

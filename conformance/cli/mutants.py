@@ -5,7 +5,7 @@
 
 Writes DIR/mutants.json (the matrix) and DIR/mutants.md ("What it catches"); the pytest output of
 every survivor or broken run goes to DIR/mutant-logs/. The last line printed is `killed K/N`.
-Exit status (conformance.exit_codes): 0 when every mutant is killed (and the unmutated layer passes
+Exit status (conformance.cli.exit_codes): 0 when every mutant is killed (and the unmutated layer passes
 the same runs), 1 when one survives, 2 for a bad option, 4 when a run is broken, a planted bug's own
 code crashes (never a kill) or the unmutated layer fails the runs.
 """
@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from conformance import exit_codes
+from conformance.cli import exit_codes
 from conformance.names import PROFILES
 
 DEFAULT_OUT = Path("conformance-report")

@@ -6,13 +6,16 @@ import time
 
 import pytest
 
+from conformance.formatting import fmt_ratio, rank
+from conformance.report.pytest_hooks import report_session
+
 
 class Progress:
     """A pytest plugin object: live progress (rich) while the suite runs, plain lines when not a TTY.
 
     Pytest's own per-test letters are suppressed (its failure sections and summary still print at the
     end); the numbers shown come from the report session, the same data report.json is built from,
-    plus the cases judged inside the running test (conformance.verify.listeners), so a long property
+    plus the cases judged inside the running test (the pytest_conformance_case_judged hook), so a long property
     (the stateful engine, a fuzz profile) shows every case as it is judged. Without a TTY a heartbeat
     line is printed every HEARTBEAT_S seconds while a test runs. (Under pytest-xdist the cases of a test
     arrive when it ends: they are judged in the worker processes.)
@@ -33,7 +36,7 @@ class Progress:
         self.in_test: list[dict] = []  # records of the running test, before the report session has them
         self._last_draw = 0.0
 
-    def on_record(self, record: dict) -> None:
+    def pytest_conformance_case_judged(self, config, record: dict, seconds) -> None:
         """A case was just judged in this process."""
         self.in_test.append(record)
         now = time.monotonic()
@@ -47,25 +50,13 @@ class Progress:
                   f"{n['bad']} failing, worst ratio {n['worst']}, {now - self.started:.0f} s", flush=True)
 
     def _state(self):
-        from conformance.report.pytest_hooks import report_session
-
         return report_session(self.config) if self.config is not None else None
 
-    @pytest.hookimpl(trylast=True)
     def pytest_configure(self, config) -> None:
-        from conformance import verify
-
         self.config = config
-        state = self._state()
-        if state is not None:
-            state.quiet = True
-        verify.listeners.append(self.on_record)
 
-    def pytest_unconfigure(self, config) -> None:
-        from conformance import verify
-
-        if self.on_record in verify.listeners:
-            verify.listeners.remove(self.on_record)
+    def pytest_conformance_report_options(self, config) -> dict:
+        return {"terminal_summary": False}  # `npu-conformance run` prints its own summary
 
     @pytest.hookimpl(wrapper=True)
     def pytest_report_teststatus(self, report, config):
@@ -73,8 +64,6 @@ class Progress:
         return category, "", word
 
     def _numbers(self) -> dict:
-        from conformance.report.model import fmt_ratio, rank
-
         state = self._state()
         records = (state.records if state else []) + self.in_test
         bad = sum(1 for r in records if r["verdict"] != "pass")

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from conformance import exit_codes
+from conformance.cli import exit_codes
 
 
 def add_parser(sub) -> None:
@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
 
 
 def promote_command(args: argparse.Namespace) -> int:
-    from conformance.corpus import CORPUS_DIR, PromoteError, promote
+    from conformance.harness.corpus import CORPUS_DIR, PromoteError, promote
 
     corpus = Path(args.corpus) if args.corpus else CORPUS_DIR
     try:

@@ -11,9 +11,8 @@ import argparse
 import sys
 from dataclasses import fields
 
-from conformance import exit_codes
-from conformance.names import BACKENDS, GRAPH_MODES
-
+from conformance.cli import exit_codes
+from conformance.harness import options
 
 
 def add_parser(sub) -> None:
@@ -21,14 +20,7 @@ def add_parser(sub) -> None:
         "replay", help="re-run one saved case (a JSON file from a failing run) with the settings that judged it",
         description=__doc__.split("\n\n", 1)[1].strip().replace("\n", " "), epilog=exit_codes.HELP)
     parser.add_argument("case", metavar="FILE", help="case file, e.g. conformance-report/failures/prefill-0123abcd4567.json")
-    parser.add_argument("--backend", choices=BACKENDS, default=None,
-                        help="kernels to run on (default: the backend the case was judged on)")
-    parser.add_argument("--strict-contracts", action="store_true", default=None,
-                        help="every emulator hazard fails the case, acknowledged or not (default: as saved)")
-    parser.add_argument("--acknowledgements", metavar="FILE", help="TOML ledger of accepted hazards (default: as saved)")
-    parser.add_argument("--tolerance-policy", metavar="FILE", help="TOML tolerance policy (default: as saved)")
-    parser.add_argument("--graph-mode", choices=GRAPH_MODES, default=None,
-                        help="torchair mode of the decode graph (default: as saved)")
+    options.add_cli_options(parser, "replay")
     parser.set_defaults(func=replay_command)
 
 
@@ -38,11 +30,11 @@ def _error(message: str) -> int:
 
 
 def replay_command(args: argparse.Namespace) -> int:
-    from conformance.acknowledgements import LedgerError, load_ledger
-    from conformance.backends import resolve_backend
-    from conformance.case_files import CaseFileError, read_case_file
-    from conformance.session import RunSettings, configure, settings
-    from conformance.tolerance import PolicyFileError, load_policy
+    from conformance.judge.acknowledgements import LedgerError, load_ledger
+    from conformance.platform.backends import resolve_backend
+    from conformance.harness.case_files import CaseFileError, read_case_file
+    from conformance.judge.settings import RunSettings, configure, settings
+    from conformance.judge.policy import PolicyFileError, load_policy
 
     try:
         saved = read_case_file(args.case)
@@ -85,7 +77,7 @@ def replay_command(args: argparse.Namespace) -> int:
 
 
 def _replay(saved, run, mutation_name) -> int:
-    from conformance.check import check_case
+    from conformance.judge.check import check_case
     from conformance.emulator import ContractViolation
     from npu_attention import ContextError
 
@@ -97,7 +89,7 @@ def _replay(saved, run, mutation_name) -> int:
               f"acknowledgements {run.acknowledgements.source}, strict contracts {run.strict_contracts}"
               + (f", planted bug {mutation_name}" if mutation_name else "")
               + (", on the saved cache state" if saved.state is not None else ""))
-    from conformance.graph import GraphRecompiled
+    from conformance.judge.graph import GraphRecompiled
 
     try:
         if saved.session is not None:
@@ -121,15 +113,15 @@ def _replay_session(saved, run):
     """Run the graph session the case is a step of, from its first step (eagerly when the case is the
     session's eager twin): a bug of graph capture shows only after the steps before it. Returns the
     saved step's outcome, or None when an earlier step failed (printed)."""
-    from conformance.check import check_case
-    from conformance.graph_sessions import run_session
+    from conformance.judge.check import check_case
+    from conformance.cases.graph_session import run_session
 
     session, last = saved.session
     eager = saved.case.phase == "decode_eager"  # the eager twin of a session (the metamorphic relation)
     print(f"the case is step {last} of a graph session: replaying its steps "
           + ("eagerly" if eager else "through one compiled graph"))
-    for index, outcome in run_session(session, "replay", eager=eager, stop_after=last,
-                                      judge=lambda case, tensors, step: check_case(case, run, tensors=tensors)):
+    for index, outcome in run_session(session, lambda case, tensors, step: check_case(case, run, tensors=tensors),
+                                      device=run.device, eager=eager, stop_after=last):
         if index < last and not outcome.passed:
             print(f"step {index} already fails:")
             print(outcome.explain())

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from conformance import exit_codes
+from conformance.cli import exit_codes
 from conformance.report.diff import DEFAULT_THRESHOLD
 
 

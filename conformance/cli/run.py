@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from conformance import exit_codes
-from conformance.names import BACKENDS, GRAPH_MODES, PROFILES
+from conformance.cli import exit_codes
+from conformance.harness import options
 
 XDIST_HINT = "pip install 'npu-attention-conformance[xdist]'"
 
@@ -32,32 +32,12 @@ def add_parser(sub) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", choices=BACKENDS, default="auto",
-                        help="kernels that run the layer (default auto: npu if a device is usable, else emulated)")
-    parser.add_argument("--profile", choices=PROFILES, default=None,
-                        help="hypothesis profile (default: $HYPOTHESIS_PROFILE or dev)")
+    options.add_cli_options(parser, "run")
     parser.add_argument("--out", metavar="DIR", default="conformance-report",
                         help="report folder: report.json, report.html, summary.md, junit.xml, failures/ "
                              "(default: conformance-report)")
-    parser.add_argument("--seed", type=int, metavar="N", default=None, help="hypothesis seed (--hypothesis-seed)")
-    parser.add_argument("-k", metavar="EXPR", dest="keyword", default=None, help="only tests matching EXPR (pytest -k)")
-    parser.add_argument("--strict-contracts", action="store_true",
-                        help="every emulator hazard fails its case, acknowledged or not")
-    parser.add_argument("--acknowledgements", metavar="FILE", default=None,
-                        help="TOML ledger of accepted emulator hazards (default: the project's)")
-    parser.add_argument("--require-npu", action="store_true",
-                        help="fail unless a real NPU ran the cases (for hardware CI)")
-    parser.add_argument("--graph-mode", choices=GRAPH_MODES, default=None,
-                        help="torchair mode the decode graph is compiled in (default max-autotune)")
-    parser.add_argument("--tolerance-policy", metavar="FILE", default=None,
-                        help="TOML overrides of the tolerance policy for a hardware/CANN pair, and what gates")
-    parser.add_argument("--shape-space", choices=("auto", "npu"), default=None,
-                        help="npu: draw only the shapes the real kernels accept, also on the emulator")
     parser.add_argument("-n", metavar="WORKERS", dest="workers", default=None,
                         help=f"run in WORKERS processes with pytest-xdist (a number or 'auto'; {XDIST_HINT})")
-    parser.add_argument("--devices", metavar="IDS", default=None,
-                        help="with -n: the NPUs workers are pinned to, one card per worker (e.g. 0-7; default: "
-                             "the cards this machine has)")
     parser.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS",
                         help="extra pytest arguments after '--' (e.g. -- -x --maxfail 3)")
 
@@ -68,58 +48,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def pytest_arguments(args: argparse.Namespace) -> list[str]:
-    """The pytest command line. Every option takes its value in the same token (`--opt=value`): pytest
-    guesses its rootdir from the arguments that look like paths, and a separate path value (an absolute
-    --tolerance-policy) would move it, and with it every test id."""
+    """The pytest command line (every option's value in its own token: see options.pytest_arguments)."""
     out = Path(args.out).resolve()
     argv = ["--pyargs", "conformance.suite", "-q", "-o", "console_output_style=classic", "-p", "no:cacheprovider",
-            f"--rootdir={ROOT}", f"--backend={args.backend}", f"--conformance-report={out}",
-            f"--conformance-failures={out / 'failures'}"]
-    if args.profile:
-        argv.append(f"--hypothesis-profile={args.profile}")
-    if args.seed is not None:
-        argv.append(f"--hypothesis-seed={args.seed}")
-    if args.keyword:
-        argv += ["-k", args.keyword]
-    if args.strict_contracts:
-        argv.append("--strict-contracts")
-    if args.acknowledgements:
-        argv.append(f"--acknowledgements={Path(args.acknowledgements).resolve()}")
-    if args.require_npu:
-        argv.append("--require-npu")
-    if args.tolerance_policy:
-        argv.append(f"--tolerance-policy={args.tolerance_policy}")
-    if args.graph_mode:
-        argv.append(f"--graph-mode={args.graph_mode}")
-    if args.shape_space:
-        argv.append(f"--shape-space={args.shape_space}")
+            f"--rootdir={ROOT}", f"--conformance-report={out}", f"--conformance-failures={out / 'failures'}"]
+    argv += options.pytest_arguments(args, "run")
     if args.workers is not None:
         argv.append(f"--numprocesses={args.workers}")
-    if getattr(args, "devices", None):
-        argv.append(f"--devices={args.devices}")
     return argv + list(args.pytest_args or [])
-
-
-def summary_table(report: dict):
-    from rich import box
-    from rich.table import Table
-
-    from conformance.report.model import fmt_ratio
-
-    table = Table(title="error/tolerance per phase x dtype (ratio <= 1 passes)", title_justify="left",
-                  box=box.SIMPLE_HEAD)
-    for name, justify in (("phase", "left"), ("dtype", "left"), ("cases", "right"), ("passed", "right"),
-                          ("failed", "right"), ("errors", "right"), ("worst ratio", "right"),
-                          ("worst case", "left")):
-        table.add_column(name, justify=justify)
-    for s in report["summaries"]:
-        bad = s["failed"] + s["errors"]
-        table.add_row(s["phase"], s["dtype"], str(s["cases"]), str(s["passed"]), str(s["failed"]), str(s["errors"]),
-                      fmt_ratio(s["worst_ratio"]), s["worst_case_id"] or "-", style="bold red" if bad else None)
-    t = report["totals"]
-    table.add_row("all", "", str(t["cases"]), str(t["passed"]), str(t["failed"]), str(t["errors"]),
-                  fmt_ratio(t["worst_ratio"]), t["worst_case_id"] or "-", style="bold", end_section=True)
-    return table
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"FAILED: -n takes a number of workers or 'auto', got {args.workers!r}", style="bold red")
             return exit_codes.USAGE
     if getattr(args, "devices", None):
-        from conformance.devices import DeviceSpecError, parse_devices
+        from conformance.platform.devices import DeviceSpecError, parse_devices
 
         try:
             parse_devices(args.devices)
@@ -146,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TORCH_DEVICE_BACKEND_AUTOLOAD", "0")  # before anything imports torch
     if args.backend == "npu" or args.require_npu:
         # Asked for hardware: know at once, before a single case runs, whether there is any.
-        from conformance.probe import probe_npu
+        from conformance.platform.probe import probe_npu
 
         probe = probe_npu()
         if not probe.usable:
@@ -154,12 +90,14 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"FAILED: {option} but no usable NPU ({probe.error or 'torch.npu.is_available() is False'})",
                           style="bold red")
             return exit_codes.NO_NPU
+    from conformance.harness.case_file_pair import clear_case_files
     from conformance.report.artifacts import ARTIFACTS, JSON_NAME, clear_stale
+    from conformance.report.console import summary_table
     from conformance.report.schema import ReportError, load_report
 
     out = Path(args.out)
     clear_stale(out)  # a run that dies before writing anything must not leave an old green report
-    _clear_old_failures(out / "failures")
+    clear_case_files(out / "failures")  # an earlier run's finds would read as this run's
     argv = pytest_arguments(args)
     console.print(f"npu-conformance run: pytest {' '.join(argv)}", style="dim", soft_wrap=True)
     import pytest
@@ -206,15 +144,8 @@ def run(args: argparse.Namespace) -> int:
     return exit_codes.PASSED if ok else _exit_status(exitcode, report)
 
 
-def _clear_old_failures(directory: Path) -> None:
-    """Case files of an earlier run in the same --out would read as this run's failures: remove them."""
-    if directory.is_dir():
-        for path in list(directory.glob("*.json")) + list(directory.glob("*.safetensors")):
-            path.unlink()
-
-
 def _exit_status(pytest_status: int, report: dict | None) -> int:
-    """One code per outcome (conformance.exit_codes), from pytest's status and the report's verdict."""
+    """One code per outcome (conformance.cli.exit_codes), from pytest's status and the report's verdict."""
     import pytest
 
     if pytest_status == pytest.ExitCode.INTERRUPTED or (report is not None and not report["complete"]

@@ -1,6 +1,6 @@
 """The stable codes of every hazard and note the emulator can record.
 
-A finding's `code` is what an acknowledgement (conformance.acknowledgements) names, so a code never
+A finding's `code` is what an acknowledgement (conformance.judge.acknowledgements) names, so a code never
 changes meaning; the rule text beside it may be reworded. RULES.md lists the same codes with sources.
 """
 

@@ -8,7 +8,7 @@
   conflicts, the graph-only op called eagerly). The emulator computes what the kernel would (or NaN
   where it cannot know), records a `Hazard`, and goes on; in strict mode it raises `HazardError` (a
   `ContractViolation` subclass) instead. The harness fails a case with a hazard unless its
-  acknowledgement ledger accepts it (conformance.acknowledgements).
+  acknowledgement ledger accepts it (conformance.judge.acknowledgements).
 * A **note** is accepted and well-defined, and only informational: an emulator-only extension
   (float32), a host sync, a doc rule the kernel code does not enforce. Notes never fail anything.
 * A call that uses a documented feature the emulator does not model raises `EmulatorUnsupported`

@@ -19,7 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.devices import pin_environment
+from conformance.harness.case_file_pair import case_file_data, write_data
+from conformance.platform.devices import pin_environment
 from conformance.fuzz.worker import JUDGED_WITH_NAME, RUNNING_NAME, STATUS_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,16 +38,11 @@ class FuzzOptions:
     devices: list[str] = field(default_factory=list)
     max_cases: int | None = None
     database: str | None = None
-    keyword: str | None = None
-    backend: str = "auto"
-    profile: str = "fuzz"
     seed: int | None = None
-    tolerance_policy: str | None = None
-    acknowledgements: str | None = None
-    strict_contracts: bool = False
-    graph_mode: str | None = None
     plant: str | None = None
     grace_s: float | None = None
+    #: the run options every worker's pytest gets (conformance.harness.options.pytest_arguments), then
+    #: the user's extra pytest arguments
     pytest_args: list[str] = field(default_factory=list)
 
     @property
@@ -86,22 +82,15 @@ class FuzzSession:
                 "-o", "console_output_style=classic", f"--rootdir={ROOT}", "-p", "conformance.fuzz.worker",
                 # no gc sweeps for unraisable exceptions at the end: seconds per worker, nothing to find
                 "-p", "no:unraisableexception",
-                f"--backend={o.backend}", f"--hypothesis-profile={o.profile}", f"--conformance-report={folder}",
-                f"--conformance-failures={self.out / 'failures'}", f"--junitxml={folder / 'junit.xml'}",
-                f"--fuzz-until={self.deadline}", f"--fuzz-started={self.started}", f"--fuzz-grace={o.grace}",
-                f"--fuzz-worker={index}"]
+                f"--conformance-report={folder}", f"--conformance-failures={self.out / 'failures'}",
+                f"--junitxml={folder / 'junit.xml'}", f"--fuzz-until={self.deadline}", f"--fuzz-started={self.started}",
+                f"--fuzz-grace={o.grace}", f"--fuzz-worker={index}"]
         if o.max_cases is not None:
             share = -(-o.max_cases // o.workers)
             argv.append(f"--fuzz-max-cases={share}")
-        for flag, value in (("--fuzz-database", o.database), ("--fuzz-seed", o.seed), ("--fuzz-plant", o.plant),
-                            ("--tolerance-policy", o.tolerance_policy), ("--acknowledgements", o.acknowledgements),
-                            ("--graph-mode", o.graph_mode)):
+        for flag, value in (("--fuzz-database", o.database), ("--fuzz-seed", o.seed), ("--fuzz-plant", o.plant)):
             if value is not None:
                 argv.append(f"{flag}={value}")
-        if o.strict_contracts:
-            argv.append("--strict-contracts")
-        if o.keyword:
-            argv += ["-k", o.keyword]
         return argv + list(o.pytest_args)
 
     def start_worker(self, index: int, restarts: int = 0) -> Worker:
@@ -160,11 +149,9 @@ class FuzzSession:
         test_id = (running or {}).get("test_id") or "(unknown test)"
         if running and judged_with and isinstance(running.get("case"), dict):
             case = running["case"]
-            data = {"format": "npu-conformance case", "version": 2, "case": case, "judged_with": judged_with,
-                    "verdict": {"verdict": "crash", "error": why}, "state": None, "session": running.get("session")}
+            data = case_file_data(case, judged_with, {"verdict": "crash", "error": why}, None, running.get("session"))
             path = self.out / "failures" / f"crash-{case.get('phase', 'case')}-w{worker.index}-{int(time.time())}.json"
-            path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-            case_file = str(path)
+            case_file = str(write_data(path, data))
             record = {"test_id": test_id, "case_id": f"crash-w{worker.index}-{len(self.crashes)}",
                       "phase": case.get("phase"), "dtype": case.get("dtype"), "backend": judged_with.get("backend"),
                       "verdict": "error", "error": f"WorkerCrashed: {why}", "ratio": None, "hazards": [],

@@ -32,10 +32,10 @@ def suite_version() -> str:
         version = metadata.version("npu-attention-conformance")
     except metadata.PackageNotFoundError:
         version = "unknown"
-    root = Path(__file__).resolve().parent.parent
+    cases = Path(__file__).resolve().parent.parent / "cases"
     digest = hashlib.sha256()
-    for name in ("strategies.py", "cases.py", "graph_sessions.py"):
-        digest.update((root / name).read_bytes())
+    for name in ("strategies.py", "case.py", "graph_session.py"):
+        digest.update((cases / name).read_bytes())
     return f"{version}-{digest.hexdigest()[:10]}"
 
 

@@ -27,9 +27,21 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+from hypothesis import Phase, seed, settings as hyp_settings
 
-from conformance.fuzz.signatures import record_signature, failed_test_signature
-from conformance.report.model import jsonable
+from conformance.formatting import dumps, jsonable, rank
+from conformance.fuzz.database import DatabaseError, open_database
+from conformance.fuzz.signatures import failed_test_signature, record_signature
+from conformance.harness.case_file_pair import remove_case_file
+from conformance.harness.case_files import judged_with
+from conformance.harness.records import PROPERTY_KEY
+from conformance.harness.run import run_state
+from conformance.judge.settings import configure, settings
+from conformance.mutants import BY_NAME
+from conformance.platform.devices import PINNED
+from conformance.report.artifacts import write_text_atomic
+from conformance.report.pytest_hooks import report_session
 
 STATUS_NAME, RUNNING_NAME, JUDGED_WITH_NAME = "status.json", "running.json", "judged_with.json"
 #: Minimum seconds between rewrites of the worker's report.json (it only matters if the worker dies).
@@ -60,8 +72,6 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     if config.getoption("fuzz_until") is None:
         return
-    from conformance.report.pytest_hooks import report_session
-
     state = report_session(config)
     if state is None:
         raise pytest.UsageError("a fuzz worker needs --conformance-report DIR")
@@ -70,8 +80,6 @@ def pytest_configure(config):
 
 def is_property(item) -> bool:
     """A hypothesis-driven test: a @given function, or a RuleBasedStateMachine's TestCase."""
-    from hypothesis import settings as hyp_settings
-
     if hasattr(getattr(item, "obj", None), "hypothesis"):
         return True
     return isinstance(getattr(getattr(item, "cls", None), "settings", None), hyp_settings)
@@ -79,13 +87,6 @@ def is_property(item) -> bool:
 
 class FuzzWorker:
     def __init__(self, config, state):
-        from hypothesis import settings as hyp_settings
-
-        from conformance import verify
-        from conformance.case_files import judged_with
-        from conformance.fuzz.database import DatabaseError, open_database
-        from conformance.session import configure, settings
-
         self.config, self.state = config, state
         opt = config.getoption
         self.deadline = opt("fuzz_until")
@@ -97,8 +98,6 @@ class FuzzWorker:
         self.out = state.out_dir
         plant = opt("fuzz_plant")
         if plant:
-            from conformance.mutants import BY_NAME
-
             if plant not in BY_NAME:
                 raise pytest.UsageError(f"--plant {plant!r}: no such planted bug; see npu-conformance mutants --list")
             configure(mutation=BY_NAME[plant].mutation())
@@ -108,7 +107,7 @@ class FuzzWorker:
             self.database = open_database(opt("fuzz_database"), self.hardware)
         except DatabaseError as exc:  # the controller checked it at the start; it went away since
             raise pytest.UsageError(str(exc)) from exc
-        self.base = hyp_settings.get_profile(config._conformance_profile)
+        self.base = hyp_settings.get_profile(run_state(config).profile)
         self.judged_with = judged_with(run)
         self.plant = plant
         self.properties: dict[str, dict] = {}
@@ -126,28 +125,33 @@ class FuzzWorker:
         self._point_every = max(1.0, (self.deadline - self.started) / TIMELINE_POINTS)
         self._cut = False
         self.loop_started: float | None = None
-        verify.listeners.append(self._on_record)
-        verify.starting.append(self._on_start)
-        state.extension = self.section
-        state.render = False
-        state.min_interval = SNAPSHOT_INTERVAL_S  # the controller merges snapshots; status.json is the live feed
+        self.timing = {"layer": 0.0, "reference": 0.0}  # seconds in the layer and in the reference, all cases
         self.out.mkdir(parents=True, exist_ok=True)  # before the report session's start creates it
         (self.out / JUDGED_WITH_NAME).write_text(json.dumps(jsonable(self.judged_with)), encoding="utf-8")
-        from conformance import check
 
-        self.timing = check.timing
+    # --- the report: how it is written, what it adds, when it is complete (conformance.report.hookspecs)
+    def pytest_conformance_report_options(self, config):
+        # The controller renders the merged report; it merges snapshots, and status.json is the live feed.
+        return {"render": False, "snapshot_interval_s": SNAPSHOT_INTERVAL_S}
 
-    # --- what a case tells us ---------------------------------------------------------------
-    def _on_start(self, case, property_name, session=None):
+    def pytest_conformance_report_section(self, config):
+        return {"fuzz": self.section()}
+
+    def pytest_conformance_run_completion(self, session, exitstatus):
+        # A slice cut at the deadline ends a finished session, not an interrupted one.
+        return (True, None) if self._cut else None
+
+    # --- what a case tells us (conformance.harness.hookspecs) -----------------------------------
+    def pytest_conformance_case_starting(self, config, case, property_name, session):
         """Note the case about to run (with judged_with.json, written once, a crash's case file)."""
         data = {"test_id": self.current, "property": property_name, "case": case.to_dict(),
                 "session": None if session is None else {"graph_session": session[0].to_dict(), "step": session[1]}}
         # Plain json: a case's fields are ints, strings and finite floats (jsonable's walk doubled the cost).
         (self.out / RUNNING_NAME).write_text(json.dumps(data, allow_nan=False), encoding="utf-8")
 
-    def _on_record(self, record: dict) -> None:
-        from conformance.report.model import rank
-
+    def pytest_conformance_case_judged(self, config, record, seconds):
+        for kind in self.timing:
+            self.timing[kind] += seconds.get(kind, 0.0)
         (self.out / RUNNING_NAME).unlink(missing_ok=True)  # judged: a crash from now on is not this case's
         self.cases += 1
         stats = self.properties.get(self.current or "")
@@ -209,7 +213,6 @@ class FuzzWorker:
             self.stopped = self.stopped or self.spent() or "every test ran"
         except BudgetCut:
             self.stopped, self._cut = "budget (a slice was cut at the deadline)", True
-            self.state.stopped_by_budget = True
             self._salvage()
             raise
         except KeyboardInterrupt:
@@ -231,8 +234,6 @@ class FuzzWorker:
 
     def _run(self, session, item) -> bool:
         """Run one test (once); True when the session must stop (-x, --maxfail)."""
-        from conformance.plugin import PROPERTY_KEY
-
         self.current = item.nodeid
         before = len(self.state.records)
         # The plugin leaves each run's compact case lines on the item (for junit); a report copies the
@@ -240,15 +241,14 @@ class FuzzWorker:
         item.user_properties[:] = [p for p in item.user_properties if p[0] != PROPERTY_KEY]
         item.ihook.pytest_runtest_protocol(item=item, nextitem=None)
         self._failures_since(before, item.nodeid)
-        self._compact()
+        if len(self.state.records) > COMPACT_ABOVE:
+            self.state.compact(KEEP_PASSING_PER_BUCKET)
         if session.shouldfail or session.shouldstop:
             self.stopped = f"stopped early ({session.shouldfail or session.shouldstop})"
             return True
         return False
 
     def _slice(self, session, item) -> bool:
-        from hypothesis import Phase, seed, settings as hyp_settings
-
         stats = self.properties[item.nodeid]
         target_s = min(30.0, max(2.0, (self.deadline - self.started) / (3 * max(1, len(self.properties)))))
         per_example = stats["seconds"] / stats["examples"] if stats["examples"] else None
@@ -315,7 +315,7 @@ class FuzzWorker:
         else:
             entry["count"] += 1
             if record and record.get("case_file") and record["case_file"] != entry["case_file"]:
-                _remove_case_file(Path(record["case_file"]))
+                remove_case_file(Path(record["case_file"]))
                 record["case_file"] = None
                 record["duplicate_of"] = signature
         if stats is not None:
@@ -324,11 +324,10 @@ class FuzzWorker:
 
     def _salvage(self) -> None:
         """A slice stopped in the middle (budget cut, Ctrl-C) never reaches its test report, which is
-        where records normally go: take the cases it judged from conformance.verify directly, so a
-        failure found (and being shrunk) is not lost; of each failure, the last (most shrunk) case."""
-        from conformance import verify
-
-        records, written = verify.drain_records(), verify.drain_written()
+        where records normally go: take the cases it judged from the run's state directly, so a failure
+        found (and being shrunk) is not lost; of each failure, the last (most shrunk) case."""
+        pending = run_state(self.config)
+        records, written = pending.drain_records(), pending.drain_written()
         last: dict[str, dict] = {}
         for record in records:
             record["test_id"] = self.current or "?"
@@ -337,32 +336,11 @@ class FuzzWorker:
         keep = {r.get("case_file") for r in last.values()}
         for path in written:
             if str(path) not in keep:
-                _remove_case_file(Path(path))
+                remove_case_file(Path(path))
         before = len(self.state.records)
-        self.state.records += [r for r in records if r["verdict"] == "pass"] + list(last.values())
+        self.state.add_records([r for r in records if r["verdict"] == "pass"] + list(last.values()),
+                               self.current or "?")
         self._failures_since(before, self.current or "?")
-
-    # --- memory ------------------------------------------------------------------------------
-    def _compact(self) -> None:
-        """Keep failing records and the worst passing ones per bucket; count the rest."""
-        from conformance.report.model import rank, tally_records
-
-        records = self.state.records
-        if len(records) <= COMPACT_ABOVE:
-            return
-        keep, passing = [], {}
-        for r in records:
-            if r["verdict"] != "pass":
-                keep.append(r)
-            else:
-                passing.setdefault((r["phase"], r["dtype"]), []).append(r)
-        dropped = []
-        for rows in passing.values():
-            rows.sort(key=lambda r: -rank(r.get("ratio")))
-            keep += rows[:KEEP_PASSING_PER_BUCKET]
-            dropped += rows[KEEP_PASSING_PER_BUCKET:]
-        self.state.tally = tally_records(dropped, self.state.tally)
-        self.state.records = keep
 
     # --- what the controller and the report read -----------------------------------------
     def section(self) -> dict:
@@ -388,26 +366,14 @@ class FuzzWorker:
                 "properties": props, "failures": list(self.failures.values()), "timeline": list(self.timeline)}
 
     def worker_info(self) -> dict:
-        from conformance.devices import PINNED
-
         return {"index": self.index, "pid": os.getpid(), "device": os.environ.get(PINNED), "restarts": 0}
 
     def write_status(self, done: bool = False) -> None:
-        from conformance.report.artifacts import write_text_atomic
-        from conformance.report.model import dumps
-
         self._last_status = time.time()
         status = self.section() | {"done": done, "current": self.current, "worst": dict(self.worst)}
         status.pop("timeline")
         write_text_atomic(self.out / STATUS_NAME, dumps(status))
 
 
-def _remove_case_file(path: Path) -> None:
-    for p in (path, path.with_suffix(".safetensors")):
-        p.unlink(missing_ok=True)
-
-
 def _npu_hardware() -> str:
-    import torch
-
     return f"npu-{torch.npu.get_device_name(0)}"

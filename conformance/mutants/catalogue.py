@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from conformance.mutation import Mutation
+from conformance.judge.mutation import Mutation
 from conformance.mutants import kernel_bugs as kb
 from conformance.mutants import planted as p
 

@@ -1,6 +1,6 @@
 """The planted bugs themselves: layer subclasses, wrapped kernel calls and runner-Context transforms.
 
-Nothing here edits a file. Each bug is applied through one of the hooks of `conformance.mutation`:
+Nothing here edits a file. Each bug is applied through one of the hooks of `conformance.judge.mutation`:
   * a subclass of the production `Attention` (the layer's own code, with one thing done wrong);
   * a wrapper around a kernel op: the layer's call reaches the op with one argument changed, which
     is what the layer would pass if its code had the bug (the op itself stays the emulator's);

@@ -4,8 +4,9 @@ For each mutant: `configure(mutation=...)`, then `pytest.main(["-x", "--pyargs",
 under a derived hypothesis profile with the example database disabled (so one mutant's failures do
 not seed the next) and derandomized (every mutant sees the same generated cases until it dies), then
 the previous settings are restored. A collector plugin reads, in order:
-  * the per-case records the properties make (`conformance.verify`), before the plugin dedupes them
-    onto the report, so "cases to kill" counts every judged case up to the first failure;
+  * every per-case record the properties make, as it is made (the `pytest_conformance_case_judged`
+    hook), before the plugin dedupes them onto the report, so "cases to kill" counts every judged case
+    up to the first failure;
   * the first example that raises, by wrapping the property's `.hypothesis.inner_test` (the hook
     hypothesis offers plugins), to place the first failure among those records when the property
     that fails makes no failing record (metamorphic relations);
@@ -23,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import Phase, settings as hyp_settings
 
-from conformance import verify
+from conformance.harness import profiles
 from conformance.mutants.catalogue import Mutant
 from conformance.names import PROFILES
-from conformance.session import configure, settings
+from conformance.judge.settings import configure, settings
 
 SUITE_PACKAGE = "conformance.suite"
 #: What counts as a kill: the suite's own verdict. A planted bug whose code raises anything else
@@ -70,9 +72,7 @@ def mutant_profile(profile: str, seed: int | None = None, explicit: bool = True)
     database, no explain phase (it only re-runs the failure to annotate the message) and, unless a
     seed is given, derandomized. `explicit=False` also drops the suite's @example cases, to measure
     what the generated cases alone catch."""
-    import conformance.plugin  # noqa: F401  (registers dev / ci / fuzz / npu)
-    from hypothesis import Phase, settings as hyp_settings
-
+    profiles.register()  # dev / ci / fuzz / npu, when no pytest run has registered them yet
     if profile not in PROFILES:
         raise ValueError(f"unknown hypothesis profile {profile!r}: choose one of {PROFILES}")
     parent = hyp_settings.get_profile(profile)
@@ -149,9 +149,11 @@ class _Collector:
         finally:
             if inner is not None:
                 handle.inner_test = inner
-            # Read the records before the npu_conformance plugin drains and dedupes them.
-            self.records.extend((item.nodeid, r) for r in verify._pending)
             self._current = None
+
+    def pytest_conformance_case_judged(self, config, record, seconds):
+        if self._current is not None:
+            self.records.append((self._current, record))
 
     def _watch(self, inner, test_id: str):
         from hypothesis.errors import HypothesisException
@@ -161,7 +163,7 @@ class _Collector:
                 return inner(*args, **kwargs)
             except Exception as exc:
                 if self.first_failed_case_at is None and not isinstance(exc, HypothesisException):
-                    self.first_failed_case_at = self._base + len(verify._pending)
+                    self.first_failed_case_at = len(self.records)
                     self.first_failed_case_test = test_id
                     self.first_exception = exc
                 raise
@@ -217,7 +219,6 @@ def run_suite(mutant: Mutant | None, *, profile: str = "dev", seed: int | None =
     with _restored_state():
         configure(mutation=mutant.mutation() if mutant else None)
         _fresh_suite_modules()
-        verify.drain_records()  # nothing left over from an earlier run
         with contextlib.redirect_stdout(out):
             code = int(pytest.main(args, plugins=[collector]))
     seconds = time.perf_counter() - started

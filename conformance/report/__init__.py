@@ -11,7 +11,8 @@ pytest_hooks.py holds the pytest side (`--conformance-report DIR`), loaded by co
 """
 
 from conformance.report.artifacts import ARTIFACTS, write_artifacts, write_json
-from conformance.report.model import SCHEMA_VERSION, build_report, dumps, num
+from conformance.formatting import dumps, num
+from conformance.report.model import SCHEMA_VERSION, build_report
 from conformance.report.schema import ReportError, load_report, load_schema, validate_report
 
 

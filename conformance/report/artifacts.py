@@ -10,7 +10,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from conformance.report.model import dumps
+from conformance.formatting import dumps
 
 JSON_NAME, HTML_NAME, MD_NAME, JUNIT_NAME = "report.json", "report.html", "summary.md", "junit.xml"
 ARTIFACTS = (JSON_NAME, HTML_NAME, MD_NAME, JUNIT_NAME)

@@ -22,7 +22,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from conformance.report.model import bucket_key, fmt_ratio, rank
+from conformance.report.model import bucket_key
+from conformance.formatting import fmt_ratio, rank
 
 DEFAULT_THRESHOLD = 0.10
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 
-from conformance.report.model import fmt_ratio, num
+from conformance.formatting import fmt_ratio, num
 
 
 def _rate(p: dict) -> str:

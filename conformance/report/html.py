@@ -5,7 +5,8 @@ from __future__ import annotations
 from html import escape
 
 from conformance.report import fuzz_section
-from conformance.report.model import failures_first, fmt_num, fmt_ratio, gating_text, num
+from conformance.report.model import failures_first, gating_text
+from conformance.formatting import fmt_num, fmt_ratio, num
 from conformance.report.plots import ascend_margins_png, error_vs_bound_png, ratio_histogram_png
 
 TITLE = "npu-conformance tolerance report"

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from conformance.report.artifacts import write_text_atomic
-from conformance.report.model import num
+from conformance.formatting import num
 
 
 def render_junit(report: dict) -> str:

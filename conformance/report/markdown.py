@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from conformance.report import fuzz_section
-from conformance.report.model import failures_first, fmt_num, fmt_ratio, gating_text
+from conformance.report.model import failures_first, gating_text
+from conformance.formatting import fmt_num, fmt_ratio
 
 TOP_FAILURES = 8
 

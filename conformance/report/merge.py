@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import bisect
 
-from conformance.report.model import build_report, num, rank, tally_records
+from conformance.report.model import build_report, tally_records
+from conformance.formatting import num, rank
 
 #: Worst first: the merged outcome of a test run in several places.
 _OUTCOME_ORDER = ("failed", "error", "xpassed", "passed", "xfailed", "skipped", None)

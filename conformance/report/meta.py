@@ -10,6 +10,12 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
+from hypothesis import settings as hyp_settings
+
+from conformance.harness.run import RUN_STATE
+from conformance.judge.settings import settings
+from conformance.platform.probe import probe_npu
+
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -36,11 +42,6 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
 def run_metadata(config, *, started_at: str, duration_s: float, finished_at: str | None,
                  exitstatus: int | None) -> dict:
     """Everything a reader needs to know about where and how the cases ran."""
-    from hypothesis import settings as hyp_settings
-
-    from conformance.probe import probe_npu
-    from conformance.session import settings
-
     s = settings()
     probe = probe_npu()  # cached per process; no subprocess at all when torch-npu is not installed
     if s.backend == "npu":
@@ -65,7 +66,7 @@ def run_metadata(config, *, started_at: str, duration_s: float, finished_at: str
         "versions": {"python": sys.version.split()[0], "torch": probe.torch_version,
                      "torch_npu": probe.torch_npu_version, "cann": probe.cann_version,
                      "hypothesis": _version("hypothesis"), "pytest": _version("pytest")},
-        "hypothesis": {"profile": getattr(config, "_conformance_profile", None),
+        "hypothesis": {"profile": state.profile if (state := config.stash.get(RUN_STATE, None)) else None,
                        "seed": seed if seed is None or isinstance(seed, int) else str(seed),
                        "max_examples": hyp_settings.default.max_examples},
         "strict_contracts": s.strict_contracts,

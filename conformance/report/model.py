@@ -9,79 +9,14 @@ look the same to every renderer.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
-from pathlib import PurePath
 
+from conformance.formatting import fmt_ratio, jsonable, rank
 from conformance.names import DTYPE_NAMES, PHASES
 
 SCHEMA_VERSION = 2
 TEST_OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
-_NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
-
-
-# --- JSON form --------------------------------------------------------------------------------
-def jsonable(value):
-    """`value` with tuples as lists, paths as strings and non-finite floats as "inf"/"-inf"/"nan"."""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return value
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, PurePath):
-        return str(value)
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if hasattr(value, "item"):  # a 0-d tensor or numpy scalar that slipped into a record
-        return jsonable(value.item())
-    return str(value)
-
-
-def dumps(report: dict) -> str:
-    return json.dumps(jsonable(report), indent=1, allow_nan=False) + "\n"
-
-
-def num(value) -> float | None:
-    """A number from the JSON form: None stays None, "inf"/"-inf"/"nan" become floats."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return _NONFINITE[value]
-    return float(value)
-
-
-def rank(value) -> float:
-    """Sort key for error ratios: NaN counts as the worst, a missing ratio as the best."""
-    x = num(value)
-    if x is None:
-        return -math.inf
-    return math.inf if math.isnan(x) else x
-
-
-def fmt_ratio(value) -> str:
-    """An error/tolerance ratio, always with three decimals (0.280, 0.098, 0.000, 27.041): one format
-    everywhere, so ratios line up and compare by eye."""
-    x = num(value)
-    if x is None:
-        return "-"
-    if not math.isfinite(x):
-        return str(x)
-    return f"{x:.3f}"
-
-
-def fmt_num(value, spec: str = ".3e") -> str:
-    x = num(value)
-    if x is None:
-        return "-"
-    if not math.isfinite(x):
-        return str(x)
-    return format(x, spec)
 
 
 def bucket_key(phase: str, dtype: str) -> tuple:

@@ -8,7 +8,8 @@ import io
 import math
 import zlib
 
-from conformance.report.model import bucket_key, num
+from conformance.report.model import bucket_key
+from conformance.formatting import num
 
 PASS_COLOUR, FAIL_COLOUR = "#2b7bb9", "#d62728"
 PHASE_COLOURS = {"prefill": "#2b7bb9", "decode_eager": "#ff7f0e", "decode_graph": "#2ca02c"}

@@ -18,12 +18,17 @@ from pathlib import Path
 
 import pytest
 
+from conformance.harness.records import records_of
+from conformance.judge.settings import settings
+from conformance.report import hookspecs
 from conformance.report.artifacts import ARTIFACTS, HTML_NAME, JSON_NAME, JUNIT_NAME, MD_NAME, clear_stale, \
     write_html, write_json, write_markdown, write_text_atomic
 from conformance.report.meta import now_iso, run_metadata
-from conformance.report.model import build_report
+from conformance.formatting import rank
+from conformance.report.model import build_report, tally_records
 
-SNAPSHOT_INTERVAL_S = 2.0
+#: How a report is written unless a plugin says otherwise (pytest_conformance_report_options).
+DEFAULT_OPTIONS = {"render": True, "snapshot_interval_s": 2.0, "terminal_summary": True}
 #: The suite's modules: a run that collected all of them (and deselected nothing) is a full run.
 SUITE_MODULES = tuple(sorted(p.name for p in (Path(__file__).resolve().parent.parent / "suite").glob("test_*.py")))
 _MESSAGE_LIMIT = 1500
@@ -46,18 +51,12 @@ class ReportSession:
         self.started = time.monotonic()
         self.started_at = now_iso()
         self._last_snapshot = 0.0
-        self.min_interval = SNAPSHOT_INTERVAL_S
-        self._interval = SNAPSHOT_INTERVAL_S
         self.final: dict | None = None
         self.paths: dict[str, Path] = {}
         self.write_errors: list[str] = []
-        self.quiet = False  # `npu-conformance run` prints its own summary
-        # A fuzz worker (conformance.fuzz.worker): passing cases counted, not kept; its report section;
-        # whether it stopped because the budget ran out mid-slice (a finished session, not an interrupt).
-        self.tally: list[dict] | None = None
-        self.extension = None
-        self.stopped_by_budget = False
-        self.render = True  # write report.html and summary.md at the end (a fuzz worker's controller does)
+        self.tally: list[dict] | None = None  # passing cases counted, not kept (compact())
+        self.options = dict(DEFAULT_OPTIONS)  # conformance.report.hookspecs.pytest_conformance_report_options
+        self._interval = self.options["snapshot_interval_s"]
 
     # --- collection ---------------------------------------------------------------------------
     def add_report(self, report: pytest.TestReport) -> dict:
@@ -66,14 +65,8 @@ class ReportSession:
                                                       "reason": None, "cases": 0, "worker": _worker(report)})
         entry["duration_s"] += float(getattr(report, "duration", 0.0) or 0.0)
         if report.when == "call":
-            from conformance.plugin import records_of
-
             records = records_of(report)
-            for record in records:
-                record = dict(record)
-                record.setdefault("test_id", report.nodeid)
-                record["case_file"] = self._case_file(record)
-                self.records.append(record)
+            self.add_records(records, report.nodeid)
             entry["cases"] += len(records)
         _fold_outcome(entry, report)
         if report.when not in ("setup", "call", "teardown") and report.failed:
@@ -85,6 +78,30 @@ class ReportSession:
                 entry.update(outcome="error", reason="the test never reached its call phase")
             self.finished.add(report.nodeid)
         return entry
+
+    def add_records(self, records: list[dict], test_id: str) -> None:
+        for record in records:
+            record = dict(record)
+            record.setdefault("test_id", test_id)
+            record["case_file"] = self._case_file(record)
+            self.records.append(record)
+
+    def compact(self, keep_per_bucket: int) -> None:
+        """Keep the failing records and the worst `keep_per_bucket` passing ones per phase x dtype; count
+        the rest (a long fuzz session's memory and report stay small)."""
+        keep, passing = [], {}
+        for r in self.records:
+            if r["verdict"] != "pass":
+                keep.append(r)
+            else:
+                passing.setdefault((r["phase"], r["dtype"]), []).append(r)
+        dropped = []
+        for rows in passing.values():
+            rows.sort(key=lambda r: -rank(r.get("ratio")))
+            keep += rows[:keep_per_bucket]
+            dropped += rows[keep_per_bucket:]
+        self.tally = tally_records(dropped, self.tally)
+        self.records = keep
 
     def _case_file(self, record: dict) -> str | None:
         """The failing case's saved file, if it is still there (the plugin keeps the reported ones)."""
@@ -98,13 +115,12 @@ class ReportSession:
         run = run_metadata(self.config, started_at=self.started_at, duration_s=elapsed,
                            finished_at=now_iso() if final else None, exitstatus=exitstatus)
         tests = [t for nodeid, t in self.tests.items() if nodeid in self.finished]
-        from conformance.session import settings
-
         ledger = [a.as_dict() for a in settings().acknowledgements.entries]
+        sections = self.config.hook.pytest_conformance_report_section(config=self.config) or {}
         return build_report(run, self.records, tests, complete=complete, incomplete_reason=incomplete_reason,
                             tests_collected=self.collected, collection_errors=self.collection_errors,
                             acknowledgements=ledger, full_run=self.full_suite(), tally=self.tally,
-                            fuzz=self.extension() if self.extension else None)
+                            fuzz=sections.get("fuzz"))
 
     def full_suite(self) -> bool:
         """Whether every suite module was collected and nothing deselected (-k, -m): only then can an
@@ -116,6 +132,13 @@ class ReportSession:
         return set(SUITE_MODULES) <= modules
 
     def start(self) -> None:
+        for answer in self.config.hook.pytest_conformance_report_options(config=self.config):
+            unknown = sorted(set(answer or {}) - set(DEFAULT_OPTIONS))
+            if unknown:
+                raise pytest.UsageError(f"pytest_conformance_report_options: unknown option(s) {unknown}; "
+                                        f"known: {sorted(DEFAULT_OPTIONS)}")
+            self.options.update(answer or {})
+        self._interval = self.options["snapshot_interval_s"]
         self.out_dir.mkdir(parents=True, exist_ok=True)
         names = ARTIFACTS if self.config.option.xmlpath == str(self.out_dir / JUNIT_NAME) else \
             (JSON_NAME, HTML_NAME, MD_NAME)
@@ -132,11 +155,12 @@ class ReportSession:
         write_json(report, self.out_dir)
         # A long fuzz run makes a large file: never spend more than ~10 % of the time rewriting it.
         self._last_snapshot = time.monotonic()
-        self._interval = max(self.min_interval, 10 * (self._last_snapshot - now))
+        self._interval = max(self.options["snapshot_interval_s"], 10 * (self._last_snapshot - now))
 
     def completion(self, session: pytest.Session, exitstatus: int) -> tuple[bool, str | None]:
-        if self.stopped_by_budget:
-            return True, None
+        known = self.config.hook.pytest_conformance_run_completion(session=session, exitstatus=exitstatus)
+        if known is not None:
+            return known
         if self.interrupt:
             return False, self.interrupt
         if exitstatus == pytest.ExitCode.INTERRUPTED:
@@ -157,7 +181,8 @@ class ReportSession:
         report = self.build(complete=complete, incomplete_reason=reason, exitstatus=int(exitstatus), final=True)
         self.final = report
         self.paths = {"json": write_json(report, self.out_dir)}
-        renderers = (("md", MD_NAME, write_markdown), ("html", HTML_NAME, write_html)) if self.render else ()
+        renderers = (("md", MD_NAME, write_markdown), ("html", HTML_NAME, write_html)) if self.options["render"] \
+            else ()
         for key, name, writer in renderers:
             path = self.out_dir / name
             try:
@@ -232,6 +257,10 @@ REPORT_KEY = pytest.StashKey[ReportSession]()
 PLUGIN_NAME = "npu-conformance-report"
 
 
+def pytest_addhooks(pluginmanager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 def report_session(config: pytest.Config) -> ReportSession | None:
     """The run's ReportSession, or None (no --conformance-report, or an xdist worker)."""
     return config.stash.get(REPORT_KEY, None)
@@ -296,7 +325,7 @@ class _SessionHooks:
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config: pytest.Config) -> None:
         state = self.state
-        if state.final is None or state.quiet:
+        if state.final is None or not state.options["terminal_summary"]:
             return
         terminalreporter.section("npu-conformance report")
         verdict = state.final["verdict"]

@@ -12,7 +12,7 @@ import random
 
 import torch
 
-from conformance.ascend_standard import GATING_METRICS, MINIMUM_ERR, limits
+from conformance.judge.ascend_standard import GATING_METRICS, MINIMUM_ERR, limits
 from conformance.report.model import build_report
 
 _NOTE = {"op": "torch_npu.npu_fused_infer_attention_score_v2", "argument": "inner_precise",

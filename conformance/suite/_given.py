@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from conformance import strategies
-from conformance.session import settings
+from conformance.cases import strategies
+from conformance.judge.settings import settings
 
 
 def shape_space() -> str:

@@ -14,9 +14,9 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from conformance.cases import Case
-from conformance.check import run_layer
-from conformance.session import settings
+from conformance.cases.case import Case
+from conformance.judge.layer_run import run_layer
+from conformance.judge.settings import settings
 from conformance.suite import _given
 from npu_attention import ContextError, kernels, use_context
 

@@ -14,11 +14,11 @@ import torch
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from conformance.cases import DTYPES, Case, Tensors
-from conformance.session import settings
-from conformance.strategies import attention_shapes
+from conformance.cases.case import DTYPES, Case, Tensors
+from conformance.judge.settings import settings
+from conformance.cases.strategies import attention_shapes
 from conformance.suite import _given
-from conformance.verify import verify_case
+from conformance.harness.verify import verify_case
 
 pytestmark = pytest.mark.suite
 

@@ -5,13 +5,14 @@ step of a session in which sequences join, grow across block boundaries, leave a
 Every step is judged against the reference: real rows match, padded rows (context_lens 0) are exactly 0,
 and the whole cache is bit-exact (padded rows write only the reserved dummy block); a recompile of the
 graph on a later step fails (GraphRecompiled names the guard). Sessions with one configuration share
-one compile, across hypothesis examples too (conformance.graph).
+one compile, across hypothesis examples too (conformance.judge.graph).
 """
 
 import pytest
 from hypothesis import example, given
 
-from conformance.graph_sessions import GraphSession, SessionStep, run_session
+from conformance.cases.graph_session import GraphSession, SessionStep
+from conformance.harness.verify import verify_session
 from conformance.suite import _given
 
 pytestmark = [pytest.mark.suite, pytest.mark.graph]
@@ -27,5 +28,5 @@ PADDED = GraphSession(num_heads=8, num_kv_heads=2, head_dim=128, dtype="bfloat16
 @given(session=_given.graph_session)
 @example(session=PADDED)
 def test_decode_graph_session(session):
-    for _ in run_session(session, "decode_graph"):
+    for _ in verify_session(session, "decode_graph"):
         pass

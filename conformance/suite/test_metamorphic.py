@@ -9,14 +9,13 @@ import dataclasses
 import pytest
 from hypothesis import given, strategies as st
 
-from conformance.check import run_layer
-from conformance.graph_sessions import run_session
-from conformance.metamorphic import permute_batch, relabel_blocks, unrelabel_cache
-from conformance.tolerance import bits_equal
-from conformance.session import settings
+from conformance.judge.layer_run import run_layer
+from conformance.cases.metamorphic import permute_batch, relabel_blocks, unrelabel_cache
+from conformance.judge.bits import bits_equal
+from conformance.judge.settings import settings
 from conformance.suite import _given
-from conformance.cases import Tensors
-from conformance.verify import verify_case
+from conformance.cases.case import Tensors
+from conformance.harness.verify import verify_case, verify_session
 
 pytestmark = pytest.mark.suite
 
@@ -76,7 +75,7 @@ def test_eager_and_graph_decode_agree_over_a_session(session):
     bounds, and the caches stay bit-identical outside the dummy block only padded rows write."""
     name = "metamorphic/eager_vs_graph"
     dummy = session.num_blocks - 1
-    steps = zip(run_session(session, name), run_session(session, name, eager=True))
+    steps = zip(verify_session(session, name), verify_session(session, name, eager=True))
     for (index, graph), (_, eager) in steps:
         b = eager.case.batch
         gap = float((eager.layer.out.double() - graph.layer.out[:b].double()).abs().max())

@@ -3,9 +3,9 @@
 import pytest
 from hypothesis import example, given
 
-from conformance.cases import Case
+from conformance.cases.case import Case
 from conformance.suite import _given
-from conformance.verify import verify_case
+from conformance.harness.verify import verify_case
 
 pytestmark = pytest.mark.suite
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import corpus
-from conformance.case_files import read_case_file
-from conformance.graph_sessions import run_session
-from conformance.session import settings
-from conformance.strategies import outside_npu_space
+from conformance.harness import corpus
+from conformance.harness.case_files import read_case_file
+from conformance.judge.settings import settings
+from conformance.cases.strategies import outside_npu_space
 from conformance.suite._given import shape_space
-from conformance.verify import verify_case
+from conformance.harness.verify import verify_case, verify_session
 
 
 def _applies(path) -> bool:
@@ -33,7 +32,7 @@ def test_regression_case(path):
     saved = read_case_file(path)
     if saved.session is not None:  # a graph session step: its steps before it are part of the find
         session, last = saved.session
-        steps = list(run_session(session, "regression", eager=saved.case.phase == "decode_eager", stop_after=last))
+        steps = list(verify_session(session, "regression", eager=saved.case.phase == "decode_eager", stop_after=last))
         assert steps and steps[-1][0] == last, f"{path.name}: the session no longer reaches step {last}"
         return
     tensors = saved.tensors(settings().device) if saved.state is not None else None

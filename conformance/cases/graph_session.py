@@ -7,22 +7,22 @@ next sequence to need a block gets one) and some join (their history is written 
 prefill would have left it); then every live sequence decodes one token, padded to max_num_seqs. A
 sequence that would outgrow the table width or find no free block finishes instead.
 
-`run_session` judges every step against the reference (output, padded rows exactly 0, the whole cache
-bit-exact) through conformance.verify, on the cache the previous steps left, so all steps of all
-sessions with one configuration replay one compiled graph (conformance.graph): a value frozen at
-capture, a stale buffer or a recompile shows on a later step. `run_session(..., eager=True)` runs
-the same steps through eager decode, for the metamorphic relation between the two.
+`run_session` hands every step to a judge (conformance.harness.verify.verify_session: against the
+reference, padded rows exactly 0, the whole cache bit-exact) on the cache the previous steps left, so all
+steps of all sessions with one configuration replay one compiled graph (conformance.judge.graph): a value
+frozen at capture, a stale buffer or a recompile shows on a later step. `run_session(..., eager=True)`
+runs the same steps through eager decode, for the metamorphic relation between the two.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Iterator
 
 import torch
 
-from conformance.cases import DTYPES, SEED_MAX, Case, CaseError, Tensors, check_int, check_int_tuple
+from conformance.cases.case import DTYPES, SEED_MAX, Case, CaseError, Tensors, check_int, check_int_tuple
 
 
 @dataclass(frozen=True)
@@ -177,24 +177,15 @@ def step_cases(session: GraphSession, device: str = "cpu") -> Iterator[tuple[int
 
 def eager_twin(case: Case) -> Case:
     """The same decode step without graph padding (what eager decode is given)."""
-    from dataclasses import replace
-
     return replace(case, phase="decode_eager", max_num_seqs=0, table_width=0)
 
 
-def run_session(session: GraphSession, property_name: str, *, eager: bool = False, stop_after: int | None = None,
-                judge=None) -> Iterator[tuple[int, object]]:
-    """Judge every step of `session` in order on the cache the previous steps left; yields (step
-    index, Outcome). `judge(case, tensors, step)` defaults to conformance.verify.verify_case, which
-    records each step and raises on the first failing one (its case file holds the whole session)."""
-    from conformance.session import settings
-
-    device = settings().device
-    if judge is None:
-        from conformance.verify import verify_case
-
-        def judge(case, tensors, step):
-            return verify_case(case, property_name, tensors=tensors, session=(session, step))
+def run_session(session: GraphSession, judge, *, device: str = "cpu", eager: bool = False,
+                stop_after: int | None = None) -> Iterator[tuple[int, object]]:
+    """Run every step of `session` in order, each on the cache the previous steps left: `judge(case,
+    tensors, step)` judges a step and returns its outcome, whose `layer` caches the next step starts
+    from; yields (step index, outcome). `eager` runs the same steps unpadded, as eager decode is given
+    them. Judging is the caller's (conformance.harness.verify.verify_session records each step)."""
     for index, case, engine in step_cases(session, device):
         values = case.materialise(device)  # q/k/v of the step; the cache is the engine's
         rows = case.batch if eager else case.num_new_tokens

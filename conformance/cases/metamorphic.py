@@ -11,7 +11,7 @@ import dataclasses
 
 import torch
 
-from conformance.cases import Case, Tensors
+from conformance.cases.case import Case, Tensors
 
 
 def _rows_by_sequence(case: Case) -> list[list[int]]:

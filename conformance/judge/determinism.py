@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from conformance.tolerance import as_bits
+from conformance.judge.bits import as_bits
 
 
 @dataclass
@@ -54,7 +54,7 @@ def _first_cache_difference(name: str, a: torch.Tensor, b: torch.Tensor, head_di
 
 
 def compare_runs(runs: list, row_seq: list[int], head_dim: int) -> DeterminismResult:
-    """`runs`: LayerRun results of the same inputs (conformance.check); each later run against the first."""
+    """`runs`: LayerRun results of the same inputs (conformance.judge.check); each later run against the first."""
     first, differences = runs[0], []
     for other in runs[1:]:
         found = [_first_output_difference(first.out, other.out, row_seq),

@@ -11,16 +11,18 @@ that is the point of promoting it.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
+from conformance.harness.case_file_pair import case_file_paths, copy_case_file
+from conformance.harness.case_files import CaseFileError, read_case_file
+
 #: The corpus folder: the package's own, or $NPU_CONFORMANCE_CORPUS (a project keeping its finds elsewhere).
-CORPUS_DIR = Path(os.environ.get("NPU_CONFORMANCE_CORPUS") or Path(__file__).resolve().parent / "regression")
+CORPUS_DIR = Path(os.environ.get("NPU_CONFORMANCE_CORPUS") or Path(__file__).resolve().parent.parent / "regression")
 
 
 def case_paths(directory: Path = CORPUS_DIR) -> list[Path]:
     """The corpus's case files, by name (their cache states lie beside them)."""
-    return sorted(Path(directory).glob("*.json"))
+    return case_file_paths(directory)
 
 
 class PromoteError(ValueError):
@@ -29,29 +31,15 @@ class PromoteError(ValueError):
 
 def promote(paths, directory: Path = CORPUS_DIR) -> list[tuple[Path, str]]:
     """Copy each case file (and its cache state) into the corpus; returns (path, "added" | "already
-    there"). Every file is read and checked first: nothing is copied unless all of them are good."""
-    from conformance.case_files import CaseFileError, read_case_file
-
-    checked = []
-    for path in map(Path, paths):
+    there"). Every file is read and checked first, and every name against the corpus: nothing is copied
+    unless all of them can be."""
+    paths = [Path(p) for p in paths]
+    for path in paths:
         try:
-            saved = read_case_file(path)
+            read_case_file(path)
         except CaseFileError as exc:
             raise PromoteError(str(exc)) from None
-        raw_state = path.parent / f"{path.stem}.safetensors"
-        checked.append((path, saved, raw_state if saved.state is not None else None))
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    results = []
-    for path, _saved, state in checked:
-        target = directory / path.name
-        if target.exists() and target.read_bytes() == path.read_bytes():
-            results.append((target, "already there"))
-            continue
-        if target.exists():
+        target = Path(directory) / path.name
+        if target.exists() and target.read_bytes() != path.read_bytes():
             raise PromoteError(f"{target} already exists with other contents: rename {path} first")
-        if state is not None:
-            shutil.copyfile(state, directory / state.name)
-        shutil.copyfile(path, target)
-        results.append((target, "added"))
-    return results
+    return [copy_case_file(path, directory) for path in paths]

@@ -22,15 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
 
-from conformance.acknowledgements import LedgerError, ledger_from_entries
-from conformance.cases import Case, CaseError, Tensors
+from conformance.cases.case import Case, CaseError, Tensors
+from conformance.cases.graph_session import GraphSession
+from conformance.formatting import jsonable
+from conformance.harness.case_file_pair import (FIELDS, FORMAT, VERSION, case_file_data, state_path,
+                                                write_data)
+from conformance.judge.acknowledgements import LedgerError, ledger_from_entries
+from conformance.judge.policy import PolicyFileError, PolicySet
 from conformance.names import GRAPH_MODES
-from conformance.report.model import jsonable
-from conformance.tolerance import PolicyFileError, PolicySet
 
-FORMAT = "npu-conformance case"
-VERSION = 2
 STATE_TENSORS = ("k_cache", "v_cache")
 
 
@@ -66,6 +69,11 @@ def judged_with(run) -> dict:
             "graph_mode": run.graph_mode}
 
 
+def session_data(session, step: int) -> dict:
+    """A graph session step as a case file holds it."""
+    return {"graph_session": session.to_dict(), "step": step}
+
+
 def write_case_file(directory: Path, case: Case, run, verdict: dict,
                     state: dict[str, torch.Tensor] | None = None, session: tuple | None = None) -> Path:
     """Save `case` with the settings of `run` and, when it ran on a cache of someone else's (the
@@ -76,18 +84,15 @@ def write_case_file(directory: Path, case: Case, run, verdict: dict,
     name = f"{case.phase}-{case.case_id}"
     blob = None
     if state is not None:
-        from safetensors.torch import save
-
         blob = save({k: state[k].detach().cpu().contiguous() for k in STATE_TENSORS})
         name += "-" + hashlib.sha1(blob).hexdigest()[:8]
-        (directory / f"{name}.safetensors").write_bytes(blob)
-    data = {"format": FORMAT, "version": VERSION, "case": case.to_dict(), "judged_with": judged_with(run),
-            "verdict": verdict, "state": f"{name}.safetensors" if blob is not None else None,
-            "session": None if session is None else {"graph_session": session[0].to_dict(), "step": session[1]}}
+        state_path(directory / f"{name}.json").write_bytes(blob)
     path = directory / f"{name}.json"
+    data = case_file_data(case.to_dict(), judged_with(run), verdict,
+                          state_path(path).name if blob is not None else None,
+                          None if session is None else session_data(*session))
     # jsonable: a NaN output has an infinite ratio, written "inf" as report.json writes it
-    path.write_text(json.dumps(jsonable(data), indent=1, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
-    return path
+    return write_data(path, jsonable(data))
 
 
 def read_case_file(path: str | Path) -> CaseFile:
@@ -106,7 +111,7 @@ def read_case_file(path: str | Path) -> CaseFile:
         if data.get("format") != FORMAT or data.get("version") != VERSION:
             raise CaseFileError(f"{path}: format {data.get('format')!r} version {data.get('version')!r} is not "
                                 f"{FORMAT!r} version {VERSION}")
-        unknown = sorted(set(data) - {"format", "version", "case", "judged_with", "verdict", "state", "session"})
+        unknown = sorted(set(data) - set(FIELDS))
         if unknown:
             raise CaseFileError(f"{path}: unknown field(s) {unknown}")
         case = Case.from_dict(data.get("case"))
@@ -121,8 +126,6 @@ def read_case_file(path: str | Path) -> CaseFile:
 def _session(path: Path, raw) -> tuple | None:
     if raw is None:
         return None
-    from conformance.graph_sessions import GraphSession
-
     if not isinstance(raw, dict) or not isinstance(raw.get("step"), int) or raw["step"] < 0:
         raise CaseFileError(f"{path}: 'session' must hold a graph_session and a step index >= 0")
     return GraphSession.from_dict(raw.get("graph_session")), raw["step"]
@@ -159,9 +162,6 @@ def _state(path: Path, name, case: Case) -> dict[str, torch.Tensor] | None:
         return None
     if not isinstance(name, str) or Path(name).name != name:
         raise CaseFileError(f"{path}: 'state' must be the name of a file beside it, got {name!r}")
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     try:
         state = load_file(str(path.parent / name))
     except (OSError, SafetensorError) as exc:

@@ -15,7 +15,7 @@ from functools import cached_property
 import torch
 
 from conformance.names import DTYPE_NAMES, PHASES
-from conformance.contexts import decode_context, prefill_context
+from conformance.cases.contexts import decode_context, prefill_context
 from npu_attention.context import Context
 
 DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}  # "float16" -> torch.float16, ...

@@ -13,7 +13,7 @@ import random
 
 from hypothesis import strategies as st
 
-from conformance.cases import Case
+from conformance.cases.case import Case
 
 #: What the kernels accept (the emulator's rules, conformance/emulator/RULES.md): TND prefill takes only
 #: bfloat16 and (D, Dv) in {(64, 64), (128, 128), (192, 192) without GQA, (192, 128)}; the layer's q/k/v
@@ -202,7 +202,7 @@ def graph_sessions(draw, backend: str = "emulated", max_steps: int = 10):
     to `max_steps` steps in which sequences join and leave while every live one decodes, with blocks
     handed out from a shuffled free list. The configuration is drawn first, then the sequences and steps
     as lists, so shrinking removes steps and sequences before anything else."""
-    from conformance.graph_sessions import GraphSession, SessionStep
+    from conformance.cases.graph_session import GraphSession, SessionStep
 
     engine = draw(st.sampled_from(GRAPH_ENGINES["npu" if backend == "npu" else "emulated"]))
     block_size, max_num_seqs, table_width = engine["block_size"], engine["max_num_seqs"], engine["table_width"]

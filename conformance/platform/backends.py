@@ -1,24 +1,27 @@
 """Which kernels run the layer: the real NPU ones or the CPU op emulator.
 
-Importing this module registers the emulator as the kernel backend "emulated"; select it (or "npu")
-with `npu_attention.kernels.use_backend(name)`. `auto` picks `npu` when the subprocess probe finds a
-usable device, else `emulated`.
+Importing this module registers the emulator as the kernel backends "emulated" (the ops as they are)
+and "emulated-graph" (the same ops as custom ops a compiled decode graph can hold,
+conformance.emulator.graph_ops); select one (or "npu") with `npu_attention.kernels.use_backend(name)`.
+`auto` picks `npu` when the subprocess probe finds a usable device, else `emulated`.
 """
 
 from __future__ import annotations
 
+from conformance import emulator
+from conformance.emulator import graph_ops
 from conformance.names import BACKENDS
-from conformance.probe import NpuProbe, probe_npu
+from conformance.platform.probe import NpuProbe, probe_npu
 from npu_attention import kernels
 
-
-def _load_emulated() -> kernels.KernelBackend:
-    from conformance import emulator
-
-    return kernels.KernelBackend("emulated", emulator.torch_npu, emulator.torchair)
+kernels.register_backend("emulated", lambda: kernels.KernelBackend("emulated", emulator.torch_npu, emulator.torchair))
+kernels.register_backend("emulated-graph",
+                         lambda: kernels.KernelBackend("emulated-graph", graph_ops.torch_npu, graph_ops.torchair))
 
 
-kernels.register_backend("emulated", _load_emulated)
+def graph_kernel_backend(backend: str) -> str:
+    """The kernel backend a compiled decode runs on: the real one, or the traceable emulation."""
+    return "npu" if backend == "npu" else "emulated-graph"
 
 
 def resolve_backend(requested: str, probe: NpuProbe | None = None) -> tuple[str, str]:
@@ -39,4 +42,3 @@ def prepare_device(backend: str) -> None:
     (CPU runs keep autoload off), so load the real kernels before any tensor goes to the device."""
     if backend == "npu":
         kernels.load_backend("npu")
-

@@ -31,7 +31,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-DEFAULT_LEDGER = Path(__file__).with_name("acknowledged_hazards.toml")
+DEFAULT_LEDGER = Path(__file__).parent.parent / "acknowledged_hazards.toml"  # data beside the package root
 _FIELDS = {"id": str, "op": str, "code": str, "reason": str, "link": str}
 
 
