@@ -26,6 +26,9 @@ REQUIRED_OPS = {
 }
 
 DEFAULT_BACKEND_ENV = "NPU_ATTENTION_KERNELS"
+#: An attribute set on module objects that only stand in for torch_npu / torchair (a CPU op emulator
+#: installed in sys.modules by a test harness): the real-kernel loader refuses such a module.
+EMULATED_MARKER = "__npu_emulated__"
 
 
 class KernelUnavailable(RuntimeError):
@@ -59,6 +62,12 @@ def _load_real_kernels() -> KernelBackend:
             f"torch_npu imported but torchair did not: {exc!r}. The decode graph path needs the "
             "torchair that ships inside torch_npu; reinstall the `npu` extra."
         ) from exc
+    stand_ins = [m.__name__ for m in (real_torch_npu, real_torchair) if getattr(m, EMULATED_MARKER, False)]
+    if stand_ins:
+        raise KernelUnavailable(
+            f"the 'npu' kernel backend needs the real torch_npu, but {', '.join(stand_ins)} in sys.modules is a "
+            "CPU emulator standing in for it (installed by a test harness for the emulated backend)"
+        )
     return KernelBackend("npu", real_torch_npu, real_torchair)
 
 

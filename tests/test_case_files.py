@@ -114,27 +114,22 @@ def test_a_bad_saved_policy_is_refused_by_name(tmp_path, capsys):
     assert "judged_with.tolerance_policy.default.k: 1e+300 is above 100" in capsys.readouterr().err
 
 
-def test_an_engine_failure_replays_on_the_cache_it_ran_on(tmp_path, capsys):
+def test_an_engine_failure_replays_on_the_cache_it_ran_on(tmp_path, capsys, run_settings):
     """The stateful engine judges steps on its live cache: the saved file carries that cache and the
     planted bug that failed it, so replay fails the same step; without the bug it passes on that cache."""
     from hypothesis import HealthCheck, Phase, settings as hyp_settings
     from hypothesis.stateful import run_state_machine_as_test
 
     from conformance.harness.run import current_config, run_state
-    from conformance.judge.settings import configure, settings
     from conformance.suite.test_engine import EngineMachine
 
-    before = settings()
-    configure(mutation=get("decode_block_table_of_row0").mutation(), failures_dir=tmp_path)
+    run_settings(mutation=get("decode_block_table_of_row0").mutation(), failures_dir=tmp_path)
     written = run_state(current_config())  # the case files this pytest run saved
     written.drain_written()
-    try:
-        with pytest.raises((AssertionError, ContractViolation)):  # out of tolerance, or refused by the kernel
-            run_state_machine_as_test(EngineMachine, settings=hyp_settings(
-                max_examples=30, phases=[Phase.generate], database=None, derandomize=True, deadline=None,
-                suppress_health_check=list(HealthCheck), stateful_step_count=10))
-    finally:
-        configure(mutation=before.mutation, failures_dir=before.failures_dir)
+    with pytest.raises((AssertionError, ContractViolation)):  # out of tolerance, or refused by the kernel
+        run_state_machine_as_test(EngineMachine, settings=hyp_settings(
+            max_examples=30, phases=[Phase.generate], database=None, derandomize=True, deadline=None,
+            suppress_health_check=list(HealthCheck), stateful_step_count=10))
     path = written.drain_written()[-1]
     saved = read_case_file(path)
     assert saved.state is not None and saved.judged_with["mutation"] == "decode_block_table_of_row0"

@@ -208,6 +208,42 @@ def test_tnd_with_block_table_takes_per_sequence_kv_lengths():
         start += ql
 
 
+@pytest.mark.parametrize("four_d", [False, True])
+def test_tnd_paged_with_value_dim_128_under_key_dim_192(four_d):
+    # CheckPAKeyValueParams compares only the caches' leading dims and GetDFromInputShape reads Dv from the
+    # value cache (PFA tiling L2174-2193, L3187-3200): (192, 128) is accepted; the output has Dv = 128.
+    g = torch.Generator().manual_seed(11)
+    q_lens, kv_lens, bs = [2, 3], [6, 9], 128
+    q = torch.randn(5, 2, 192, generator=g)
+    k_rows = torch.randn(2, bs, 2, 192, generator=g)  # [block, position, N_kv, D]
+    v_rows = torch.randn(2, bs, 2, 128, generator=g)
+    if four_d:
+        cache_k, cache_v = k_rows.transpose(1, 2).contiguous(), v_rows.transpose(1, 2).contiguous()
+    else:
+        cache_k, cache_v = k_rows.reshape(2, bs, 384), v_rows.reshape(2, bs, 256)
+    table = torch.tensor([[1], [0]], dtype=torch.int32)
+    out, _ = tn.npu_fused_infer_attention_score_v2(
+        q, cache_k, cache_v, num_query_heads=2, num_key_value_heads=2, input_layout="TND", softmax_scale=0.1,
+        atten_mask=MASK, actual_seq_qlen=_cum(q_lens), actual_seq_kvlen=kv_lens, block_table=table, block_size=bs,
+        sparse_mode=3)
+    assert out.shape == (5, 2, 128)
+    start = 0
+    for b, (ql, kl) in enumerate(zip(q_lens, kv_lens)):
+        keys, vals = k_rows[table[b, 0], :kl], v_rows[table[b, 0], :kl]
+        exp, _ = rows_oracle(q[start:start + ql], keys, vals, visible(ql, kl, lambda i, j: j <= i + kl - ql), 0.1)
+        close(out[start:start + ql], exp)
+        start += ql
+
+
+def test_reshape_and_cache_skips_a_slot_below_the_documented_domain():
+    # The doc's domain is (-nb*bs, nb*bs); the kernel only tests `slotValue < 0` (nd kernel L82, L114).
+    key = torch.randn(2, 2, 16, dtype=torch.float16)
+    kc = torch.zeros(4, 4, 2, 16, dtype=torch.float16)
+    vc = torch.zeros_like(kc)
+    tn._npu_reshape_and_cache(key, key, kc, vc, torch.tensor([-16, 1], dtype=torch.int32))
+    assert torch.equal(kc[0, 1], key[1]) and kc.abs().sum() == key[1].abs().sum()
+
+
 def test_sparse_mode_3_is_bottom_right_when_kv_longer_than_q():
     g = torch.Generator().manual_seed(2)
     q = torch.randn(1, 3, 2, 16, generator=g)  # BSND, Q_S 3

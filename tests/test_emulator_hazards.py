@@ -132,6 +132,9 @@ NOTES = [
     ("tensor_for_symint_list", decode(actual_seq_kvlen=torch.tensor([5, 20], dtype=torch.int32)), V2,
      "actual_seq_kvlen", "fia/length-tensor"),
     ("tnd_bf16_inner_precise_1", prefill(), V2, "inner_precise", "fia/bf16-inner-precise"),
+    ("cache_slot_below_doc_domain", lambda: tn._npu_reshape_and_cache(
+        r(3, 2, 16), r(3, 2, 16), torch.zeros(4, 4, 2, 16, dtype=F16), torch.zeros(4, 4, 2, 16, dtype=F16),
+        torch.tensor([3, -16, 9], dtype=torch.int32)), RAC, "slot_indices", "rac/negative-slot-outside-doc"),
 ]
 
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
+from cli_helpers import run_cli
+from sample_report import sample_report  # tests/ is on sys.path
 
 from conformance import cli
 from conformance.cli import exit_codes
-from conformance.report.sample import sample_report
 from conformance.formatting import dumps
 
 
@@ -74,10 +74,8 @@ def _with_func(parser, name, func):
 def test_run_with_a_broken_policy_is_a_usage_error_not_an_internal_one(tmp_path):
     policy = tmp_path / "p.toml"
     policy.write_text("policy = 3\n")
-    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--backend", "emulated", "--out",
-                           str(tmp_path / "rep"), "--tolerance-policy", str(policy), "-k", "test_prefill_output"],
-                          capture_output=True, text=True, cwd=tmp_path,
-                          env={**os.environ, "TORCH_DEVICE_BACKEND_AUTOLOAD": "0"}, timeout=300)
+    proc = run_cli(tmp_path, "run", "--backend", "emulated", "--out", tmp_path / "rep", "--tolerance-policy", policy,
+                   "-k", "test_prefill_output")
     assert proc.returncode == exit_codes.USAGE, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "'policy' must be a table" in proc.stdout + proc.stderr
     assert "INTERNALERROR" not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr

@@ -10,6 +10,8 @@ import subprocess
 import sys
 
 import pytest
+from cli_helpers import run_cli
+from sample_report import _run, sample_records, sample_tests  # tests/ is on sys.path
 
 from conformance.platform import devices
 from conformance.harness.corpus import PromoteError, case_paths, promote
@@ -18,7 +20,6 @@ from conformance.fuzz.signatures import record_signature, failed_test_signature
 from conformance.report import build_report, validate_report
 from conformance.report.merge import merge_reports, merge_timelines
 from conformance.report.model import summarise, tally_records
-from conformance.report.sample import _run, sample_records, sample_tests
 
 
 @pytest.mark.parametrize("text, seconds", [("90s", 90), ("30m", 1800), ("8h", 28800), ("1h30m", 5400), ("45", 45),
@@ -167,9 +168,7 @@ def test_promote_copies_checked_case_files_and_refuses_bad_ones(tmp_path):
 def test_fuzz_refuses_bad_input_before_starting_anything(tmp_path, args, message):
     if args[:1] == ["--database"]:
         pytest.importorskip("redis", reason="the redis client (pip install redis) is not installed")
-    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "fuzz", "--out", str(tmp_path / "o"), *args],
-                          capture_output=True, text=True, env={**os.environ, "TORCH_DEVICE_BACKEND_AUTOLOAD": "0"},
-                          timeout=120)
+    proc = run_cli(tmp_path, "fuzz", "--out", tmp_path / "o", *args)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert message in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
     assert not (tmp_path / "o" / "workers").exists()
@@ -183,9 +182,7 @@ def test_fuzz_stops_at_once_when_its_workers_cannot_start(tmp_path, args, messag
     import time
 
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "fuzz", "--budget", "5m", "--backend", "emulated",
-                           "--out", str(tmp_path / "o"), *args], capture_output=True, text=True, timeout=240,
-                          env={**os.environ, "TORCH_DEVICE_BACKEND_AUTOLOAD": "0"}, cwd=tmp_path)
+    proc = run_cli(tmp_path, "fuzz", "--budget", "5m", "--backend", "emulated", "--out", tmp_path / "o", *args)
     assert proc.returncode == 2 and message in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert time.monotonic() - started < 120  # not the five-minute budget
 

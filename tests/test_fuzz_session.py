@@ -5,13 +5,11 @@ worker killed in the middle of a case is a failure of that case, and is restarte
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from cli_helpers import CEILING_BUDGET, cli, fuzz_budget, worker_startup_s
 
 from conformance.harness.case_files import read_case_file
 from conformance.report import load_report
@@ -19,23 +17,11 @@ from conformance.report import load_report
 PLANT = "decode_newest_token_dropped"  # killed by the eager decode property on its first case
 
 
-def _env(**extra) -> dict:
-    env = {**os.environ, "TORCH_DEVICE_BACKEND_AUTOLOAD": "0", "COLUMNS": "160"}
-    for key in ("HYPOTHESIS_PROFILE", "ASCEND_RT_VISIBLE_DEVICES", "NPU_CONFORMANCE_PINNED_DEVICE",
-                "NPU_CONFORMANCE_DEVICES", "NPU_CONFORMANCE_CORPUS"):
-        env.pop(key, None)
-    return env | extra
-
-
-def cli(tmp_path: Path, *args, timeout: float = 400, **env):
-    proc = subprocess.run([sys.executable, "-m", "conformance.cli", *map(str, args)], cwd=tmp_path,
-                          env=_env(**env), capture_output=True, text=True, timeout=timeout)
-    return proc.returncode, proc.stdout + proc.stderr
-
-
 def test_a_planted_bug_is_found_saved_replayed_and_promoted_into_every_later_run(tmp_path):
     out, corpus = tmp_path / "s1", tmp_path / "corpus"
-    code, text = cli(tmp_path, "fuzz", "--budget", "20s", "--plant", PLANT, "-k", "test_decode_eager",
+    # Stopped by its budget: about ten seconds of fuzzing, after the worker's startup (measured, not assumed).
+    budget = fuzz_budget(10, worker_startup_s(tmp_path, "test_decode_eager"))
+    code, text = cli(tmp_path, "fuzz", "--budget", budget, "--plant", PLANT, "-k", "test_decode_eager",
                      "--out", out, "--database", tmp_path / "db", "--backend", "emulated")
     assert code == 1, text[-3000:]
     report = load_report(out / "report.json")  # schema-valid
@@ -64,7 +50,8 @@ def test_a_planted_bug_is_found_saved_replayed_and_promoted_into_every_later_run
     run = load_report(tmp_path / "r" / "report.json")
     ids = [t["test_id"] for t in run["tests"]]
     assert any(case_file.stem in i for i in ids), ids
-    code, text = cli(tmp_path, "fuzz", "--budget", "15s", "--plant", PLANT, "-k", "test_regression",
+    # Only the corpus test is selected: the session stops once it ran, the budget only bounds it.
+    code, text = cli(tmp_path, "fuzz", "--budget", CEILING_BUDGET, "--plant", PLANT, "-k", "test_regression",
                      "--out", tmp_path / "s2", "--database", tmp_path / "db2", "--backend", "emulated",
                      NPU_CONFORMANCE_CORPUS=str(corpus))
     again = load_report(tmp_path / "s2" / "report.json")
@@ -74,8 +61,10 @@ def test_a_planted_bug_is_found_saved_replayed_and_promoted_into_every_later_run
 
 def test_two_workers_on_two_cards_pass_the_unmutated_layer(tmp_path):
     out = tmp_path / "s"
-    code, text = cli(tmp_path, "fuzz", "--budget", "15s", "--workers", "2", "--devices", "0-1", "-k",
-                     "test_decode_eager", "--out", out, "--database", tmp_path / "db", "--backend", "emulated")
+    # One case each at least (--max-cases 2: a share of 1 per worker), however long the workers take to start.
+    code, text = cli(tmp_path, "fuzz", "--budget", CEILING_BUDGET, "--max-cases", "2", "--workers", "2", "--devices",
+                     "0-1", "-k", "test_decode_eager", "--out", out, "--database", tmp_path / "db", "--backend",
+                     "emulated")
     assert code == 0, text[-3000:]
     assert "worker 0 on NPU 0, worker 1 on NPU 1" in text
     report = load_report(out / "report.json")
@@ -124,9 +113,11 @@ CRASHING_KERNEL = textwrap.dedent("""
 def test_a_worker_killed_mid_case_is_a_failure_of_that_case_and_is_restarted(tmp_path):
     (tmp_path / "crashing_kernel.py").write_text(CRASHING_KERNEL)
     mark, out = tmp_path / "crashed-on", tmp_path / "s"
-    code, text = cli(tmp_path, "fuzz", "--budget", "30s", "-k", "test_decode_eager", "--out", out,
-                     "--database", tmp_path / "db", "--backend", "emulated", "--", "-p", "crashing_kernel",
-                     PYTHONPATH=str(tmp_path), CRASH_MARK=str(mark))
+    # Stopped by work, not time: the worker cannot reach 3 cases without the crash (the kernel's third call),
+    # and its restart judges 3 cases; the budget only bounds the session (a restart needs 15 s of it left).
+    code, text = cli(tmp_path, "fuzz", "--budget", CEILING_BUDGET, "--max-cases", "3", "-k", "test_decode_eager",
+                     "--out", out, "--database", tmp_path / "db", "--backend", "emulated", "--", "-p",
+                     "crashing_kernel", pythonpath=tmp_path, CRASH_MARK=str(mark))
     assert code == 1, text[-3000:]
     report = load_report(out / "report.json")
     fuzz = report["fuzz"]

@@ -12,19 +12,12 @@ from conformance.cases.case import Case
 from conformance.judge.check import Outcome, check_case
 from conformance.judge.ascend_standard import compare_ascend
 from conformance.mutants import get
-from conformance.judge.settings import configure, settings
+from conformance.judge.settings import settings
 from conformance.judge.policy import Gating, PolicyFileError, PolicySet, load_policy
 from conformance.judge.tolerance import compare_output
 
 PREFILL = Case(phase="prefill", num_heads=4, num_kv_heads=2, head_dim=64, dtype="bfloat16", block_size=16,
                num_blocks=10, seq_lens=(19, 7), block_tables=((7, 2), (5,)), seed=11)
-
-
-@pytest.fixture(autouse=True)
-def _restore():
-    before = settings()
-    yield
-    configure(policies=before.policies, mutation=None)
 
 
 def test_gating_table_in_a_policy_file(tmp_path):
@@ -96,19 +89,19 @@ def test_the_ascend_standard_can_fail_what_the_dual_reference_passes():
         out, golden, baseline, Gating()).explain()
 
 
-def test_a_case_under_an_ascend_policy_is_judged_by_it(tmp_path):
+def test_a_case_under_an_ascend_policy_is_judged_by_it(tmp_path, run_settings):
     path = tmp_path / "ascend.toml"
     path.write_text('[gating]\nstandards = "ascend"\n')
-    configure(policies=load_policy(path))
+    run_settings(policies=load_policy(path))
     outcome = check_case(PREFILL)
     assert outcome.passed and outcome.gating.standards == "ascend"
     assert outcome.ratio == outcome.ascend.margin  # the gating standard's ratio is the case's ratio
 
 
-def test_the_determinism_check_runs_on_every_case_and_catches_a_nondeterministic_kernel():
+def test_the_determinism_check_runs_on_every_case_and_catches_a_nondeterministic_kernel(run_settings):
     outcome = check_case(PREFILL)
     assert outcome.determinism.runs == 2 and outcome.determinism.passed and outcome.passed
-    configure(mutation=get("fia_nondeterministic_reduction").mutation())
+    run_settings(mutation=get("fia_nondeterministic_reduction").mutation())
     caught = check_case(PREFILL)
     assert caught.output.passed and caught.ascend.passed  # last-bit flips stay inside both standards
     assert caught.failed_checks == ["determinism"]
@@ -116,7 +109,7 @@ def test_the_determinism_check_runs_on_every_case_and_catches_a_nondeterministic
     assert first["tensor"] == "output" and {"row", "seq", "head", "dim"} <= set(first)
     assert "nondeterministic:" in caught.explain() and f"row {first['row']}" in caught.explain()
     # Under "report" it still shows on the record, and no longer fails the case.
-    configure(policies=dataclasses.replace(settings().policies, gating=Gating(determinism="report")))
+    run_settings(policies=dataclasses.replace(settings().policies, gating=Gating(determinism="report")))
     reported = check_case(PREFILL)
     assert reported.passed and reported.verdicts["determinism"] == "fail"
     assert reported.record()["determinism"]["verdict"] == "fail"

@@ -5,13 +5,11 @@ from their case file and shrink to few steps."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
+from cli_helpers import run_cli
 from hypothesis import find, settings as hyp_settings
 
 from conformance.judge import graph
@@ -22,7 +20,6 @@ from conformance.emulator import ContractViolation
 from conformance.judge.graph import CompiledDecode, GraphRecompiled, compiled_decode
 from conformance.cases.graph_session import GraphSession, SessionStep, run_session, step_cases
 from conformance.mutants import get
-from conformance.judge.settings import configure, settings
 from conformance.cases.strategies import graph_sessions
 from conformance.harness.verify import verify_case, verify_session
 from npu_attention import Attention, use_context
@@ -37,13 +34,6 @@ SESSION = GraphSession(num_heads=2, num_kv_heads=1, head_dim=16, dtype="float16"
 
 def _judge(case, tensors, step):
     return check_case(case, tensors=tensors)
-
-
-@pytest.fixture
-def run_settings():
-    before = settings()
-    yield configure
-    configure(**{f: getattr(before, f) for f in ("mutation", "graph_mode", "failures_dir")})
 
 
 def test_a_configuration_compiles_once_and_replays_every_later_step(run_settings):
@@ -124,9 +114,7 @@ def test_a_failing_step_replays_from_its_case_file_through_the_whole_session(run
     [path] = list(tmp_path.glob("*.json"))
     saved = read_case_file(path)
     assert saved.session == (SESSION, 1), "step 0 captures the lengths; step 1 replays them stale"
-    env = dict(os.environ, TORCH_DEVICE_BACKEND_AUTOLOAD="0")
-    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "replay", str(path), "--backend", "emulated"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = run_cli(None, "replay", path, "--backend", "emulated")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "step 1 of a graph session" in proc.stdout and "planted bug graph_context_lens_frozen" in proc.stdout
     assert "saved verdict: fail (output); replayed: fail" in proc.stdout

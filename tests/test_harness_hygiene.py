@@ -4,22 +4,16 @@ outside the project, one ratio format, an engine whose examples all count."""
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import cli_env, run_cli
 
 from conformance.formatting import fmt_ratio
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _env() -> dict:
-    env = {**os.environ, "TORCH_DEVICE_BACKEND_AUTOLOAD": "0", "COLUMNS": "120"}
-    env.pop("HYPOTHESIS_PROFILE", None)
-    return env
 
 
 def test_ratios_have_one_format():
@@ -80,9 +74,7 @@ def test_run_test_ids_do_not_move_with_paths_or_workers(tmp_path, extra):
     out = tmp_path / "rep"
     (out / "failures").mkdir(parents=True)
     (out / "failures" / "prefill-000000000000.json").write_text("{}")  # from an earlier run
-    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--backend", "emulated", "--out", str(out),
-                           "-k", "test_prefill_output", *extra], cwd=tmp_path, env=_env(), capture_output=True,
-                          text=True, timeout=300)
+    proc = run_cli(tmp_path, "run", "--backend", "emulated", "--out", out, "-k", "test_prefill_output", *extra)
     assert proc.returncode == 0, proc.stdout[-3000:]
     from conformance.report import load_report
 
@@ -93,9 +85,8 @@ def test_run_test_ids_do_not_move_with_paths_or_workers(tmp_path, extra):
 
 
 def test_strict_contracts_output_is_plain_and_the_hazard_fails(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--backend", "emulated", "--out",
-                           str(tmp_path / "rep"), "--strict-contracts", "-k", "test_decode_graph_session"],
-                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    proc = run_cli(tmp_path, "run", "--backend", "emulated", "--out", tmp_path / "rep", "--strict-contracts", "-k",
+                   "test_decode_graph_session")
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert "DEBUG" not in proc.stdout + proc.stderr
     assert "with an unacknowledged emulator hazard" in proc.stdout.splitlines()[-1] or \
@@ -108,5 +99,5 @@ def test_profiles_do_not_change_when_ci_is_set():
     code = ("import conformance.harness.plugin\nfrom hypothesis import settings\n"
             "p = settings.get_profile('dev')\nprint(p.derandomize, p.database is not None)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**_env(), "CI": "true"}).stdout.split()
+                         env=cli_env(CI="true")).stdout.split()
     assert out == ["False", "True"]

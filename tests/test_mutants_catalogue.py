@@ -14,7 +14,7 @@ from conformance.judge.graph import GraphRecompiled
 from conformance.cases.graph_session import GraphSession, SessionStep, run_session
 from conformance import cli
 from conformance.cli import mutants as command
-from conformance.mutants import CATALOGUE, get, planted
+from conformance.mutants import CATALOGUE, call_bugs, get
 from conformance.mutants.report import markdown_source, short_source
 from conformance.judge.settings import configure
 from npu_attention import ContextError
@@ -85,7 +85,7 @@ def test_source_labels():
 
 
 def test_gqa_modulo_order_reads_head_mod_kv():
-    order, inverse = planted._modulo_order(num_heads=8, num_kv_heads=2)
+    order, inverse = call_bugs._modulo_order(num_heads=8, num_kv_heads=2)
     group = 4
     for slot, head in enumerate(order):
         assert slot // group == head % 2  # the kernel reads KV head slot // g: here h % n_kv

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from conformance.report.artifacts import write_html
-from conformance.report.sample import sample_report
+
+from sample_report import sample_report  # tests/ is on sys.path
 
 CHROMIUM = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed: apt-get install chromium")

@@ -10,7 +10,8 @@ import pytest
 
 from conformance import cli
 from conformance.report import build_report, diff_reports, dumps
-from conformance.report.sample import _run, sample_records, sample_tests
+
+from sample_report import _run, sample_records, sample_tests  # tests/ is on sys.path
 
 BUCKET = ("decode_eager", "float16")
 

@@ -13,7 +13,8 @@ from conformance import cli
 from conformance.report import dumps, render_html, render_markdown
 from conformance.report.model import failures_first
 from conformance.formatting import fmt_ratio
-from conformance.report.sample import sample_report
+
+from sample_report import sample_report  # tests/ is on sys.path
 
 
 @pytest.fixture(scope="module")

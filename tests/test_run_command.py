@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import os
-import subprocess
 import sys
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from cli_helpers import cli_env, run_cli, run_process
 
 from conformance.report import load_report
 
@@ -25,18 +24,9 @@ PREFILL_TESTS = {"test_prefill.py::test_prefill_output_and_cache_write",
                  "test_metamorphic.py::test_decode_of_the_last_token_matches_its_prefill_row"}
 
 
-def _env(extra_path: Path | None = None) -> dict:
-    env = {**os.environ, "TORCH_DEVICE_BACKEND_AUTOLOAD": "0", "COLUMNS": "120"}
-    env.pop("HYPOTHESIS_PROFILE", None)
-    if extra_path is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(extra_path), env.get("PYTHONPATH")]))
-    return env
-
-
-def _run(tmp_path: Path, *args: str, extra_path: Path | None = None, timeout: float = 300):
-    """`npu-conformance run` in a subprocess (cwd tmp_path); returns (exit code, stdout lines)."""
-    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "run", *args], cwd=tmp_path, env=_env(extra_path),
-                          capture_output=True, text=True, timeout=timeout)
+def _run(tmp_path: Path, *args: str, extra_path: Path | None = None):
+    """`npu-conformance run` in a subprocess (cwd tmp_path); returns (exit code, stdout lines, all output)."""
+    proc = run_cli(tmp_path, "run", *args, pythonpath=extra_path)
     lines = [line.rstrip() for line in proc.stdout.splitlines() if line.strip()]
     return proc.returncode, lines, proc.stdout + proc.stderr
 
@@ -152,10 +142,9 @@ def test_an_interrupted_or_crashed_run_leaves_a_report_marked_incomplete(tmp_pat
 
 def test_plain_pytest_with_conformance_report_writes_the_same_files(tmp_path):
     out = tmp_path / "rep"
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "-q", "-p",
-                           "no:cacheprovider", "--backend", "emulated", "-k", "test_prefill_output",
-                           "--conformance-report", str(out)], cwd=tmp_path, env=_env(), capture_output=True,
-                          text=True, timeout=300)
+    proc = run_process([sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "-q", "-p",
+                        "no:cacheprovider", "--backend", "emulated", "-k", "test_prefill_output",
+                        "--conformance-report", str(out)], tmp_path, cli_env())
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert all((out / name).is_file() for name in FILES)
     report = load_report(out / "report.json")
@@ -164,10 +153,9 @@ def test_plain_pytest_with_conformance_report_writes_the_same_files(tmp_path):
     # A --junitxml chosen by the user is respected.
     mine = tmp_path / "elsewhere" / "j.xml"
     out2 = tmp_path / "rep2"
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "-q", "-p",
-                           "no:cacheprovider", "--backend", "emulated", "-k", "test_corrupted_contexts",
-                           "--conformance-report", str(out2), f"--junitxml={mine}"], cwd=tmp_path, env=_env(),
-                          capture_output=True, text=True, timeout=300)
+    proc = run_process([sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "-q", "-p",
+                        "no:cacheprovider", "--backend", "emulated", "-k", "test_corrupted_contexts",
+                        "--conformance-report", str(out2), f"--junitxml={mine}"], tmp_path, cli_env())
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert mine.is_file() and not (out2 / "junit.xml").exists() and (out2 / "report.json").is_file()
 
@@ -211,8 +199,7 @@ def test_diff_of_two_passing_runs_with_different_seeds_is_no_regression(tmp_path
                              "--seed", seed)
         assert code == 0, text[-3000:]
         reports.append(out / "report.json")
-    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "diff", *map(str, reports)], cwd=tmp_path,
-                          env=_env(), capture_output=True, text=True, timeout=120)
+    proc = run_cli(tmp_path, "diff", *reports)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "drew different cases" in proc.stdout and "no regression" in proc.stdout
 
@@ -229,6 +216,5 @@ def test_every_printed_replay_command_names_a_file_that_exists_and_auto_names_it
     printed = set(re.findall(r"npu-conformance replay (\S+\.json)", text))
     assert printed and all(Path(p).is_file() for p in printed), printed
     assert lines[-1].startswith("FAILED: ") and "[backend emulated: auto: no usable NPU (" in lines[-1]
-    replay = subprocess.run([sys.executable, "-m", "conformance.cli", "replay", sorted(printed)[0]], cwd=tmp_path,
-                            env=_env(), capture_output=True, text=True, timeout=120)
+    replay = run_cli(tmp_path, "replay", sorted(printed)[0])
     assert replay.returncode == 1 and "; replayed: fail" in replay.stdout, replay.stdout[-2000:]

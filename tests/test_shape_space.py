@@ -9,18 +9,15 @@ from hypothesis import HealthCheck, given, settings as hyp_settings
 from conformance.harness import corpus
 from conformance.cases import strategies
 from conformance.harness.case_files import read_case_file
-from conformance.judge.settings import configure, settings
+from conformance.judge.settings import settings
 from conformance.cases.strategies import outside_npu_space
 from conformance.suite import _given
 from conformance.suite import test_regression as regression
 
 
 @pytest.fixture
-def npu_space():
-    before = settings().shape_space
-    configure(shape_space="npu")
-    yield
-    configure(shape_space=before)
+def npu_space(run_settings):
+    run_settings(shape_space="npu")
 
 
 @pytest.mark.parametrize("factory", [strategies.prefill_cases, strategies.decode_cases, strategies.graph_cases])
@@ -44,9 +41,9 @@ def test_the_default_space_on_the_emulator_is_wider():
     assert settings().shape_space == "auto" and _given.shape_space() == "emulated"
 
 
-def test_corpus_cases_outside_the_npu_space_are_left_out_under_it(npu_space):
+def test_corpus_cases_outside_the_npu_space_are_left_out_under_it(npu_space, run_settings):
     wide = [p for p in corpus.case_paths() if outside_npu_space(read_case_file(p).case) is not None]
     assert wide, "the corpus holds the float32 decode case"
     assert not any(regression._applies(p) for p in wide)
-    configure(shape_space="auto")
+    run_settings(shape_space="auto")
     assert all(regression._applies(p) for p in wide)

@@ -14,8 +14,9 @@ from functools import cached_property
 
 import torch
 
+from conformance.cases.contexts import build_context
+from conformance.cases.engine import EngineConfig, EngineStep, ScheduledSequence
 from conformance.names import DTYPE_NAMES, PHASES
-from conformance.cases.contexts import decode_context, prefill_context
 from npu_attention.context import Context
 
 DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}  # "float16" -> torch.float16, ...
@@ -61,6 +62,9 @@ class Case:
     max_num_seqs: int = 0  # decode_graph: batch padded to this many rows
     table_width: int = 0  # decode_graph: fixed block-table width (max_model_len // block_size)
     scale: float | None = None  # softmax scale; None = 1/sqrt(head_dim), the layer's default
+    #: the engine's max_model_len (0: the graph table's capacity, table_width * block_size; eager and
+    #: prefill: the longest sequence). Left out of the JSON when 0, so earlier cases keep their ids.
+    max_model_len: int = 0
 
     def __post_init__(self):
         """Check every field by type and range (a case file is data from anywhere), then the structure."""
@@ -73,6 +77,7 @@ class Case:
         check_int("seed", self.seed, 0, SEED_MAX)
         check_int("max_num_seqs", self.max_num_seqs, 0)
         check_int("table_width", self.table_width, 0)
+        check_int("max_model_len", self.max_model_len, 0)
         check_int_tuple("seq_lens", self.seq_lens, 1)
         check_int_tuple("outlier_rows", self.outlier_rows, 0)
         if not isinstance(self.block_tables, tuple) or not all(isinstance(t, tuple) for t in self.block_tables):
@@ -108,6 +113,13 @@ class Case:
         if self.phase == "decode_graph" and self.table_width < max(len(t) for t in self.block_tables):
             raise CaseError(f"Case.table_width ({self.table_width}) must hold the widest block table "
                             f"({max(len(t) for t in self.block_tables)})")
+        if self.max_model_len and max(self.seq_lens) > self.max_model_len:
+            raise CaseError(f"Case.seq_lens: a sequence of {max(self.seq_lens)} tokens is longer than max_model_len "
+                            f"({self.max_model_len})")
+        if self.max_model_len and self.phase == "decode_graph" and \
+                self.table_width != math.ceil(self.max_model_len / self.block_size):
+            raise CaseError(f"Case.table_width ({self.table_width}) must be ceil(max_model_len / block_size) = "
+                            f"{math.ceil(self.max_model_len / self.block_size)}")
         if self.memory_bytes > MEMORY_BUDGET_BYTES:
             raise CaseError(f"Case needs {self.memory_bytes / 2**30:.1f} GiB of tensors (num_blocks {self.num_blocks} "
                             f"x block_size {self.block_size} x heads/dims), over the {MEMORY_BUDGET_BYTES // 2**30} GiB "
@@ -125,7 +137,10 @@ class Case:
 
     # --- plain-data round trip -------------------------------------------------------------
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if not data["max_model_len"]:
+            del data["max_model_len"]  # the default: ids of cases from before the field stay what they were
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -192,12 +207,27 @@ class Case:
             return sum(self.seq_lens)
         return self.max_num_seqs if self.phase == "decode_graph" else self.batch
 
+    @property
+    def model_len_limit(self) -> int:
+        """The engine's max_model_len: as given, else the graph table's capacity, else the longest sequence."""
+        if self.max_model_len:
+            return self.max_model_len
+        return self.table_width * self.block_size if self.table_width else max(self.seq_lens)
+
+    def engine_step(self) -> EngineStep:
+        """The engine step this case is (its sequences in batch order, ids 0..B-1): what a runner is given."""
+        prefill = self.is_prefill
+        config = EngineConfig(block_size=self.block_size, num_blocks=self.num_blocks,
+                              max_num_seqs=self.max_num_seqs or self.batch, max_model_len=self.model_len_limit,
+                              enforce_eager=self.phase != "decode_graph", dummy_block=self.dummy_block)
+        sequences = tuple(ScheduledSequence(seq_id=b, num_tokens=length, num_scheduled_tokens=length if prefill else 1,
+                                            block_table=tuple(blocks))
+                          for b, (length, blocks) in enumerate(zip(self.seq_lens, self.block_tables)))
+        return EngineStep(is_prefill=prefill, config=config, sequences=sequences)
+
     def context(self, device="cpu") -> Context:
-        if self.is_prefill:
-            return prefill_context(self.seq_lens, self.block_tables, self.block_size, device=device)
-        return decode_context(self.seq_lens, self.block_tables, self.block_size,
-                              eager=self.phase == "decode_eager", max_num_seqs=self.max_num_seqs or None,
-                              dummy_block=self.dummy_block, table_width=self.table_width or None, device=device)
+        """The Context the project's own runner builds for this case (conformance.cases.contexts)."""
+        return build_context(self.engine_step(), device=device)
 
     def materialise(self, device="cpu") -> "Tensors":
         return Tensors.build(self, torch.device(device))

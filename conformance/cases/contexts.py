@@ -1,4 +1,5 @@
-"""Builds Contexts the way the NPU runner does (linzm1007/nano-vllm-ascend, model_runner.py).
+"""The project's own runner: builds Contexts the way the NPU runner does (linzm1007/nano-vllm-ascend,
+model_runner.py), and is the default runner adapter (`build_context(step)`, conformance.adapters.runner).
 
 prepare_prefill -> prefill_context, prepare_decode -> decode_context(eager=True),
 prepare_decode_padding -> decode_context(eager=False, max_num_seqs=..., dummy_block=...).
@@ -12,6 +13,7 @@ from typing import Sequence
 
 import torch
 
+from conformance.cases.engine import EngineStep, slot_of
 from npu_attention.context import Context
 
 
@@ -43,11 +45,6 @@ def block_table_tensor(block_tables: Sequence[Sequence[int]], width: int | None 
             raise ValueError(f"sequence {b} has {len(blocks)} blocks, more than the table width {width}")
         table[b, : len(blocks)] = torch.tensor(list(blocks), dtype=torch.int32)
     return table.to(device)
-
-
-def slot_of(block_table: Sequence[int], position: int, block_size: int) -> tuple[int, int]:
-    """(block, offset) holding token `position` of a sequence."""
-    return block_table[position // block_size], position % block_size
 
 
 def prefill_context(seq_lens: Sequence[int], block_tables: Sequence[Sequence[int]], block_size: int,
@@ -117,3 +114,19 @@ def decode_context(
         real_bs=len(seq_lens),
         block_size=block_size,
     )
+
+
+def build_context(step: EngineStep, device="cpu") -> Context:
+    """The Context of an engine step: prefill recomputes whole prompts; eager decode gives one [block,
+    offset] slot per live sequence; graph decode pads to max_num_seqs rows and a block table
+    ceil(max_model_len / block_size) wide (the origin floors it, which drops the last block of a
+    sequence at max_model_len when max_model_len is not a multiple of block_size)."""
+    lens = [s.num_tokens for s in step.sequences]
+    tables = [s.block_table for s in step.sequences]
+    config = step.config
+    if step.is_prefill:
+        return prefill_context(lens, tables, config.block_size, device=device)
+    if config.enforce_eager:
+        return decode_context(lens, tables, config.block_size, device=device)
+    return decode_context(lens, tables, config.block_size, eager=False, max_num_seqs=config.max_num_seqs,
+                          dummy_block=config.dummy_block, table_width=config.table_width, device=device)

@@ -8,6 +8,7 @@ the step ran on; every option given here overrides the saved value.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import fields
 
@@ -30,7 +31,9 @@ def _error(message: str) -> int:
 
 
 def replay_command(args: argparse.Namespace) -> int:
+    from conformance.adapters.loading import SelectionError
     from conformance.judge.acknowledgements import LedgerError, load_ledger
+    from conformance.platform import npu_modules
     from conformance.platform.backends import resolve_backend
     from conformance.harness.case_files import CaseFileError, read_case_file
     from conformance.judge.settings import RunSettings, configure, settings
@@ -65,6 +68,11 @@ def replay_command(args: argparse.Namespace) -> int:
     if requested == "npu" and backend != "npu":
         print(f"npu-conformance replay: --backend npu but {reason}", file=sys.stderr)
         return exit_codes.NO_NPU
+    was_installed = npu_modules.installed()
+    try:
+        changes |= _code_under_test(args, changes.pop("layer", None), changes.pop("runner", None), backend)
+    except SelectionError as exc:
+        return _error(str(exc))
     # From the defaults, not from whatever this process configured before: a replay is judged by the
     # file and the options alone.
     before = {f.name: getattr(settings(), f.name) for f in fields(RunSettings)}
@@ -74,9 +82,32 @@ def replay_command(args: argparse.Namespace) -> int:
         return _replay(saved, run, mutation_name)
     finally:
         configure(**before)
+        if not was_installed:
+            npu_modules.uninstall()
+
+
+def _code_under_test(args, saved_layer: dict | None, saved_runner: dict | None, backend: str) -> dict:
+    """The layer and runner the case was judged with, loaded again (options given here override them);
+    says so when a file changed since the case was saved."""
+    from conformance.adapters.loading import identity, load_layer, load_runner
+
+    saved_layer, saved_runner = saved_layer or {}, saved_runner or {}
+    given = args.layer is not None
+    path = args.layer_path or os.pathsep.join(saved_layer.get("layer_path") or saved_runner.get("layer_path") or [])
+    layer = load_layer(args.layer if given else saved_layer.get("spec"), path or None,
+                       args.layer_context if given or args.layer_context else saved_layer.get("layer_context"),
+                       backend=backend)
+    runner = load_runner(args.runner or saved_runner.get("spec"), path or None, backend=backend)
+    for kind, old, new in (("layer", saved_layer, identity(layer)), ("runner", saved_runner, identity(runner))):
+        if old and old.get("spec") == new.get("spec") and old.get("sha256") and old["sha256"] != new.get("sha256"):
+            print(f"note: the {kind}'s file {new.get('file')} changed since the case was saved (sha256 "
+                  f"{old['sha256'][:12]} then, {str(new.get('sha256'))[:12]} now): judging the code as it is now",
+                  file=sys.stderr)
+    return {"layer": layer, "runner": runner}
 
 
 def _replay(saved, run, mutation_name) -> int:
+    from conformance.adapters.loading import identity
     from conformance.judge.check import check_case
     from conformance.emulator import ContractViolation
     from npu_attention import ContextError
@@ -88,7 +119,9 @@ def _replay(saved, run, mutation_name) -> int:
         print(f"replaying {saved.path} on {backend}: tolerance policy {run.policies.default.source}, "
               f"acknowledgements {run.acknowledgements.source}, strict contracts {run.strict_contracts}"
               + (f", planted bug {mutation_name}" if mutation_name else "")
-              + (", on the saved cache state" if saved.state is not None else ""))
+              + (", on the saved cache state" if saved.state is not None else "")
+              + "".join(f", {kind} under test {identity(subject)['spec']}" for kind, subject in
+                        (("layer", run.layer), ("runner", run.runner)) if not subject.own))
     from conformance.judge.graph import GraphRecompiled
 
     try:

@@ -32,6 +32,7 @@ HAZARDS = {
     "rac/duplicate-slots": "_npu_reshape_and_cache with duplicate slots (write order across cores undefined)",
     "scu/overlapping-targets": "scatter_update_ with overlapping targets (result not guaranteed)",
     "scu/negative-axis": "scatter_update_ with a negative axis other than -1/-2",
+    "spc/duplicate-slots": "npu_scatter_pa_kv_cache with duplicate slots (\"重复时不保证正确性\"; emulator: last wins)",
 }
 
 #: code -> one-line summary. Notes are informational only.
@@ -39,7 +40,10 @@ NOTES = {
     "fia/float32": "float32: an emulator-only extension the hardware refuses",
     "fia/bf16-inner-precise": "bfloat16 with inner_precise bit 0 set: no effect on the kernel",
     "fia/length-tensor": "a Tensor for a SymInt[] length list: converted by the dispatcher (one host sync)",
+    "spc/negative-slot": "npu_scatter_pa_kv_cache slot < 0: outside the doc's range, skipped by the ND kernel",
     "rac/float32": "float32 cache write: an emulator-only extension the hardware refuses",
+    "rac/negative-slot-outside-doc": "a slot <= -num_blocks*block_size: outside the doc's domain, skipped by the kernel "
+                                     "like every negative slot",
 }
 
 

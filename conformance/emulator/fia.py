@@ -89,11 +89,11 @@ def npu_fused_infer_attention_score(
 ):
     """Emulated torch_npu.npu_fused_infer_attention_score (v1). Returns (attention_out, softmax_lse)."""
     with op_call():
-        arguments = dict(locals())
-        return fused_infer_attention(_v1_call(V1_OP, arguments, lengths_are_tensors=False))
+        return fused_infer_attention(v1_call(V1_OP, dict(locals())))
 
 
-def _v1_call(op: str, a: dict, *, lengths_are_tensors: bool) -> FiaCall:
+def v1_call(op: str, a: dict, *, lengths_are_tensors: bool = False) -> FiaCall:
+    """A FiaCall from the arguments of a v1-schema entry point (v1, its .out and workspace ops, torchair's)."""
     return FiaCall(
         op=op, names=V1_NAMES, query=a["query"], key=a["key"], value=a["value"], atten_mask=a["atten_mask"],
         actual_seq_qlen=a["actual_seq_lengths"], actual_seq_kvlen=a["actual_seq_lengths_kv"],
@@ -102,6 +102,19 @@ def _v1_call(op: str, a: dict, *, lengths_are_tensors: bool) -> FiaCall:
         input_layout=a["input_layout"], sparse_mode=a["sparse_mode"], inner_precise=a["inner_precise"],
         block_size=a["block_size"], return_lse=a["softmax_lse_flag"], lengths_are_tensors=lengths_are_tensors,
         unmodelled=unmodelled_arguments(a, V1_UNMODELLED_TENSORS, V1_UNMODELLED_MODES),
+    )
+
+
+def v2_call(op: str, a: dict) -> FiaCall:
+    """A FiaCall from the arguments of a v2-schema entry point (v2, its .out and workspace ops)."""
+    return FiaCall(
+        op=op, names=V2_NAMES, query=a["query"], key=a["key"], value=a["value"], atten_mask=a["atten_mask"],
+        actual_seq_qlen=a["actual_seq_qlen"], actual_seq_kvlen=a["actual_seq_kvlen"], block_table=a["block_table"],
+        num_heads=a["num_query_heads"], num_key_value_heads=a["num_key_value_heads"], scale=a["softmax_scale"],
+        pre_tokens=a["pre_tokens"], next_tokens=a["next_tokens"], input_layout=a["input_layout"],
+        sparse_mode=a["sparse_mode"], inner_precise=a["inner_precise"], block_size=a["block_size"],
+        return_lse=a["return_softmax_lse"],
+        unmodelled=unmodelled_arguments(a, V2_UNMODELLED_TENSORS, V2_UNMODELLED_MODES, V2_UNMODELLED_DTYPES),
     )
 
 
@@ -119,13 +132,4 @@ def npu_fused_infer_attention_score_v2(
 ):
     """Emulated torch_npu.npu_fused_infer_attention_score_v2. Returns (attention_out, softmax_lse)."""
     with op_call():
-        a = dict(locals())
-        call = FiaCall(
-            op=V2_OP, names=V2_NAMES, query=query, key=key, value=value, atten_mask=atten_mask,
-            actual_seq_qlen=actual_seq_qlen, actual_seq_kvlen=actual_seq_kvlen, block_table=block_table,
-            num_heads=num_query_heads, num_key_value_heads=num_key_value_heads, scale=softmax_scale,
-            pre_tokens=pre_tokens, next_tokens=next_tokens, input_layout=input_layout, sparse_mode=sparse_mode,
-            inner_precise=inner_precise, block_size=block_size, return_lse=return_softmax_lse,
-            unmodelled=unmodelled_arguments(a, V2_UNMODELLED_TENSORS, V2_UNMODELLED_MODES, V2_UNMODELLED_DTYPES),
-        )
-        return fused_infer_attention(call)
+        return fused_infer_attention(v2_call(V2_OP, dict(locals())))

@@ -17,6 +17,12 @@ import torch
 V1_OP = "torch_npu.npu_fused_infer_attention_score"
 V2_OP = "torch_npu.npu_fused_infer_attention_score_v2"
 AIR_OP = "torchair.ops.npu_fused_infer_attention_score"
+V1_OUT_OP = V1_OP + ".out"
+V2_OUT_OP = V2_OP + ".out"
+V1_WORKSPACE_OP = "torch_npu._npu_fused_infer_attention_score_get_max_workspace"
+V2_WORKSPACE_OP = "torch_npu._npu_fused_infer_attention_score_v2_get_max_workspace"
+PFA_OP = "torch_npu.npu_prompt_flash_attention"
+IFA_OP = "torch_npu.npu_incre_flash_attention"
 
 #: internal name -> public argument name, per entry point.
 V1_NAMES = {
@@ -44,6 +50,16 @@ V1_UNMODELLED_TENSORS = (
     "key_rope_antiquant_scale",
 )
 V1_UNMODELLED_MODES = ("antiquant_mode", "key_antiquant_mode", "value_antiquant_mode")
+
+#: npu_prompt_flash_attention / npu_incre_flash_attention: internal name -> public argument name.
+PFA_NAMES = {"num_heads": "num_heads", "scale": "scale_value", "actual_seq_qlen": "actual_seq_lengths",
+             "actual_seq_kvlen": "actual_seq_lengths_kv", "return_lse": "(none)"}
+IFA_NAMES = {"num_heads": "num_heads", "scale": "scale_value", "actual_seq_qlen": "(none)",
+             "actual_seq_kvlen": "actual_seq_lengths", "return_lse": "(none)", "sparse_mode": "(none)"}
+#: Their quantization / position-shift / left-padding inputs (padding_mask is reserved and never passed on).
+PFA_UNMODELLED_TENSORS = ("pse_shift", "deq_scale1", "quant_scale1", "deq_scale2", "quant_scale2", "quant_offset2")
+IFA_UNMODELLED_TENSORS = ("pse_shift", "antiquant_scale", "antiquant_offset", "dequant_scale1", "quant_scale1",
+                          "dequant_scale2", "quant_scale2", "quant_offset2", "kv_padding_size")
 
 V2_UNMODELLED_TENSORS = (
     "query_rope", "key_rope", "pse_shift", "dequant_scale_query", "dequant_scale_key", "dequant_offset_key",
@@ -83,6 +99,9 @@ class FiaCall:
     return_lse: bool
     #: torchair's op takes the lengths as int64 tensors (schema `Tensor?`), torch_npu's as `SymInt[]?`.
     lengths_are_tensors: bool = False
+    #: which tiling the entry point runs: "fia" (FIA picks the decode or prompt kernel), "pfa" (the prompt
+    #: kernel's own op, npu_prompt_flash_attention) or "ifa" (the decode kernel's, npu_incre_flash_attention).
+    route: str = "fia"
     #: public name -> value of every given argument that selects an unmodelled feature.
     unmodelled: dict[str, Any] = field(default_factory=dict)
 

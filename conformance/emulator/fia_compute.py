@@ -28,7 +28,7 @@ import math
 
 import torch
 
-from conformance.emulator.fia_checks import (
+from conformance.emulator.fia_plan import (
     ALL, BAND, CAUSAL_BOTTOM_RIGHT, CAUSAL_TOP_LEFT, MASK_ONLY, WINDOW, FiaPlan,
 )
 

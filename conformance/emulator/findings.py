@@ -107,11 +107,13 @@ class EmulatorUnsupported(NotImplementedError):
 
 
 class HazardLog(list):
-    """The hazards seen inside one `record_hazards()` block (a list of `Hazard`), plus `notes`."""
+    """The hazards seen inside one `record_hazards()` block (a list of `Hazard`), plus `notes` and the
+    `refusals` raised (each a ContractViolation or EmulatorUnsupported, whether or not the caller caught it)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.notes: list[Note] = []
+        self.refusals: list[Exception] = []
 
 
 class _State(threading.local):
@@ -166,13 +168,21 @@ def last_hazards() -> tuple[Hazard, ...]:
 
 @contextlib.contextmanager
 def op_call() -> Iterator[None]:
-    """Mark one emulated op call: a top-level call resets `last_hazards()`."""
+    """Mark one emulated op call: a top-level call resets `last_hazards()`. A refusal (ContractViolation,
+    HazardError in strict mode, EmulatorUnsupported) is also recorded in every open log's `refusals`
+    before it propagates, so a caller that catches it (a layer falling back to plain PyTorch) cannot
+    hide that the kernel refused the call."""
     if _state.depth == 0:
         _state.last = []
         _state.seen = set()
     _state.depth += 1
     try:
         yield
+    except (ContractViolation, EmulatorUnsupported) as exc:
+        if _state.depth == 1:  # the op the caller called, once (nested op calls re-raise the same refusal)
+            for log in _state.logs:
+                log.refusals.append(exc)
+        raise
     finally:
         _state.depth -= 1
 

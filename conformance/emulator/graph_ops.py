@@ -81,11 +81,73 @@ def _graph_air_fia(query, key, value, *, atten_mask=None, actual_seq_lengths=Non
                        sparse_mode, inner_precise, block_size, softmax_lse_flag)
 
 
+@torch.library.custom_op(f"{_LIB}::reshape_and_cache", mutates_args=("key_cache", "value_cache"))
+def _reshape_and_cache_op(key: torch.Tensor, value: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor,
+                          slot_indices: torch.Tensor) -> None:
+    emulated_torch_npu._npu_reshape_and_cache(key, value, key_cache, value_cache, slot_indices)
+
+
+@_reshape_and_cache_op.register_fake
+def _(key, value, key_cache, value_cache, slot_indices):
+    return None
+
+
+def _graph_reshape_and_cache(key, value, key_cache, value_cache, slot_indices):
+    _reshape_and_cache_op(key, value, key_cache, value_cache, slot_indices)
+
+
+@torch.library.custom_op(f"{_LIB}::fused_infer_attention_score_v2", mutates_args=())
+def _v2_fia_op(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, atten_mask: Optional[torch.Tensor],
+    qlen_list: Optional[list[int]], kvlen_list: Optional[list[int]], qlen_tensor: Optional[torch.Tensor],
+    kvlen_tensor: Optional[torch.Tensor], block_table: Optional[torch.Tensor], num_query_heads: int,
+    num_key_value_heads: int, softmax_scale: float, pre_tokens: int, next_tokens: int, input_layout: str,
+    sparse_mode: int, block_size: int, inner_precise: int, return_softmax_lse: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    # A length list or a length tensor (the schema takes SymInt[]; a layer may pass its int32 tensor).
+    out, lse = emulated_torch_npu.npu_fused_infer_attention_score_v2(
+        query, key, value, atten_mask=atten_mask,
+        actual_seq_qlen=qlen_tensor if qlen_tensor is not None else qlen_list,
+        actual_seq_kvlen=kvlen_tensor if kvlen_tensor is not None else kvlen_list, block_table=block_table,
+        num_query_heads=num_query_heads, num_key_value_heads=num_key_value_heads, softmax_scale=softmax_scale,
+        pre_tokens=pre_tokens, next_tokens=next_tokens, input_layout=input_layout, sparse_mode=sparse_mode,
+        block_size=block_size, inner_precise=inner_precise, return_softmax_lse=return_softmax_lse)
+    return out.clone(), lse.clone()  # custom ops may not return views of their inputs
+
+
+@_v2_fia_op.register_fake
+def _(query, key, value, atten_mask, qlen_list, kvlen_list, qlen_tensor, kvlen_tensor, block_table, num_query_heads,
+      num_key_value_heads, softmax_scale, pre_tokens, next_tokens, input_layout, sparse_mode, block_size,
+      inner_precise, return_softmax_lse):
+    out_shape, out_dtype, lse_shape = output_meta(query, value, input_layout=input_layout, num_heads=num_query_heads,
+                                                  num_key_value_heads=num_key_value_heads,
+                                                  paged=block_table is not None, return_lse=return_softmax_lse)
+    return query.new_empty(out_shape, dtype=out_dtype), query.new_empty(lse_shape, dtype=torch.float32)
+
+
+def _graph_v2_fia(query, key, value, *, atten_mask=None, actual_seq_qlen=None, actual_seq_kvlen=None,
+                  block_table=None, num_query_heads=1, num_key_value_heads=0, softmax_scale=1.0,
+                  pre_tokens=2147483647, next_tokens=2147483647, input_layout="BSH", sparse_mode=0, block_size=0,
+                  inner_precise=0, return_softmax_lse=False, **unmodelled):
+    """torch_npu.npu_fused_infer_attention_score_v2 inside a compiled graph: the arguments a layer's
+    attention uses; anything else must stay at its default (None)."""
+    extra = sorted(name for name, value in unmodelled.items() if value is not None)
+    if extra:
+        raise NotImplementedError(f"graph emulation of npu_fused_infer_attention_score_v2 does not model {extra}")
+
+    def split(lengths):
+        return (None, lengths) if isinstance(lengths, torch.Tensor) else (lengths, None)
+
+    (q_list, q_tensor), (kv_list, kv_tensor) = split(actual_seq_qlen), split(actual_seq_kvlen)
+    return _v2_fia_op(query, key, value, atten_mask, q_list, kv_list, q_tensor, kv_tensor, block_table,
+                      num_query_heads, num_key_value_heads, float(softmax_scale), pre_tokens, next_tokens,
+                      input_layout, sparse_mode, block_size, inner_precise, return_softmax_lse)
+
+
 #: `torch_npu` and `torchair` as a compiled decode graph sees them: the graph decode path's ops as custom
 #: ops, every other emulated op as it is.
-torch_npu = SimpleNamespace(
-    **{name: getattr(emulated_torch_npu, name) for name in
-       ("npu_fused_infer_attention_score_v2", "npu_fused_infer_attention_score", "_npu_reshape_and_cache",
-        "scatter_update")},
-    scatter_update_=_graph_scatter_update_)
+torch_npu = SimpleNamespace(**({name: getattr(emulated_torch_npu, name) for name in emulated_torch_npu.__all__}
+                               | {"scatter_update_": _graph_scatter_update_,
+                                  "_npu_reshape_and_cache": _graph_reshape_and_cache,
+                                  "npu_fused_infer_attention_score_v2": _graph_v2_fia}))
 torchair = SimpleNamespace(ops=SimpleNamespace(npu_fused_infer_attention_score=_graph_air_fia))

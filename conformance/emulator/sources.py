@@ -23,6 +23,9 @@ TORCH_NPU_BINDING = "Ascend/pytorch torch_npu/__init__.py (torch_npu.<op> is tor
 FIA_ACLNN_V4_DOC = (
     "hicann/ops-transformer attention/fused_infer_attention_score/docs/aclnnFusedInferAttentionScoreV4.md"
 )
+FIA_TILING = (
+    "hicann/ops-transformer attention/fused_infer_attention_score/op_host/fused_infer_attention_score_tiling.cpp"
+)
 PFA_TILING = "hicann/ops-transformer attention/prompt_flash_attention/op_host/prompt_flash_attention_tiling.cpp"
 PFA_VARLEN_KERNEL = (
     "hicann/ops-transformer attention/prompt_flash_attention/op_kernel/"
@@ -34,9 +37,19 @@ PFA_MLA_KERNEL = (
 )
 PFA_MLA_COMMON = "hicann/ops-transformer attention/prompt_flash_attention/op_kernel/mla_common.h"
 IFA_TILING = "hicann/ops-transformer attention/incre_flash_attention/op_host/incre_flash_attention_tiling_check.cpp"
+#: The IFA tiling proper (IFATiling: shapes, head dims), beside its checks file above.
+IFA_TILING_MAIN = "hicann/ops-transformer attention/incre_flash_attention/op_host/incre_flash_attention_tiling.cpp"
 IFA_KERNEL_SPLIT = (
     "hicann/ops-transformer attention/incre_flash_attention/op_kernel/incre_flash_attention_split_Bbn2s2_Us2.h"
 )
+
+# Later CANN releases (cannmirror/ops-transformer tags; see conformance.emulator.cann).
+FIA_TILING_V3_850 = (
+    "cannmirror/ops-transformer@v8.5.0 attention/fused_infer_attention_score/op_host/arch32/"
+    "fused_infer_attention_score_tiling_v3.cpp"
+)
+SPC_DOC = "cannmirror/ops-transformer@v8.5.0 attention/scatter_pa_kv_cache/docs/aclnnScatterPaKvCache.md"
+SPC_ND_KERNEL = "cannmirror/ops-transformer@v8.5.0 attention/scatter_pa_kv_cache/op_kernel/scatter_pa_kv_cache_nd.h"
 
 # torchair (Ascend/torchair).
 TORCHAIR_DOC = "Ascend/torchair docs/zh/ascend_ir/api/ops/npu_fused_infer_attention_score.md"
@@ -49,6 +62,9 @@ ATB_OPERATION = (
 )
 ATB_MIX_OPERATION = (
     "hicann/ascend-transformer-boost src/kernels/mixkernels/reshape_and_cache/reshape_and_cache_operation.cpp"
+)
+ATB_ND = (
+    "hicann/ascend-transformer-boost src/kernels/mixkernels/reshape_and_cache/op_kernel/reshape_and_cache_nd.cpp"
 )
 ATB_TILING = (
     "hicann/ascend-transformer-boost src/kernels/mixkernels/reshape_and_cache/tiling/reshape_and_cache_tiling.cpp"

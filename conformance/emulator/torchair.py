@@ -29,7 +29,7 @@ from typing import Iterator
 import torch
 
 from conformance.emulator import sources as src
-from conformance.emulator.fia import _v1_call, fused_infer_attention
+from conformance.emulator.fia import fused_infer_attention, v1_call
 from conformance.emulator.fia_args import AIR_OP, V1_NAMES
 from conformance.emulator.findings import Checker, op_call
 
@@ -89,7 +89,7 @@ def npu_fused_infer_attention_score(
             Checker(AIR_OP, V1_NAMES).hazard(
                 "fia/graph-op-eager", "(call)", "graph op called outside a compiled graph: on hardware the eager call raises "
                 "NotImplementedError (graph mode only)", src.TORCHAIR_DOC, detail=f"see also {src.TORCHAIR_OP}")
-        return fused_infer_attention(_v1_call(AIR_OP, arguments, lengths_are_tensors=True))
+        return fused_infer_attention(v1_call(AIR_OP, arguments, lengths_are_tensors=True))
 
 
 #: `torchair.ops`, as the layer reaches it (`tng.ops.npu_fused_infer_attention_score`).

@@ -25,6 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from conformance.adapters.loading import identity
 from conformance.cases.case import Case, CaseError, Tensors
 from conformance.cases.graph_session import GraphSession
 from conformance.formatting import jsonable
@@ -66,7 +67,10 @@ def judged_with(run) -> dict:
             "tolerance_policy": run.policies.as_dict(),
             "acknowledgements": {"source": ledger.source, "entries": [a.as_dict() for a in ledger.entries]},
             "mutation": run.mutation.name if run.mutation else None, "compile_graph": run.compile_graph,
-            "graph_mode": run.graph_mode}
+            "graph_mode": run.graph_mode,
+            # which code was judged; the project's own is left out (and read back as the default)
+            "layer": None if run.layer.own else identity(run.layer),
+            "runner": None if run.runner.own else identity(run.runner)}
 
 
 def session_data(session, step: int) -> dict:
@@ -154,7 +158,24 @@ def _judged_with(path: Path, raw) -> dict:
             "policies": PolicySet.from_dict(raw.get("tolerance_policy"), "judged_with.tolerance_policy"),
             "acknowledgements": ledger_from_entries(ack["entries"], f"{path} (saved with the case)",
                                                     "judged_with.acknowledgements"),
-            "mutation": mutation}
+            "mutation": mutation, "layer": _subject(path, raw, "layer"), "runner": _subject(path, raw, "runner")}
+
+
+def _subject(path: Path, raw: dict, key: str) -> dict | None:
+    """The saved identity of the layer or runner that was judged (None: the project's own, as files
+    written before the field say by leaving it out)."""
+    subject = raw.get(key)
+    if subject is None:
+        return None
+    if not isinstance(subject, dict) or not isinstance(subject.get("spec"), str) or not subject["spec"]:
+        raise CaseFileError(f"{path}: judged_with.{key} must be an object with a 'spec' string, got {subject!r}")
+    for name in ("file", "sha256", "context", "name"):
+        if subject.get(name) is not None and not isinstance(subject[name], str):
+            raise CaseFileError(f"{path}: judged_with.{key}.{name} must be a string or null")
+    paths = subject.get("layer_path")
+    if paths is not None and (not isinstance(paths, list) or not all(isinstance(x, str) for x in paths)):
+        raise CaseFileError(f"{path}: judged_with.{key}.layer_path must be a list of folders or null")
+    return subject
 
 
 def _state(path: Path, name, case: Case) -> dict[str, torch.Tensor] | None:

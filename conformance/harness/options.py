@@ -11,6 +11,7 @@ builds its parsers from this table before anything heavy is loaded.
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,20 @@ OPTIONS: tuple[Option, ...] = (
     Option("--devices", metavar="IDS", commands=("pytest", "run", "fuzz"),
            help="NPUs the workers are pinned to, one card per worker, e.g. 0-7 or 0,2 (default: the cards this "
                 "machine has)"),
+    Option("--layer", metavar="MODULE:CLASS|NAME",
+           help="the layer under test: a class built as CLASS(num_heads, head_dim, scale, num_kv_heads), an "
+                "adapter (MODULE:ADAPTER) or an adapter registered as NAME in the entry-point group "
+                "npu_conformance.layers (default: the project's own npu_attention.attention:Attention)"),
+    Option("--layer-path", metavar="DIR", path=True,
+           help="prepended to sys.path before --layer / --runner is imported (a checkout of another engine; "
+                "several joined with the path separator)"),
+    Option("--layer-context", metavar="MODULE|MODULE:FUNCTION",
+           help="how the Context reaches the layer: a context module in nano-vllm's convention (set_context / "
+                "get_context / reset_context) or a function(context) returning a context manager (default: the "
+                "module the layer's own module imports get_context from)"),
+    Option("--runner", metavar="MODULE:FUNCTION",
+           help="the runner under test: FUNCTION(step) builds the Context of an engine step "
+                "(conformance.cases.engine.EngineStep) (default: the project's own conformance.cases.contexts)"),
     # Options of pytest and its plugins that the subcommands offer under shorter names.
     Option("--profile", choices=PROFILES, commands=("run", "fuzz"), pytest_flag="--hypothesis-profile",
            command_defaults=(("fuzz", "fuzz"),),
@@ -128,8 +143,13 @@ def given(args: argparse.Namespace, command: str) -> dict[str, object]:
         value = getattr(args, o.dest, None)
         if value is None or value is False:
             continue
-        out[o.flag] = str(Path(value).resolve()) if o.path else value
+        out[o.flag] = _absolute(value) if o.path else value
     return out
+
+
+def _absolute(value: str) -> str:
+    """Each path of an os.pathsep-separated list, made absolute."""
+    return os.pathsep.join(str(Path(part).resolve()) for part in str(value).split(os.pathsep) if part)
 
 
 def pytest_arguments(args: argparse.Namespace, command: str, *, exclude: tuple[str, ...] = ()) -> list[str]:

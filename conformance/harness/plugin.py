@@ -19,6 +19,7 @@ devices.pin_this_xdist_worker()  # an xdist worker sees only its own NPU: before
 import pytest  # noqa: E402
 from hypothesis import settings as hyp_settings  # noqa: E402
 
+from conformance.adapters.loading import SelectionError, identity, load_layer, load_runner  # noqa: E402
 from conformance.harness import hookspecs, options, profiles, run  # noqa: E402
 from conformance.harness.case_file_pair import remove_case_file  # noqa: E402
 from conformance.harness.records import PROPERTY_KEY, compact_line, keep_named_failures  # noqa: E402
@@ -26,6 +27,7 @@ from conformance.judge.acknowledgements import LedgerError, default_ledger, load
 from conformance.judge.policy import PolicyFileError, PolicySet, load_policy  # noqa: E402
 from conformance.judge.settings import configure, settings  # noqa: E402
 from conformance.names import PROFILES  # noqa: E402
+from conformance.platform import npu_modules  # noqa: E402
 from conformance.platform.backends import prepare_device, resolve_backend  # noqa: E402
 from conformance.platform.probe import probe_npu  # noqa: E402
 
@@ -50,6 +52,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "npu: needs a real Ascend NPU (skipped elsewhere, failed under --require-npu)")
     config.addinivalue_line("markers", "graph: exercises the compiled (torchair / aot_eager) decode path")
     config.addinivalue_line("markers", "suite: a conformance property (runs on the selected backend)")
+    config.addinivalue_line("markers", "own_layer: about the project's own layer's code (skipped when --layer selects "
+                                       "another, naming it)")
     state = run.enter(config)
     profile = config.getoption("hypothesis_profile", default=None)
     if not profile:  # hypothesis' own plugin loads --hypothesis-profile; otherwise we choose
@@ -75,10 +79,11 @@ def pytest_configure(config):
         except LedgerError as exc:
             raise pytest.UsageError(str(exc)) from exc
     npu_usable = backend == "npu" and probe_npu().usable
+    layer, runner = _select_code_under_test(config, state, backend)
     configure(backend=backend, backend_reason=reason, strict_contracts=config.getoption("strict_contracts"),
               require_npu=config.getoption("require_npu"), policies=policies, acknowledgements=ledger,
               graph_mode=config.getoption("graph_mode"), shape_space=config.getoption("shape_space"),
-              failures_dir=Path(config.getoption("conformance_failures")))
+              failures_dir=Path(config.getoption("conformance_failures")), layer=layer, runner=runner)
     if npu_usable:
         prepare_device("npu")
     if backend == "npu" and not npu_usable:
@@ -89,7 +94,26 @@ def pytest_configure(config):
         raise pytest.UsageError(f"--require-npu: {why}")
 
 
+def _select_code_under_test(config, state: run.RunState, backend: str):
+    """The layer and runner under test (--layer, --layer-path, --layer-context, --runner). On the
+    emulated backend, a selection from another code base gets the emulator as its torch_npu / torchair,
+    installed before its module is imported and removed when the run ends."""
+    get = config.getoption
+    was_installed = npu_modules.installed()
+    try:
+        layer = load_layer(get("layer"), get("layer_path"), get("layer_context"), backend=backend)
+        runner = load_runner(get("runner"), None if get("layer") else get("layer_path"), backend=backend)
+    except SelectionError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    finally:
+        state.installed_npu_modules = npu_modules.installed() and not was_installed
+    return layer, runner
+
+
 def pytest_unconfigure(config):
+    state = run.run_state(config)
+    if state.installed_npu_modules:
+        npu_modules.uninstall()
     run.leave(config)
 
 
@@ -111,14 +135,19 @@ def pytest_report_header(config):
     s = settings()
     return [f"npu-conformance: backend={s.backend} ({s.backend_reason}); strict_contracts={s.strict_contracts}; "
             f"hypothesis profile={run.run_state(config).profile}; tolerance policy={s.policies.default.source}; "
-            f"acknowledgements={s.acknowledgements.source}; graph mode={s.graph_mode}"]
+            f"acknowledgements={s.acknowledgements.source}; graph mode={s.graph_mode}",
+            f"npu-conformance: layer under test {identity(s.layer)['spec']}; runner {identity(s.runner)['spec']}"]
 
 
 def pytest_collection_modifyitems(config, items):
     # The regression corpus first: a known find is reported before anything new is looked for.
     items.sort(key=lambda item: item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1] != REGRESSION_MODULE)
     missing = run.run_state(config).npu_missing
+    layer = settings().layer
     for item in items:
+        if item.get_closest_marker("own_layer") and not layer.own:
+            item.add_marker(pytest.mark.skip(reason=f"about the project's own layer, and the layer under test is "
+                                                    f"{identity(layer)['spec']} (--layer)"))
         if item.get_closest_marker("npu") and missing is None and settings().backend != "npu":
             item.add_marker(pytest.mark.skip(reason="needs a real NPU: run with --backend npu on an Ascend machine"))
         elif missing is not None and (item.get_closest_marker("npu") or item.get_closest_marker("suite")):

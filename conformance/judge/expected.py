@@ -2,6 +2,8 @@
 
 The reference sees the same dtype-rounded inputs as the layer. Golden = float64; baseline = the kernel
 dtype with a different operation order; the caches after a correct write come from reference.scatter_kv.
+Everything comes from the case's engine step (which tokens each sequence holds, where the block manager
+put them), never from a Context: a runner that encodes the step wrongly fails against it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import torch
 
 import reference
 from conformance.cases.case import Case, Tensors
+from conformance.cases.engine import new_token_slots
 from conformance.judge.stopwatch import Stopwatch, timing
 
 
@@ -34,9 +37,10 @@ def expected_results(case: Case, t: Tensors, stopwatch: Stopwatch | None = None)
 def _expected(case: Case, t: Tensors) -> Expected:
     q, k, v = (x.cpu() for x in (t.q, t.k, t.v))
     k_cache, v_cache = t.k_cache.cpu(), t.v_cache.cpu()
+    step = case.engine_step()  # the ground truth: where the block manager put every token
+    slots = torch.tensor([slot for _, _, slot in new_token_slots(step)], dtype=torch.int64)
     if case.is_prefill:
         cu = torch.tensor([0, *torch.tensor(case.seq_lens).cumsum(0).tolist()], dtype=torch.int32)
-        slots = case.context().slot_mapping
         new_k, new_v = reference.scatter_kv(k_cache, v_cache, k, v, slots)
 
         def attend(dtype, reorder):
@@ -45,9 +49,10 @@ def _expected(case: Case, t: Tensors) -> Expected:
         row_seq, empty = t.row_seq, []
     else:
         batch = case.batch
-        ctx = case.context()
-        new_k, new_v = reference.scatter_kv(k_cache, v_cache, k[:batch], v[:batch], ctx.slot_mapping[:batch])
-        tables = ctx.block_tables[:batch]
+        new_k, new_v = reference.scatter_kv(k_cache, v_cache, k[:batch], v[:batch], slots)
+        width = max(len(blocks) for blocks in case.block_tables)
+        tables = torch.tensor([list(blocks) + [-1] * (width - len(blocks)) for blocks in case.block_tables],
+                              dtype=torch.int64)
 
         def attend(dtype, reorder):
             real = reference.paged_attention(q[:batch], new_k, new_v, query_lens=[1] * batch,

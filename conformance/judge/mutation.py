@@ -9,8 +9,8 @@ run_layer; the validator, the tolerance policy and the recompile check then have
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 
 from npu_attention import Attention, Context, kernels
 
@@ -18,8 +18,11 @@ from npu_attention import Attention, Context, kernels
 @dataclass(frozen=True)
 class Mutation:
     name: str
+    # The hooks are keyword-only, so that a subclass (a catalogue entry) can add fields without defaults.
+    _: KW_ONLY
     layer_class: type[Attention] | None = None
     wrap_kernels: Callable[[kernels.KernelBackend], kernels.KernelBackend] | None = None
+    #: (case, Context) -> Context
     transform_context: Callable[[object, Context], Context] | None = None
     #: (capture state, replay, Context, q, k, v) -> output, instead of replay(Context, q, k, v) for every
     #: compiled-graph call; replay runs the compiled graph with that Context installed

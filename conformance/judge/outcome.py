@@ -40,9 +40,15 @@ class Outcome:
             failed.append("ascend")
         failed += [c.name for c in self.caches if not c.passed]
         failed += ["hazards"] if any(not h["accepted"] for h in self.hazards) else []
+        failed += ["refused"] if self.refusals else []
         if self.determinism is not None and not self.determinism.passed and self.gating.gates("determinism"):
             failed.append("determinism")
         return failed
+
+    @property
+    def refusals(self) -> list[str]:
+        """Calls an emulated op refused that the layer caught: a kernel would have refused them too."""
+        return self.layer.refusals if self.layer is not None else []
 
     @property
     def verdicts(self) -> dict:
@@ -83,6 +89,7 @@ class Outcome:
             "ascend": self.ascend.as_dict() if self.ascend is not None else None,
             "determinism": self.determinism.as_dict() if self.determinism is not None else None,
             "hazards": self.hazards, "notes": self.notes, "case": case.to_dict(),
+            **({"refusals": self.refusals} if self.refusals else {}),
             **({"graph": self.layer.graph} if self.layer is not None and self.layer.graph else {}),
         }
 

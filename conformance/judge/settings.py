@@ -9,6 +9,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from conformance.adapters.layer import LayerAdapter
+from conformance.adapters.loading import OWN_LAYER
+from conformance.adapters.runner import OWN_RUNNER, RunnerAdapter
 from conformance.judge.acknowledgements import Ledger, default_ledger
 from conformance.judge.policy import PolicySet
 
@@ -32,6 +35,10 @@ class RunSettings:
     #: wider one on CPU); "npu" = only what the real kernels accept, on either backend (a CPU preview
     #: of a hardware run)
     shape_space: str = "auto"
+    #: the layer under test and the runner that builds its Contexts (conformance.adapters): the
+    #: project's own unless --layer / --runner chose another code base's
+    layer: LayerAdapter = OWN_LAYER
+    runner: RunnerAdapter = OWN_RUNNER
 
     @property
     def device(self) -> str:

@@ -1,7 +1,10 @@
 """Planted bugs in the production layer and the kill matrix of the suite against them.
 
-`catalogue.CATALOGUE` lists the mutants (one entry each, with the bug class and public sources);
-`runner.run_suite` runs the suite's properties with one planted; `conformance.cli.mutants` is
+`catalogue.CATALOGUE` lists the mutants (one entry each, with the bug class and public sources). The
+bugs themselves live in one module per way of planting them (`Mutant.via`; each module's docstring
+says which): layer_bugs, call_bugs, context_bugs, replay_bugs and kernel_bugs, with `ops` for the two
+that wrap kernel ops. `runner.run_suite` runs the suite's properties with one planted, `kills` names
+how the suite caught it and `report` writes the matrix; `conformance.cli.mutants` is
 `npu-conformance mutants`. Attributes load lazily, so the CLI can register its parser without
 importing torch or pytest.
 """

@@ -1,18 +1,20 @@
-"""Kernel bugs: an emulated op that misbehaves the way a real CANN / torch_npu kernel did.
+"""Bugs planted `via` "op": an emulated op that misbehaves the way a real CANN / torch_npu kernel did.
 
 The layer's call is correct here; the op itself is wrong (a kernel regression on hardware is exactly
-this). Each wrapper keeps the op's signature and returns what the broken kernel returned. The ones
-that keep state between calls (a previous result, a call count) leave compiled graphs alone: state
-read at trace time would be frozen into the graph, which is a different bug. On hardware these are
-what the harness exists to catch; planted on the emulator they measure its power on them.
+this). Each is an op wrapper planted through the `wrap_kernels` hook (conformance.judge.mutation): the
+catalogue (which names each one's public source) puts it in place of the emulated op with
+conformance.mutants.ops. A wrapper keeps the op's signature and returns what the broken kernel
+returned. The ones that keep state between calls (a previous result, a call count) leave compiled
+graphs alone: state read at trace time would be frozen into the graph, which is a different bug. On
+hardware these are what the harness exists to catch; planted on the emulator they measure its power
+on them.
 """
 
 from __future__ import annotations
 
-import torch
+import math
 
-#: The decode FIA calls: eager FIA-v2 takes `actual_seq_kvlen`, the torchair graph op `actual_seq_lengths_kv`.
-_KV_LENGTHS = ("actual_seq_kvlen", "actual_seq_lengths_kv")
+import torch
 
 
 def _is_paged(kwargs: dict) -> bool:
@@ -23,7 +25,24 @@ def _eager() -> bool:
     return not torch.compiler.is_compiling()
 
 
-# --- sgl-project/sglang#38196: FIA with page size 16 corrupts output ----------------------------------
+def output_through_bf16(op):
+    """The attention output passes through a bf16 buffer (8 mantissa bits) before the output dtype:
+    precision lost in the kernel, invisible in bf16 cases, visible in fp16 / fp32 ones."""
+    def call(query, key, value, **kwargs):
+        out, lse = op(query, key, value, **kwargs)
+        return out.to(torch.bfloat16).to(out.dtype), lse
+    return call
+
+
+def empty_rows_nan(op):
+    """The graph op without an empty-row guard: rows with no key (padding, context_lens 0) give NaN
+    (0/0 in a naive softmax) instead of 0."""
+    def call(query, key, value, **kwargs):
+        out, lse = op(query, key, value, **kwargs)
+        empty = (kwargs["actual_seq_lengths_kv"] == 0).view(-1, 1, 1, 1)
+        return torch.where(empty, torch.full_like(out, math.nan), out), lse
+    return call
+
 
 def tiles_assume_contiguous_pages(op):
     """With block_size 16 the kernel loads keys in 128-token tiles and, as if the 8 pages of a tile were
@@ -38,8 +57,6 @@ def tiles_assume_contiguous_pages(op):
         return op(query, key, value, **kwargs)
     return call
 
-
-# --- vllm-project/vllm-ascend#4803: the op fails (only in a log) and never runs ---------------------------
 
 NOT_RUN_ABOVE_BATCH = 3  # the real threshold was 8K padded requests; scaled to the batches drawn here
 
@@ -62,8 +79,6 @@ def silently_not_run(op):
     return call
 
 
-# --- DeepLink-org/dlinfer#158: the scatter that writes the KV cache did nothing on some calls ---------------
-
 SKIP_EVERY = 3
 
 
@@ -79,8 +94,6 @@ def writes_skipped_sometimes(op):
         return op(data, indices, updates, axis)
     return call
 
-
-# --- vllm-project/vllm-ascend#334: a reused output buffer, read before the kernel finished -----------------
 
 LONG_INPUT = 256  # tokens: below this the copy wins the race
 
@@ -108,8 +121,6 @@ def reused_output_buffer(op):
     return call
 
 
-# --- vllm-project/vllm-ascend#16775: an int64 slot buffer read as int32 -----------------------------------
-
 def slots_read_as_int32(op):
     """_npu_reshape_and_cache reads the runner's int64 slot buffer as int32 words: little-endian, the
     i-th word is slot i/2 for even i and a high word (0) for odd i."""
@@ -118,8 +129,6 @@ def slots_read_as_int32(op):
         return op(key, value, key_cache, value_cache, words.contiguous(), *args, **kwargs)
     return call
 
-
-# --- vllm-project/vllm-ascend#10442: past a block-size threshold the kernel's own block size is used --------
 
 KERNEL_BLOCK = 64
 
@@ -140,8 +149,6 @@ def wrong_block_size_above(op):
         return op(query, key, value, **kwargs)
     return call
 
-
-# --- a kernel whose reduction order changes between runs ----------------------------------------------------
 
 _INT_OF = {2: torch.int16, 4: torch.int32}
 

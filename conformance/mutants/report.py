@@ -7,14 +7,11 @@ import re
 import statistics
 from pathlib import Path
 
-from conformance.mutants.catalogue import Mutant
-from conformance.mutants.runner import MutantResult
+from conformance.mutants.catalogue import LOCATIONS, Mutant
+from conformance.mutants.runner import SUITE_LAST, SUITE_ORDER, MutantResult
 
 SCHEMA = "npu-conformance-mutants/1"
-#: Where a bug lives (Mutant.location), in the order the tables list them.
-LOCATION_ORDER = ("layer", "runner", "kernel")
-LOCATION_TITLES = {"layer": "layer (its code and its kernel calls)", "runner": "runner (Context, graph capture and replay)",
-                   "kernel": "kernel (the op itself misbehaves; the layer's call is right)"}
+LOCATION_ORDER = tuple(LOCATIONS)  # what conformance.cli.mutants sorts --list by
 _GITHUB = re.compile(r"https://github\.com/([^/\s]+/[^/\s]+)/(?:issues|pull)/(\d+)")
 
 
@@ -93,13 +90,15 @@ def _size(row: dict) -> str:
 
 
 def to_markdown(data: dict) -> str:
+    return "\n".join(["# What it catches", "", *_intro(data), *_table(data), "", _legend(), ""])
+
+
+def _intro(data: dict) -> list[str]:
     s = data["summary"]
     randomness = "derandomized" if data["derandomized"] else f"seed {data['seed']}"
     if not data.get("explicit_examples", True):
         randomness += ", generated cases only (the suite's @example cases skipped)"
     lines = [
-        "# What it catches",
-        "",
         f"Planted bugs in the production layer, run against the conformance suite on the emulated backend "
         f"(hypothesis profile `{data['profile']}`, {randomness}, "
         f"no example database; the suite stops at the first failing property). "
@@ -111,24 +110,37 @@ def to_markdown(data: dict) -> str:
     if base is not None:
         verdict = "passes" if base["status"] == "survived" else f"FAILS ({base['status']}: {base['killed_by']})"
         lines += [f"Unmutated layer, same runs: {verdict} ({base['cases_run']} cases, {base['seconds']:.0f} s).", ""]
-    lines += ["| mutant | bug class | source | killed by | caught as | cases to kill | counterexample |",
-              "|---|---|---|---|---|---|---|"]
+    return lines
+
+
+def _table(data: dict) -> list[str]:
+    lines = ["| mutant | bug class | source | killed by | caught as | cases to kill | counterexample |",
+             "|---|---|---|---|---|---|---|"]
     for location in LOCATION_ORDER:
-        group = [row for row in data["mutants"] if row.get("location", "layer") == location]
-        if not group:
-            continue
-        killed = sum(row["status"] == "killed" for row in group)
-        lines.append(f"| **{LOCATION_TITLES[location]}** ({killed}/{len(group)} killed) | | | | | | |")
-        for row in group:
-            sources = ", ".join(markdown_source(x) for x in row["sources"])
-            killed_by = (f"`{short_test(row['killed_by'])}`" if row["status"] == "killed"
-                         else f"**{row['status'].upper()}**")
-            lines.append(f"| `{row['name']}` | {row['bug_class']} | {sources} | {killed_by} | {row.get('how') or ''} | "
-                         f"{_cases(row)} | {_size(row)} |")
-    lines += ["", "Cases to kill: cases judged from the start of the run (cheap properties first: prefill, "
-              "decode, graph, contract, metamorphic, engine) up to and including the first failing one. "
-              "Counterexample: the last failing case of the killing property (hypothesis' shrunk example).", ""]
-    return "\n".join(lines)
+        group = [row for row in data["mutants"] if _location(row) == location]
+        if group:
+            killed = sum(row["status"] == "killed" for row in group)
+            lines.append(f"| **{location} ({LOCATIONS[location]})** ({killed}/{len(group)} killed) | | | | | | |")
+            lines += [_table_row(row) for row in group]
+    return lines
+
+
+def _table_row(row: dict) -> str:
+    sources = ", ".join(markdown_source(x) for x in row["sources"])
+    killed_by = f"`{short_test(row['killed_by'])}`" if row["status"] == "killed" else f"**{row['status'].upper()}**"
+    return (f"| `{row['name']}` | {row['bug_class']} | {sources} | {killed_by} | {row.get('how') or ''} | "
+            f"{_cases(row)} | {_size(row)} |")
+
+
+def _legend() -> str:
+    first = ", ".join(m.removeprefix("test_") for m in SUITE_ORDER + SUITE_LAST)
+    return (f"Cases to kill: cases judged from the start of the run (cheap properties first: {first}) up to and "
+            "including the first failing one. "
+            "Counterexample: the last failing case of the killing property (hypothesis' shrunk example).")
+
+
+def _location(row: dict) -> str:
+    return row.get("location", "layer")  # a row of a matrix written before rows had a location
 
 
 def print_table(data: dict, console) -> None:
@@ -141,7 +153,7 @@ def print_table(data: dict, console) -> None:
         table.add_column(column, **kw)
     for row in data["mutants"]:
         style = {"killed": "green", "survived": "bold red", "error": "bold yellow"}[row["status"]]
-        table.add_row(row["name"], row.get("location", "layer"), row["phase"], f"[{style}]{row['status']}[/]",
+        table.add_row(row["name"], _location(row), row["phase"], f"[{style}]{row['status']}[/]",
                       short_test(row["killed_by"]), row.get("how") or "", _cases(row), _size(row),
                       f"{row['seconds']:.1f}")
     console.print(table)

@@ -24,22 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from hypothesis import Phase, settings as hyp_settings
+from hypothesis import Phase
+from hypothesis import settings as hyp_settings
 
 from conformance.harness import profiles
+from conformance.judge.settings import configure, settings
+from conformance.mutants import kills
 from conformance.mutants.catalogue import Mutant
 from conformance.names import PROFILES
-from conformance.judge.settings import configure, settings
 
 SUITE_PACKAGE = "conformance.suite"
-#: What counts as a kill: the suite's own verdict. A planted bug whose code raises anything else
-#: (TypeError, IndexError, a constructor error, an unmodelled emulator feature) is an error, not a kill.
-KILL_CLASSES = ("out of tolerance", "NaN in output", "empty rows not 0", "outside the Ascend standard",
-                "cache bit-exact", "emulator hazard", "nondeterministic", "validator", "emulator contract",
-                "graph recompile", "metamorphic relation")
-#: Exceptions that are the harness refusing a call (a detection), by the name error records carry.
-DETECTING_ERRORS = {"ContextError": "validator", "ContractViolation": "emulator contract",
-                    "HazardError": "emulator contract", "GraphRecompiled": "graph recompile"}
 #: Cheap properties first: a mutant usually dies in the first file that exercises its phase.
 #: Suite files not named here run after these and before the stateful engine.
 SUITE_ORDER = ("test_prefill", "test_decode", "test_graph", "test_contract", "test_metamorphic")
@@ -101,8 +95,8 @@ class MutantResult:
     name: str
     status: str  # "killed" | "survived" | "error" (the run broke, or the planted code itself crashed: not a kill)
     killed_by: str | None = None  # test id of the first failing property
-    #: how the suite's verdict caught it, one of KILL_CLASSES joined by " + " (then ": detail"); for an
-    #: error, what broke
+    #: how the suite's verdict caught it (conformance.mutants.kills: its KILL_CLASSES, joined by " + ");
+    #: for an error, what broke
     how: str | None = None
     cases_to_kill: int | None = None  # judged cases (records) of the run up to and including the first failure
     cases_in_property: int | None = None  # the same, counted within the killing property only
@@ -184,7 +178,8 @@ def _fresh_suite_modules() -> None:
 @contextlib.contextmanager
 def _restored_state():
     """Put back the session settings, the hypothesis profile and hypothesis' forced seed afterwards."""
-    from hypothesis import core, settings as hyp_settings
+    from hypothesis import core
+    from hypothesis import settings as hyp_settings
 
     saved = settings()
     profile = hyp_settings.get_current_profile_name() if hasattr(hyp_settings, "get_current_profile_name") else None
@@ -235,30 +230,45 @@ def _result(name: str, code: int, collector: _Collector, seconds: float, log: st
         result.status = "error"
         result.message = _tail(log, 15)
         return result
-    report = failed[0]
+    _judge_kill(result, failed[0], collector, failures_dir)
+    return result
+
+
+def _judge_kill(result: MutantResult, report, collector: _Collector, failures_dir: Path) -> None:
+    """Fill `result` from the report of the first failing property: a kill, or an error when the suite's
+    verdict caught nothing (the planted code, or the harness, crashed)."""
     test_id = report.nodeid
     result.status, result.killed_by = "killed", test_id
     result.message = _first_lines(report.longreprtext, 6)
-    in_test = [r for t, r in collector.records if t == test_id]
     start = collector.test_start.get(test_id, 0)
+    result.cases_to_kill = _cases_to_kill(collector, test_id, start)
+    result.cases_in_property = result.cases_to_kill - start
+    in_test = [r for t, r in collector.records if t == test_id]
+    bad = [r for r in in_test if r["verdict"] != "pass"]
+    exc = collector.first_exception if collector.first_failed_case_test == test_id else None
+    detected, result.how = kills.how(bad[0] if bad else None, report, exc)
+    if not detected:
+        result.status = "error"
+    last = _reported_case(bad, in_test)
+    if last is not None:
+        result.counterexample = _counterexample(test_id, last, failures_dir)
+
+
+def _cases_to_kill(collector: _Collector, test_id: str, start: int) -> int:
+    """Records of the run up to and including the first failing case of `test_id` (which starts at record
+    `start`): its first failing record, or the first example that raised, whichever came first."""
     first_bad = next((i for i, (t, r) in enumerate(collector.records) if t == test_id and r["verdict"] != "pass"), None)
     marks = [i + 1 for i in (first_bad,) if i is not None]
     if collector.first_failed_case_test == test_id and collector.first_failed_case_at is not None:
         marks.append(max(collector.first_failed_case_at, start + 1))
-    result.cases_to_kill = min(marks) if marks else len(collector.records)
-    result.cases_in_property = result.cases_to_kill - start
-    bad = [r for r in in_test if r["verdict"] != "pass"]
-    exc = collector.first_exception if collector.first_failed_case_test == test_id else None
-    detected, result.how = _how(bad[0] if bad else None, report, exc)
-    if not detected:  # the planted code (or the harness) crashed: the suite's verdict caught nothing
-        result.status = "error"
-    # The reported failure: the last failing case whose file the plugin kept (it keeps the ones hypothesis
-    # reports, the explicit or shrunk examples), else the last failing one.
+    return min(marks) if marks else len(collector.records)
+
+
+def _reported_case(bad: list[dict], in_test: list[dict]) -> dict | None:
+    """The reported failure: the last failing case whose file the plugin kept (it keeps the ones hypothesis
+    reports, the explicit or shrunk examples), else the last failing one, else the property's last case."""
     kept = [r for r in bad if r.get("case_file") and Path(r["case_file"]).is_file()]
-    last = (kept or bad)[-1] if bad else (in_test[-1] if in_test else None)
-    if last is not None:
-        result.counterexample = _counterexample(test_id, last, failures_dir)
-    return result
+    return (kept or bad)[-1] if bad else (in_test[-1] if in_test else None)
 
 
 def _counterexample(test_id: str, record: dict, failures_dir: Path) -> Counterexample:
@@ -270,55 +280,6 @@ def _counterexample(test_id: str, record: dict, failures_dir: Path) -> Counterex
         seq_lens=lens, shape=f"Hq={case['num_heads']} Hkv={case['num_kv_heads']} D={case['head_dim']} "
                              f"bs={case['block_size']}",
         case_id=record["case_id"], case_file=str(path) if path.exists() else None)
-
-
-def _how(record: dict | None, report, exc: BaseException | None) -> tuple[bool, str]:
-    """(whether the suite's verdict caught it, how), from the first failing record, or, for a
-    property that makes no failing record (a metamorphic relation), from the exception it raised."""
-    if record is None:
-        if exc is not None and not isinstance(exc, AssertionError):
-            kind = type(exc).__name__
-            if kind in DETECTING_ERRORS:
-                return True, f"{DETECTING_ERRORS[kind]}: {exc}"[:120]
-            return False, f"the run raised {kind}: {exc}"[:160]
-        text = report.longreprtext
-        line = next((ln.strip() for ln in text.splitlines() if ln.strip().startswith("E ")), "")
-        return True, "metamorphic relation: " + (line[1:].strip()[:90] if line else "assertion")
-    if record["verdict"] == "error":
-        error = record.get("error", "")
-        kind, _, rest = error.partition(": ")
-        if kind == "ContextError":
-            return True, f"validator: {rest.split(':')[0]}"
-        if kind in ("ContractViolation", "HazardError"):
-            op, _, tail = rest.partition(": ")
-            argument = tail.split("'")[1] if tail.count("'") >= 2 else ""
-            return True, f"emulator contract: {op} {argument}".strip()
-        if kind == "GraphRecompiled":
-            return True, f"graph recompile: {rest.split('guard that failed: ')[-1]}"[:120]
-        return False, f"the run raised {error}"[:160]
-    parts = []
-    output = record.get("output") or {}
-    failed = record.get("failed_checks") or []
-    if "output" in failed:
-        if output.get("nonfinite_rows"):
-            parts.append("NaN in output")
-        elif output.get("nonzero_empty_rows"):
-            parts.append("empty rows not 0")
-        else:
-            parts.append("out of tolerance")
-    if "ascend" in failed:
-        parts.append("outside the Ascend standard")
-    if any(c.get("verdict") == "fail" for c in record.get("caches", [])):
-        parts.append("cache bit-exact")
-    codes = sorted({h.get("code", "?") for h in record.get("hazards") or [] if not h.get("accepted")})
-    if codes:
-        parts.append("emulator hazard: " + ", ".join(codes))
-    if "determinism" in failed:
-        first = ((record.get("determinism") or {}).get("differences") or [{}])[0]
-        where = (f" ({first['tensor']} row {first['row']}, head {first['head']})" if first.get("tensor") == "output"
-                 else f" ({first.get('tensor')})" if first else "")
-        parts.append("nondeterministic" + where)
-    return True, " + ".join(parts) or "failed"
 
 
 def _first_lines(text: str, n: int) -> str:

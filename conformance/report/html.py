@@ -1,61 +1,71 @@
-"""report.html: one self-contained page (inline CSS, plots as base64 PNG, no script, no network)."""
+"""report.html: one self-contained page (inline CSS, plots as base64 PNG, no script, no network).
+
+The markup lives in templates/ (jinja2, autoescaped: every value from a report is text, however it
+looks), the style in templates/report.css, which the page includes into its <style>. This module turns
+a report into the plain data those templates show: numbers are formatted by filters, and nothing
+here writes HTML except `wbr` (escaped parts joined by <wbr>) and the fuzz section (fuzz_section.py
+escapes as it builds).
+"""
 
 from __future__ import annotations
 
-from html import escape
+import functools
+import json
+import re
 
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
+
+from conformance.formatting import fmt_num, fmt_ratio, num, rank
 from conformance.report import fuzz_section
-from conformance.report.model import failures_first, gating_text
-from conformance.formatting import fmt_num, fmt_ratio, num
-from conformance.report.plots import ascend_margins_png, error_vs_bound_png, ratio_histogram_png
+from conformance.report.model import (bucket_cases, case_groups, dual_ratio, failed_rules, failures_first,
+                                      gating_text, identity_lines, standard_worsts, verdict_counts)
+from conformance.report.plots import (CAPTIONS, ascend_margins_png, ascend_misses, error_vs_bound_png,
+                                      ratio_histogram_png)
 
 TITLE = "npu-conformance tolerance report"
 MAX_FAILURES = 50  # failing / erroring cases listed (all are in report.json)
 CLOSEST_PASSING = 10  # passing cases listed, closest to the bound first
-
-CSS = """
-body{font:14px/1.45 -apple-system,'Segoe UI',Roboto,'DejaVu Sans',Arial,sans-serif;color:#1d2228;margin:0;
-  background:#f4f6f8}
-main{max-width:1200px;margin:0 auto;padding:20px 28px 40px}
-h1{font-size:24px;margin:4px 0 12px}
-h2{font-size:18px;margin:28px 0 8px;border-bottom:2px solid #d8dee4;padding-bottom:4px}
-.banner{padding:12px 16px;border-radius:6px;font-size:16px;font-weight:600;margin:8px 0;color:#fff}
-.passed{background:#1f883d}.failed{background:#cf222e}.incomplete{background:#9a6700}
-.warn{background:#fff8c5;border:2px solid #d4a72c;color:#4d2d00;padding:10px 14px;border-radius:6px;margin:8px 0}
-table{border-collapse:collapse;background:#fff;margin:6px 0 10px;width:100%}
-th,td{border:1px solid #d8dee4;padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:break-word}
-th,td.n,.tag{white-space:nowrap}
-td code{overflow-wrap:break-word}
-th{background:#eaeef2;font-weight:600}
-td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
-tr.bad td{background:#ffebe9}tr.full td{padding:0 8px 2px;border-top:0}
-tr.full summary{font-size:12px}tr.full table{width:auto;min-width:50%}tr.err td{background:#fff1e5}tr.skip td{background:#fff8c5}
-.meta{display:grid;grid-template-columns:repeat(auto-fill,minmax(270px,1fr));gap:4px 18px;background:#fff;
-  border:1px solid #d8dee4;border-radius:6px;padding:10px 14px}
-.meta div{overflow-wrap:anywhere}.meta b{color:#57606a;font-weight:600;margin-right:6px;white-space:nowrap}
-code{font:12px/1.4 'DejaVu Sans Mono',Menlo,Consolas,monospace;background:#eaeef2;padding:0 3px;border-radius:3px}
-pre{font:12px/1.4 'DejaVu Sans Mono',Menlo,Consolas,monospace;background:#fff;border:1px solid #d8dee4;
-  padding:8px;white-space:pre-wrap;overflow-wrap:anywhere;margin:4px 0}
-img{max-width:100%;background:#fff;border:1px solid #d8dee4;border-radius:6px;margin:6px 0}
-details{margin:2px 0}summary{cursor:pointer;color:#0969da}
-.muted{color:#57606a}.tag{display:inline-block;padding:0 6px;border-radius:10px;font-size:12px;font-weight:600}
-.t-pass{background:#dafbe1;color:#116329}.t-fail{background:#ffebe9;color:#a40e26}
-.t-error{background:#fff1e5;color:#953800}.t-skip{background:#fff8c5;color:#7d4e00}
-"""
+MAX_LINKS = 5  # cases linked from one count in a table cell or the banner ("+N more" beyond)
+TAG_CLASSES = {"pass": "t-pass", "passed": "t-pass", "fail": "t-fail", "failed": "t-fail", "error": "t-error",
+               "xpassed": "t-fail", "skipped": "t-skip", "xfailed": "t-skip"}
+ASCEND_METRICS = ("max_rel_err", "mean_rel_err", "rmse", "small_value_err_ratio", "eb")
+NOT_GATING = ("eb",)  # the Ascend standard reports error balance but never fails a case on it
 
 
-def _e(value) -> str:
-    return escape("" if value is None else str(value))
+# --- filters: formatting and the one piece of HTML built outside a template -----------------------
+def wbr(value) -> Markup:
+    """Text with line-break opportunities after / . :: _ (long node ids and op names would otherwise
+    push a table past the page): escaped pieces joined by <wbr>."""
+    pieces = re.split(r"(?<=/|\.|_)|(?<=::)", "" if value is None else str(value))
+    return Markup("<wbr>").join(escape(p) for p in pieces if p)
 
 
-def _wb(value) -> str:
-    """Escaped text with line-break opportunities after / . : _ (long node ids and op names)."""
-    out = _e(value)
-    for sep in ("/", ".", "::", "_"):
-        out = out.replace(sep, sep + "<wbr>")
-    return out.replace(":<wbr>:<wbr>", "::<wbr>")
+def _per_seq(ratios: list) -> str:
+    return ", ".join(f"{i}: {fmt_ratio(x)}" for i, x in enumerate(ratios))
 
 
+@functools.cache
+def environment() -> Environment:
+    """The templates' environment, built once: autoescape on for every template (also one named
+    otherwise, so no value reaches the page unescaped by accident)."""
+    env = Environment(loader=PackageLoader("conformance.report", "templates"),
+                      autoescape=select_autoescape(["html"], default=True), undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True,
+                      finalize=lambda value: "" if value is None else value)  # a missing value shows as blank
+    env.filters.update(ratio=fmt_ratio, sci=fmt_num, wbr=wbr, per_seq=_per_seq,
+                       tag_class=lambda verdict: TAG_CLASSES.get(verdict, "t-skip"))
+    return env
+
+
+def spaceless(page: str) -> str:
+    """Join tags that the templates put on separate lines for reading: table rows come out as one line
+    and no stray text node sits between cells. Only a line break plus indentation between '>' and '<'
+    goes; text never holds a raw '<' or '>' (it is escaped), so no content changes."""
+    return re.sub(r">\n\s*<", "><", page)
+
+
+# --- plain data for the templates ------------------------------------------------------------------
 def headline(text: str | None, limit: int = 160) -> str:
     """The first informative line of a failure message ('AssertionError:' alone joins the next line)."""
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
@@ -67,34 +77,13 @@ def headline(text: str | None, limit: int = 160) -> str:
     return first if len(first) <= limit else first[: limit - 1] + "\u2026"
 
 
-def _tag(verdict: str) -> str:
-    cls = {"pass": "t-pass", "passed": "t-pass", "fail": "t-fail", "failed": "t-fail", "error": "t-error",
-           "xpassed": "t-fail", "skipped": "t-skip", "xfailed": "t-skip"}.get(verdict, "t-skip")
-    return f'<span class="tag {cls}">{_e(verdict)}</span>'
-
-
-def _table(headers: list[str], rows: list[tuple[str, list[str]]], numeric: set[int] = frozenset()) -> str:
-    """rows: (tr class, [cell html])."""
-    head = "".join(f'<th class="n">{_e(h)}</th>' if i in numeric else f"<th>{_e(h)}</th>"
-                   for i, h in enumerate(headers))
-    body = "".join(_row(cls, cells, numeric, len(headers)) for cls, cells in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _row(cls: str, cells: list[str], numeric, width: int) -> str:
-    if len(cells) == 1 and width > 1:  # a full-width row (details under the row above)
-        return f'<tr class="{cls} full"><td colspan="{width}">{cells[0]}</td></tr>'
-    return f'<tr class="{cls}">' + "".join(f'<td class="n">{c}</td>' if i in numeric else f"<td>{c}</td>"
-                                           for i, c in enumerate(cells)) + "</tr>"
-
-
-def _meta(report: dict) -> str:
+def meta_items(report: dict) -> list[tuple[str, object]]:
     run = report["run"]
     v = run.get("versions") or {}
     hyp = run.get("hypothesis") or {}
     tol = run["tolerance_policy"]
     d = tol["default"]
-    items = [
+    return [
         ("backend", f"{run.get('backend')} ({run.get('backend_reason')})"),
         ("device", run.get("device")),
         ("NPU", "usable, " + f"{run['npu']['device_count']} device(s)" if run["npu"]["usable"]
@@ -118,247 +107,174 @@ def _meta(report: dict) -> str:
         ("pytest exit status", run.get("pytest_exitstatus")),
         ("pytest args", " ".join(run.get("pytest_args") or [])),
     ]
-    return '<div class="meta">' + "".join(f"<div><b>{_e(k)}</b>{_e(v)}</div>" for k, v in items) + "</div>"
 
 
-def _summary(report: dict) -> str:
-    if not report["summaries"]:
-        return '<p class="warn">No case was compared: nothing here shows the layer is within tolerance.</p>'
-    rows = []
-    for s in report["summaries"]:
-        bad = s["failed"] + s["errors"]
-        rows.append(("bad" if bad else "", [
-            _e(s["phase"]), _e(s["dtype"]), str(s["cases"]), str(s["passed"]), str(s["failed"]), str(s["errors"]),
-            f"<b>{_e(fmt_ratio(s['worst_ratio']))}</b>" if bad else _e(fmt_ratio(s["worst_ratio"])),
-            _e(fmt_ratio(s.get("worst_ascend_ratio"))), str(s.get("ascend_failed", 0)),
-            str(s.get("nondeterministic", 0)), str(s.get("hazards", 0)),
-            f"<code>{_e(s['worst_case_id'] or '-')}</code>"]))
-    t = report["totals"]
-    rows.append(("", ["<b>all</b>", "", f"<b>{t['cases']}</b>", f"<b>{t['passed']}</b>", f"<b>{t['failed']}</b>",
-                      f"<b>{t['errors']}</b>", f"<b>{_e(fmt_ratio(t['worst_ratio']))}</b>", "",
-                      f"<b>{t.get('ascend_failed', 0)}</b>", f"<b>{t.get('nondeterministic', 0)}</b>", "",
-                      f"<code>{_e(t['worst_case_id'] or '-')}</code>"]))
-    return _table(["phase", "dtype", "cases", "passed", "failed", "errors", "worst error/tolerance",
-                   "worst Ascend margin", "Ascend fails", "non-determ.", "hazards", "worst case"], rows,
-                  numeric={2, 3, 4, 5, 6, 7, 8, 9, 10})
-
-
-def _ascend_detail(a: dict | None) -> str:
+def _ascend_view(a: dict | None) -> dict | None:
+    """The Ascend standard's block of a case, with each metric's row and whether it is over its limit
+    (a non-gating metric is never marked: it fails nothing)."""
     if not a:
-        return '<p class="muted">Ascend benchmark standard: not computed.</p>'
-    rows = [("bad" if m != "eb" and num(a["ratios"][m]) > a["limits"][m] else "", [
-        _e(m) + (" (reported, not gating)" if m == "eb" else ""), _e(fmt_num(a["kernel"][m])),
-        _e(fmt_num(a["baseline"][m])), _e(fmt_ratio(a["ratios"][m])), _e(f"{a['limits'][m]:g}")])
-        for m in ("max_rel_err", "mean_rel_err", "rmse", "small_value_err_ratio", "eb")]
-    head = (f"<p>{_tag(a['verdict'])} Ascend benchmark standard {_e(a['level'])}: margin "
-            f"{_e(fmt_ratio(a['margin']))} (worst: {_e(a['worst_metric'])}); ratio = kernel / max(baseline, "
-            f"{_e(fmt_num(a['minimum_err'], 'g'))}); {a['kernel']['small_values']} small value(s) of "
-            f"{a['kernel']['elements']}</p>")
-    reasons = "".join(f"<li>{_e(x)}</li>" for x in a.get("reasons") or [])
-    return head + (f"<ul>{reasons}</ul>" if reasons else "") + _table(
-        ["metric", "kernel", "baseline", "ratio", "limit"], rows, numeric={1, 2, 3, 4})
+        return None
+    metrics = [{"name": m, "gating": m not in NOT_GATING, "kernel": a["kernel"][m], "baseline": a["baseline"][m],
+                "ratio": a["ratios"][m], "limit": a["limits"][m],
+                "over": m not in NOT_GATING and num(a["ratios"][m]) > a["limits"][m]} for m in ASCEND_METRICS]
+    return a | {"metrics": metrics}
 
 
-def _determinism_detail(d: dict | None) -> str:
-    if not d:
-        return '<p class="muted">Determinism: not checked.</p>'
-    if d["verdict"] == "pass":
-        return f"<p>{_tag('pass')} determinism: {d['runs']} runs on the same inputs gave the same bits</p>"
-    return (f"<p>{_tag('fail')} determinism over {d['runs']} runs</p><ul>"
-            + "".join(f"<li>{_e(x)}</li>" for x in d["reasons"]) + "</ul>")
+def _hazard_status(h: dict) -> str:
+    if h.get("accepted"):
+        return f"acknowledged ({h['acknowledgement']})"
+    return "fails the case" + (" (--strict-contracts)" if h.get("acknowledgement") else ": not acknowledged")
 
 
-def _case_detail(r: dict) -> str:
+def case_view(r: dict) -> dict:
+    """One record as the worst-cases table shows it: its row and its folded details."""
     out = r.get("output") or {}
-    parts = []
-    if r.get("error"):
-        parts.append(f"<pre>{_e(r['error'])}</pre>")
-    if out:
-        parts.append(
-            f"<p>{_tag(out['verdict'])} dual reference: max |out-golden| {_e(fmt_num(out['max_abs_err']))} / bound {_e(fmt_num(out['bound']))} "
-            f"(ratio {_e(fmt_ratio(out['ratio']))}; baseline max {_e(fmt_num(out['baseline_max_abs_err']))}"
-            + (f"; the {_e(out['bound_term'])} term binds" if out.get("bound_term") else "") + "); "
-            f"mean {_e(fmt_num(out['mean_abs_err']))} / {_e(fmt_num(out['mean_bound']))} "
-            f"(ratio {_e(fmt_ratio(out['mean_ratio']))})</p>")
-        if out.get("per_seq_ratio"):
-            per_seq = ", ".join(f"{i}: {fmt_ratio(x)}" for i, x in enumerate(out["per_seq_ratio"]))
-            parts.append(f"<p>per-sequence ratio: {_e(per_seq)}</p>")
-        reasons = list(out.get("reasons") or [])
-        if out.get("nonfinite_rows"):
-            reasons.append(f"non-finite rows: {out['nonfinite_rows'][:20]}")
-        if reasons:
-            parts.append("<ul>" + "".join(f"<li>{_e(x)}</li>" for x in reasons) + "</ul>")
-        parts.append(_ascend_detail(r.get("ascend")))
-        parts.append(_determinism_detail(r.get("determinism")))
-        if out.get("worst_values"):
-            parts.append(_table(["row", "seq", "head", "dim", "out", "golden", "baseline", "|out-golden|"], [
-                ("", [str(w["row"]), _e(w.get("seq", "-")), str(w["head"]), str(w["dim"]),
-                      _e(fmt_num(w["out"], ".6g")), _e(fmt_num(w["golden"], ".6g")),
-                      _e(fmt_num(w["baseline"], ".6g")), _e(fmt_num(w["abs_err"]))])
-                for w in out["worst_values"]], numeric={0, 1, 2, 3, 4, 5, 6, 7}))
-    for c in r.get("caches") or []:
-        line = f"{c['name']}: {c['verdict']} ({c['mismatched_slots']}/{c['slots']} slots differ)"
-        extra = "; ".join(c.get("reasons") or [])
-        parts.append(f"<p>{_tag(c['verdict'])} {_e(line)}{(': ' + _e(extra)) if extra else ''}</p>")
-    for h in r.get("hazards") or []:
-        status = (f"acknowledged ({h['acknowledgement']})" if h.get("accepted") else
-                  "fails the case" + (" (--strict-contracts)" if h.get("acknowledgement") else ": not acknowledged"))
-        parts.append(f"<p>{_tag('hazard')} <code>{_e(h.get('code', ''))}</code> {_e(status)}: "
-                     f"<code>{_e(h['op'])}</code> {_e(h['argument'])}: {_e(h['rule'])}</p>")
-    for n in r.get("notes") or []:
-        parts.append(f"<p>{_tag('note')} <code>{_e(n.get('code', ''))}</code> <code>{_e(n['op'])}</code> "
-                     f"{_e(n['argument'])}: {_e(n['rule'])}</p>")
-    replay = r.get("case_file")
-    if replay:
-        parts.append(f"<p>replay: <code>npu-conformance replay {_e(replay)}</code></p>")
-    parts.append(f"<details><summary>case JSON</summary><pre>{_e(_case_json(r['case']))}</pre></details>")
-    return "".join(parts)
+    shape, lengths = r.get("shape") or {}, r.get("lengths") or {}
+    reasons = list(out.get("reasons") or [])
+    if out.get("nonfinite_rows"):
+        reasons.append(f"non-finite rows: {out['nonfinite_rows'][:20]}")
+    rules = failed_rules(r)
+    return {
+        # a passing case that a reported (non-gating) standard failed is marked, never as a failure
+        "r": r, "out": out, "rules": rules, "cls": {"fail": "bad", "error": "err"}.get(r["verdict"], "miss" if rules
+                                                                                       else ""),
+        "verdicts": r.get("verdicts") or {}, "headline": headline(r.get("error"), 140),
+        "config": (f"Hq={shape['num_heads']} Hkv={shape['num_kv_heads']} D={shape['head_dim']} "
+                   f"bs={shape['block_size']}" if shape else ""),
+        "lengths": f"B={lengths['batch']} len {lengths['min']}..{lengths['max']}" if lengths else "",
+        "test_name": r["test_id"].rsplit("::", 1)[-1], "output_reasons": reasons,
+        "ascend": _ascend_view(r.get("ascend")),
+        "hazards": [h | {"status": _hazard_status(h)} for h in r.get("hazards") or []],
+        "case_json": json.dumps(r["case"], sort_keys=True),
+    }
 
 
-def _case_json(case: dict) -> str:
-    import json
+class Listing:
+    """Which records the worst-cases table lists, in which group, and each listed case's anchor. A
+    count anywhere on the page links to its cases through here; a case the table does not list (past
+    a group's cap) is named without a link."""
 
-    return json.dumps(case, sort_keys=True)
+    def __init__(self, report: dict):
+        records = report["records"]
+        ordered = failures_first(records)
+        self.total = len(records)
+        self.bad = [r for r in ordered if r["verdict"] != "pass"]
+        self.reported = sorted((r for r in ordered if r["verdict"] == "pass" and failed_rules(r)),
+                               key=lambda r: -rank(r.get("ascend_ratio")))
+        passing = [r for r in ordered if r["verdict"] == "pass" and not failed_rules(r)]
+        passing_ids = {id(r) for r in passing}
+        self.why: dict[int, list[str]] = {id(r): ["closest to the bound"] for r in passing[:CLOSEST_PASSING]}
+        for (phase, dtype), info in bucket_cases(records).items():
+            for standard, label in (("dual", "dual reference"), ("ascend", "Ascend margin")):
+                worst = info["worst"][standard]
+                if worst is not None and id(worst) in passing_ids:
+                    self.why.setdefault(id(worst), []).insert(0, f"worst {label} in {phase}/{dtype}")
+        self.closest = [r for r in passing if id(r) in self.why]
+        self.groups = [("failing", "Failing and erroring cases, worst first", self.bad[:MAX_FAILURES]),
+                       ("reported", "Within the gating standards, outside a reported one (not gating)",
+                        self.reported[:MAX_FAILURES]),
+                       ("closest", "Passing: each phase and dtype's worst case by each standard, and the "
+                                   f"{CLOSEST_PASSING} closest to the bound", self.closest)]
+        self.anchors: dict[str, str] = {}
+        for _, _, rows in self.groups:
+            for r in rows:
+                self.anchors.setdefault(r["case_id"], f"case-{r['case_id']}")
 
-
-def _worst_cases(report: dict) -> str:
-    records = failures_first(report["records"])
-    if not records:
-        return '<p class="muted">No case recorded.</p>'
-    bad = [r for r in records if r["verdict"] != "pass"]
-    shown = bad[:MAX_FAILURES] + [r for r in records if r["verdict"] == "pass"][:CLOSEST_PASSING]
-    rows = []
-    for r in shown:
-        out = r.get("output") or {}
-        shape = r.get("shape") or {}
-        lengths = r.get("lengths") or {}
-        if r["verdict"] == "error":
-            where = f'<span class="muted">{_e(headline(r.get("error"), 140))}</span>'
-        elif out.get("worst_row", -1) >= 0:
-            where = (f'seq&nbsp;{out["worst_seq"]} head&nbsp;{out["worst_head"]}'
-                     f'<br><span class="muted">row&nbsp;{out["worst_row"]}</span>')
-        else:
-            where = "-"
-        config = (f"Hq={shape['num_heads']} Hkv={shape['num_kv_heads']} D={shape['head_dim']} "
-                  f"bs={shape['block_size']}" if shape else "")
-        lens = f"B={lengths['batch']} len {lengths['min']}..{lengths['max']}" if lengths else ""
-        cls = {"fail": "bad", "error": "err"}.get(r["verdict"], "")
-        verdicts = r.get("verdicts") or {}
-        standards = ("-" if r["verdict"] == "error" else
-                     f"dual&nbsp;{_tag(verdicts.get('dual', '-'))}<br>Ascend&nbsp;{_tag(verdicts.get('ascend', '-'))} "
-                     f"{_e(fmt_ratio(r.get('ascend_ratio')))}<br>det.&nbsp;{_tag(verdicts.get('determinism', '-'))}")
-        rows.append((cls, [
-            _tag(r["verdict"]), _e(r["phase"]) + "<br>" + _e(r["dtype"]), _e(fmt_ratio(r.get("ratio"))),
-            standards, _e(fmt_num(out.get("max_abs_err"))), _e(fmt_num(r.get("bound"))), where,
-            _e(config) + "<br>" + _e(lens),
-            f"<code>{_e(r['case_id'])}</code><br><span class=\"muted\">{_wb(r['test_id'].rsplit('::', 1)[-1])}"
-            "</span>"]))
-        rows.append((cls, [f"<details><summary>{_e(r['case_id'])}: errors, worst values, caches, hazards, "
-                           f"case JSON</summary>{_case_detail(r)}</details>"]))
-    note = (f'<p class="muted">{len(bad)} failing or erroring case(s) first, then the {CLOSEST_PASSING} passing '
-            f"cases closest to the bound; {len(shown)} of {len(records)} shown (every case is in report.json).</p>")
-    return note + _table(["verdict", "phase / dtype", "ratio", "standards", "max err", "bound", "worst spot",
-                          "shape / lengths", "case / test"], rows, numeric={2, 4, 5})
+    def links(self, records: list[dict], count: int | None = None, limit: int = MAX_LINKS) -> dict:
+        """The cases behind a count: [{"id", "href"}] (href None if not listed), how many more are not
+        shown, and how many were only counted (a fuzz session does not keep every passing record)."""
+        ids = list(dict.fromkeys(r["case_id"] for r in records))
+        return {"ids": [{"id": i, "href": "#" + self.anchors[i] if i in self.anchors else None} for i in ids[:limit]],
+                "more": max(len(ids) - limit, 0),
+                "unkept": max(count - len(records), 0) if count is not None else 0}
 
 
-def _tests(report: dict) -> str:
-    tests = report["tests"]
-    if not tests:
-        return '<p class="warn">No test finished.</p>'
+def worst_cases(report: dict, listing: Listing) -> dict:
+    seen: set[str] = set()
+    groups = []
+    for anchor, title, rows in listing.groups:
+        views = []
+        for r in rows:
+            view = case_view(r) | {"why": listing.why.get(id(r), []),
+                                   "anchor": None if r["case_id"] in seen else listing.anchors[r["case_id"]]}
+            seen.add(r["case_id"])
+            views.append(view)
+        groups.append({"anchor": anchor, "title": title, "rows": views})
+    return {"groups": groups, "bad": len(listing.bad), "reported": len(listing.reported), "closest": CLOSEST_PASSING,
+            "shown": sum(len(g["rows"]) for g in groups), "total": listing.total}
+
+
+def _summary_row(s: dict, info: dict | None, listing: Listing) -> dict:
+    """One phase x dtype row: each count with the cases it counts, each standard with its worst case."""
+    info = info or {"groups": case_groups([]), "worst": standard_worsts([])}
+    groups, worst = info["groups"], info["worst"]
+    return s | {
+        "bad": s["failed"] + s["errors"],
+        "links": {key: listing.links(groups[g], s.get(key, 0)) for key, g in (
+            ("failed", "failed"), ("errors", "errors"), ("ascend_failed", "ascend_failed"),
+            ("nondeterministic", "nondeterministic"), ("hazards", "hazards"))},
+        "dual": {"ratio": dual_ratio(worst["dual"]) if worst["dual"] else None,
+                 "links": listing.links([worst["dual"]] if worst["dual"] else [])},
+        "ascend": {"ratio": worst["ascend"].get("ascend_ratio") if worst["ascend"] else None,
+                   "links": listing.links([worst["ascend"]] if worst["ascend"] else [])},
+        "determinism_run": worst["determinism_run"],
+    }
+
+
+def summary_view(report: dict, listing: Listing) -> dict:
+    buckets = bucket_cases(report["records"])
+    rows = [_summary_row(s, buckets.get((s["phase"], s["dtype"])), listing) for s in report["summaries"]]
+    everything = {"groups": case_groups(report["records"]), "worst": standard_worsts(report["records"])}
+    totals = report["totals"] | {"hazards": sum(s.get("hazards", 0) for s in report["summaries"])}
+    return {"rows": rows, "totals": _summary_row(totals, everything, listing) if rows else None}
+
+
+def banner(report: dict, listing: Listing) -> dict:
+    """The verdict line, the cases behind each of its counts, and what was judged."""
+    counts = [c | {"links": listing.links(c["records"], c["count"])} for c in verdict_counts(report)]
+    return {"verdict": report["verdict"], "counts": counts, "identity": identity_lines(report["run"])}
+
+
+def tests_view(report: dict) -> list[dict]:
     order = {"failed": 0, "error": 0, "xpassed": 0, "skipped": 1, "xfailed": 2, "passed": 3}
     rows = []
-    for t in sorted(tests, key=lambda x: (order.get(x["outcome"], 4), x["test_id"])):
-        cls = {"failed": "bad", "error": "err", "xpassed": "bad", "skipped": "skip"}.get(t["outcome"], "")
+    for t in sorted(report["tests"], key=lambda x: (order.get(x["outcome"], 4), x["test_id"])):
         reason = t["reason"] or ""
-        reason_html = (f"<details><summary>{_e(headline(reason))}</summary><pre>{_e(reason)}</pre>"
-                       "</details>") if "\n" in reason or len(reason) > 160 else _e(reason)
-        rows.append((cls, [_tag(t["outcome"]), f"<code>{_wb(t['test_id'])}</code>", str(t["cases"]),
-                           f"{num(t['duration_s']):.1f} s", reason_html]))
-    return _table(["outcome", "test", "cases", "time", "reason"], rows, numeric={2, 3})
+        rows.append(t | {"cls": {"failed": "bad", "error": "err", "xpassed": "bad", "skipped": "skip"}.get(
+            t["outcome"], ""), "reason": reason, "fold": "\n" in reason or len(reason) > 160,
+            "headline": headline(reason), "duration_s": num(t["duration_s"])})
+    return rows
 
 
-def _finding_rows(rows: list[dict], with_ack: bool):
-    out = []
-    for h in rows:
-        cells = [f"<code>{_e(h.get('code') or '-')}</code>", f"<code>{_wb(h['op'])}</code>", _e(h["argument"]),
-                 _e(h["rule"]), str(h["count"]), str(h["cases"]), _e(", ".join(h["phases"])),
-                 "inferred" if h["inferred"] else "sourced",
-                 _e(h["source"]) + (f'<br><span class="muted">e.g. {_e(h.get("example_detail"))}</span>'
-                                    if h.get("example_detail") else "")]
-        if with_ack:
-            cells.insert(1, _e(h.get("acknowledgement") or "-"))
-        out.append(("bad" if with_ack and not h.get("accepted") else "", cells))
-    return out
+def findings(report: dict) -> dict:
+    return {"failing": [h for h in report["hazards"] if not h.get("accepted")],
+            "accepted": [h for h in report["hazards"] if h.get("accepted")],
+            "notes": report.get("notes") or [], "ledger": report.get("acknowledgements") or []}
 
 
-def _hazards(report: dict) -> str:
-    head = ["code", "op", "argument", "rule", "count", "cases", "phases", "basis", "source"]
-    failing = [h for h in report["hazards"] if not h.get("accepted")]
-    accepted = [h for h in report["hazards"] if h.get("accepted")]
-    parts = ['<p class="muted">Hazards: calls the hardware accepts but leaves undefined, unchecked or '
-             "version-dependent. Each fails its case unless the acknowledgement ledger accepts it "
-             "(never under --strict-contracts).</p>"]
-    parts.append("<h3>Hazards that failed their cases</h3>" + (
-        _table(head[:1] + ["acknowledgement"] + head[1:], _finding_rows(failing, True), numeric={5, 6})
-        if failing else '<p class="muted">None.</p>'))
-    parts.append("<h3>Acknowledged hazards</h3>" + (
-        _table(head[:1] + ["acknowledgement"] + head[1:], _finding_rows(accepted, True), numeric={5, 6})
-        if accepted else '<p class="muted">None.</p>'))
-    notes = report.get("notes") or []
-    parts.append('<h3>Notes</h3><p class="muted">Accepted and well-defined; informational only (e.g. an '
-                 "emulator-only extension such as float32, a host sync).</p>" + (
-                     _table(head, _finding_rows(notes, False), numeric={4, 5}) if notes
-                     else '<p class="muted">None.</p>'))
-    ledger = report.get("acknowledgements") or []
-    if ledger:
-        rows = [("bad" if a["status"] == "stale" else "", [
-            f"<code>{_e(a['id'])}</code>", f"<code>{_e(a['code'])}</code>", f"<code>{_wb(a['op'])}</code>",
-            _e(", ".join(a["phases"]) or "all"), str(a["matched"]), _e(a["status"]),
-            _e(a["reason"]) + f'<br><span class="muted">{_e(a["link"])}</span>']) for a in ledger]
-        parts.append("<h3>Acknowledgement ledger</h3>" + _table(
-            ["id", "code", "op", "phases", "matched", "status", "reason"], rows, numeric={4}))
-    return "".join(parts)
-
-
-def _plots(report: dict) -> str:
-    parts = []
-    for alt, png in (("Observed error against allowed bound per phase and dtype", error_vs_bound_png(report["records"])),
-                     ("Histogram of error/tolerance ratios", ratio_histogram_png(report["records"])),
-                     ("Ascend benchmark-standard ratios per metric, against their limits",
-                      ascend_margins_png(report["records"]))):
-        if png:
-            parts.append(f'<img alt="{_e(alt)}" src="data:image/png;base64,{png}">')
-    if parts and report.get("tally"):
-        counted = sum(t["cases"] for t in report["tally"])
-        parts.insert(0, f'<p class="muted">A fuzz session keeps every failing case and the worst passing ones of '
-                        f'each phase and dtype; {counted} more passing cases are only counted (in the summary '
-                        "above), not plotted.</p>")
-    return "".join(parts) or '<p class="muted">No compared case to plot.</p>'
+def plots(report: dict, listing: Listing) -> dict:
+    records = report["records"]
+    images = [{"key": key, "alt": alt, "png": png, "caption": CAPTIONS[key]} for key, alt, png in (
+        ("error_vs_bound", "Observed error against allowed bound per phase and dtype", error_vs_bound_png(records)),
+        ("ratio_histogram", "Histogram of error/tolerance ratios", ratio_histogram_png(records)),
+        ("ascend_margins", "Ascend benchmark-standard ratios per metric, against their limits",
+         ascend_margins_png(records))) if png]
+    misses = [{"metric": m, "share": share, "link": listing.links([r])["ids"][0]}
+              for r, m, share in ascend_misses(records)]
+    counted = sum(t["cases"] for t in report.get("tally") or [])
+    return {"images": images, "misses": misses[:MAX_FAILURES], "more_misses": max(len(misses) - MAX_FAILURES, 0),
+            "counted_only": counted if images and report.get("tally") else None}
 
 
 def render_html(report: dict) -> str:
-    verdict = report["verdict"]
-    sections = [f"<h1>{_e(TITLE)}</h1>",
-                f'<div class="banner {_e(verdict["status"])}">{_e(verdict["reason"])}</div>']
-    if not report["complete"]:
-        sections.append(f'<div class="warn"><b>INCOMPLETE REPORT</b>: {_e(report["incomplete_reason"])}. '
-                        "Only the tests that finished are counted; this report does not show conformance.</div>")
-    if report["collection_errors"]:
-        sections.append('<div class="warn"><b>Collection errors</b><ul>' + "".join(
-            f"<li><code>{_e(e['nodeid'] or '<session>')}</code>: {_e(e['message'])}</li>"
-            for e in report["collection_errors"]) + "</ul></div>")
-    sections += ["<h2>Run</h2>", _meta(report),
-                 "<h2>Summary per phase and dtype</h2>", _summary(report), fuzz_section.html_section(report),
-                 "<h2>Error against tolerance</h2>", _plots(report),
-                 "<h2>Worst cases (failures first)</h2>", _worst_cases(report),
-                 "<h2>Hazards</h2>", _hazards(report),
-                 "<h2>Tests</h2>", _tests(report),
-                 f'<p class="muted">report.json schema version {report["schema_version"]}'
-                 + (f" (migrated from version {report['run']['migrated_from']})" if report["run"].get("migrated_from")
-                    else "") + "; a ratio is the case's worst error/tolerance over the gating standards (the dual "
-                 "reference's max and mean rules; the Ascend standard's worst metric ratio / limit, its margin), "
-                 "&le; 1 passes.</p>"]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(TITLE)}: "
-            f"{_e(verdict['status'])}</title><style>{CSS}</style></head><body><main>\n"
-            + "\n".join(sections) + "\n</main></body></html>\n")
+    listing = Listing(report)
+    page = environment().get_template("report.html").render(
+        title=TITLE, banner=banner(report, listing), complete=report["complete"],
+        incomplete_reason=report["incomplete_reason"], collection_errors=report["collection_errors"],
+        meta=meta_items(report), summary=summary_view(report, listing),
+        # fuzz_section.py builds its HTML from escaped parts (html.escape on every value it shows)
+        fuzz=Markup(fuzz_section.html_section(report)),
+        plots=plots(report, listing), cases=worst_cases(report, listing), findings=findings(report),
+        tests=tests_view(report), schema_version=report["schema_version"],
+        migrated_from=report["run"].get("migrated_from"))
+    return spaceless(page).rstrip("\n") + "\n"

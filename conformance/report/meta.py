@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hypothesis import settings as hyp_settings
 
+from conformance.adapters.loading import identity
 from conformance.harness.run import RUN_STATE
 from conformance.judge.settings import settings
 from conformance.platform.probe import probe_npu
@@ -82,4 +83,6 @@ def run_metadata(config, *, started_at: str, duration_s: float, finished_at: str
         "pytest_args": [str(a) for a in config.invocation_params.args],
         "pytest_exitstatus": None if exitstatus is None else int(exitstatus),
         "failures_dir": str(s.failures_dir),
+        "layer": identity(s.layer),  # what was judged: spec, file, sha256, git commit and dirty flag
+        "runner": identity(s.runner),
     }

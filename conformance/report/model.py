@@ -9,7 +9,6 @@ look the same to every renderer.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 
 from conformance.formatting import fmt_ratio, jsonable, rank
@@ -262,3 +261,165 @@ def failures_first(records: list[dict], limit: int | None = None) -> list[dict]:
     good.sort(key=lambda r: -rank(r.get("ratio")))
     out = bad + good
     return out if limit is None else out[:limit]
+
+
+# --- what a count counts: derived for the renderers, never written to report.json -------------
+# Every number a reader sees (in the verdict line, a summary row, a failing case's row) must lead to the
+# cases behind it, and each standard must show its own worst case: a bucket's worst dual-reference ratio
+# says nothing about the case that missed the Ascend standard.
+
+OWN_LAYER = "npu_attention.attention:Attention"  # what a report without run.layer judged
+
+
+def dual_ratio(record: dict):
+    """The dual reference's own ratio, the worse of its max and mean rules (NaN counts as the worst);
+    None for a case with no output compared."""
+    out = record.get("output")
+    if not out:
+        return None
+    return max(rank(out.get("ratio")), rank(out.get("mean_ratio")))
+
+
+def differing_elements(record: dict) -> int:
+    """How many output/cache elements differed between the determinism runs (0: same bits or not run)."""
+    return sum(int(d.get("elements") or 0) for d in (record.get("determinism") or {}).get("differences") or [])
+
+
+def _gates(record: dict, check: str) -> bool:
+    """Whether `check` failing failed this case (a record without failed_checks: its verdict says)."""
+    checks = record.get("failed_checks")
+    return record["verdict"] != "pass" if checks is None else check in checks
+
+
+def _output_rules(out: dict) -> list[str]:
+    if out.get("nonfinite_rows"):
+        return ["NaN"]  # the max and mean rules mean nothing on a NaN output
+    rules = []
+    if rank(out.get("ratio")) > 1:
+        rules.append("max rule")
+    if rank(out.get("mean_ratio")) > 1:
+        rules.append("mean rule")
+    if out.get("nonzero_empty_rows"):
+        rules.append("empty rows not 0")
+    return rules or ["dual reference"]
+
+
+def _ascend_rules(a: dict) -> list[str]:
+    over = [m for m, limit in a["limits"].items() if m != "eb" and rank(a["ratios"].get(m)) > limit]
+    return [f"Ascend: {m}" for m in over] + (["Ascend: NaN"] if (a.get("kernel") or {}).get("nonfinite") else [])
+
+
+def failed_rules(record: dict) -> list[dict]:
+    """Each rule the case broke, gating or only reported: [{"rule": "mean rule", "gating": True}, ...]
+    ("max rule", "mean rule", "NaN", "Ascend: rmse", "cache v_cache", "hazard <code>", "nondeterministic",
+    "refused", "error"), in the order a reader should fix them."""
+    if record["verdict"] == "error":
+        return [{"rule": "error", "gating": True}]
+    found = []
+    out, verdicts = record.get("output") or {}, record.get("verdicts") or {}
+    if out.get("verdict") == "fail":
+        found += [(rule, _gates(record, "output")) for rule in _output_rules(out)]
+    if verdicts.get("ascend") == "fail" and record.get("ascend"):
+        found += [(rule, _gates(record, "ascend")) for rule in _ascend_rules(record["ascend"])]
+    found += [(f"cache {c['name']}", True) for c in record.get("caches") or [] if c.get("verdict") == "fail"]
+    found += [(f"hazard {h.get('code') or h.get('rule')}", True) for h in record.get("hazards") or []
+              if not h.get("accepted")]
+    if verdicts.get("determinism") == "fail":
+        found.append(("nondeterministic", _gates(record, "determinism")))
+    if "refused" in (record.get("failed_checks") or []):
+        found.append(("refused", True))
+    return [{"rule": rule, "gating": gating} for rule, gating in found]
+
+
+def case_groups(records: list[dict]) -> dict[str, list[dict]]:
+    """The records behind each count of case_totals and decide (same rules), worst first."""
+    fails = failures_first([r for r in records if r["verdict"] == "fail"])
+    by_ascend = sorted(records, key=lambda r: -rank(r.get("ascend_ratio")))
+    return {
+        "failed": fails,
+        "out_of_tolerance": [r for r in fails if r.get("failed_checks") not in (["hazards"], ["determinism"])],
+        "nondeterministic_only": [r for r in fails if r.get("failed_checks") == ["determinism"]],
+        "hazard_only": [r for r in fails if r.get("failed_checks") == ["hazards"]],
+        "errors": [r for r in records if r["verdict"] == "error"],
+        "ascend_failed": [r for r in by_ascend if standard_failures(r)["ascend_failed"]],
+        "nondeterministic": sorted((r for r in records if standard_failures(r)["nondeterministic"]),
+                                   key=lambda r: -differing_elements(r)),
+        "hazards": [r for r in records if any(not h.get("accepted") for h in r.get("hazards") or [])],
+    }
+
+
+def _worst(records: list[dict], key) -> dict | None:
+    scored = [(key(r), r) for r in records if key(r) is not None]
+    return max(scored, key=lambda x: x[0])[1] if scored else None
+
+
+def standard_worsts(records: list[dict]) -> dict:
+    """Each standard's own worst case among `records`: the dual reference's highest ratio, the Ascend
+    standard's highest margin, determinism's case with the most differing elements (None if every case
+    was deterministic)."""
+    nondeterministic = [r for r in records if standard_failures(r)["nondeterministic"]]
+    return {"dual": _worst(records, dual_ratio), "ascend": _worst(records, lambda r: _some(r.get("ascend_ratio"))),
+            "determinism": _worst(nondeterministic, differing_elements),
+            "determinism_run": any((r.get("verdicts") or {}).get("determinism") in ("pass", "fail") for r in records)}
+
+
+def _some(value):
+    return None if value is None else rank(value)
+
+
+def bucket_cases(records: list[dict]) -> dict[tuple[str, str], dict]:
+    """Per phase x dtype: case_groups and standard_worsts of its records."""
+    buckets: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        buckets.setdefault((r["phase"], r["dtype"]), []).append(r)
+    return {key: {"groups": case_groups(rows), "worst": standard_worsts(rows)} for key, rows in buckets.items()}
+
+
+def verdict_counts(report: dict) -> list[dict]:
+    """The counts the verdict line gives, each with its records: [{"label", "count", "records"}]. A count
+    above len(records) includes cases a fuzz session only counted (their records were not kept)."""
+    groups, totals = case_groups(report["records"]), report["totals"]
+    status = report["verdict"]["status"]
+    if status == "incomplete":
+        items = [("out of tolerance or in error", groups["failed"] + groups["errors"])]
+    elif status == "failed":
+        items = [("out of tolerance", groups["out_of_tolerance"]),
+                 ("within tolerance but nondeterministic", groups["nondeterministic_only"]),
+                 ("within tolerance but with an unacknowledged hazard", groups["hazard_only"]),
+                 ("raised an error", groups["errors"])]
+    else:
+        items = [("outside the Ascend benchmark standard (reported, not gating)", groups["ascend_failed"]),
+                 ("nondeterministic (reported, not gating)", groups["nondeterministic"])]
+    counted = {"outside the Ascend benchmark standard (reported, not gating)": totals.get("ascend_failed", 0),
+               "nondeterministic (reported, not gating)": totals.get("nondeterministic", 0)}
+    out = [{"label": label, "count": counted.get(label, len(rows)), "records": rows} for label, rows in items if
+           rows or counted.get(label)]
+    worst = next((r for r in report["records"] if r["case_id"] == totals.get("worst_case_id")), None)
+    if worst is not None and status != "incomplete":
+        out.append({"label": f"worst ratio {fmt_ratio(totals['worst_ratio'])}", "count": None, "records": [worst]})
+    return out
+
+
+def identity_lines(run: dict) -> list[dict]:
+    """What was judged, from run.layer / run.runner (absent or null in reports written before they
+    existed: then the project's own layer was judged): [{"role", "spec", "details": [str], "own"}]."""
+    lines = []
+    for role, key in (("layer under test", "layer"), ("runner", "runner")):
+        subject = run.get(key)
+        if not subject:
+            if key == "layer":
+                lines.append({"role": role, "spec": OWN_LAYER, "details": ["the project's own"], "own": True})
+            continue
+        git = subject.get("git") or {}
+        details = [x for x in (
+            "the project's own" if subject.get("name") == "own" else None, subject.get("file"),
+            f"sha256 {subject['sha256'][:12]}" if subject.get("sha256") else None,
+            f"git {git['commit'][:12]}" if git.get("commit") else None, "dirty" if git.get("dirty") else None) if x]
+        lines.append({"role": role, "spec": subject["spec"], "details": details, "own": subject.get("name") == "own"})
+    return lines
+
+
+def identity_text(line: dict) -> str:
+    """'layer under test: <spec> (<file>, sha256 <12 hex>, git <12 hex>, dirty)' as one plain line."""
+    details = f" ({', '.join(line['details'])})" if line["details"] else ""
+    return f"{line['role']}: {line['spec']}{details}"

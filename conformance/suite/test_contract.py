@@ -128,6 +128,7 @@ UPSTREAM_FLAT_DECODE = Case(phase="decode_eager", num_heads=4, num_kv_heads=2, h
                             seed=1)
 
 
+@pytest.mark.own_layer
 @pytest.mark.skipif("config.getoption('backend') == 'npu'",
                     reason="would corrupt device memory on real kernels: the emulator proves the refusal")
 def test_upstream_flat_decode_slots_fail_in_the_kernel_naming_op_and_rule():

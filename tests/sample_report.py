@@ -1,7 +1,9 @@
 """A synthetic report with every feature a renderer must show: failures (out of tolerance, NaN
 output, a cache mismatch, nondeterministic), a case outside the Ascend standard that does not gate, an
-erroring case, hazards, skipped and failed tests, optionally an incomplete run. Used by the report tests and to draw docs/report-screenshot.png. Numbers are made
-up (seeded), shaped exactly like the records conformance.check.Outcome.record() produces.
+erroring case, hazards, skipped and failed tests, optionally an incomplete run. Used by the report tests
+(`from sample_report import ...`: pytest puts tests/ on sys.path) and to draw docs/report-screenshot.png.
+Numbers are made up (seeded), shaped exactly like the records conformance.judge.outcome.Outcome.record()
+produces.
 """
 
 from __future__ import annotations
