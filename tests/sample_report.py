@@ -19,12 +19,16 @@ from conformance.report.model import build_report
 
 _NOTE = {"op": "torch_npu.npu_fused_infer_attention_score_v2", "argument": "inner_precise",
          "rule": "bfloat16 ignores the precision bit of inner_precise", "code": "fia/bf16-inner-precise",
-         "source": "hicann/ops-transformer prompt_flash_attention_tiling.cpp L4016-4019", "inferred": False,
+         "inferred": False,
+         # the real sources, long unbreakable paths included: the page must wrap them, not run off the edge
+         "source": "hicann/ops-transformer attention/prompt_flash_attention/op_host/prompt_flash_attention_tiling.cpp "
+                   "L4016-4019",
          "detail": "got 1"}
 _HAZARDS = [
     {"op": "torch_npu.scatter_update_", "argument": "indices", "code": "scu/overlapping-targets",
      "rule": "duplicate (overlapping) targets: the result at repeated positions is not guaranteed",
-     "source": "hicann/ops-nn aclnnInplaceScatterUpdate", "inferred": False, "detail": "row 3 -> (11, 0)",
+     "source": "hicann/ops-nn index/scatter/docs/aclnnInplaceScatterUpdate.md", "inferred": False,
+     "detail": "row 3 -> (11, 0)",
      "acknowledgement": "graph-padding-dummy-slot", "accepted": True},
     {"op": "torch_npu.npu_fused_infer_attention_score_v2", "argument": "atten_mask", "code": "fia/mask-content",
      "rule": "the optimized mask must hold True strictly above the diagonal", "inferred": True,
@@ -176,7 +180,8 @@ def sample_records(seed: int = 7) -> list[dict]:
     error_case = dict(out[0]["case"], phase="decode_graph", dtype="float16", seed=904)
     out.append({"case_id": "0904deadbeef", "phase": "decode_graph", "dtype": "float16", "backend": "emulated",
                 "verdict": "error", "ratio": None, "hazards": [], "case": error_case, "property": "decode_graph",
-                "test_id": tests["decode_graph"], "case_file": "conformance-report/failures/decode_graph-0904deadbeef.json",
+                "test_id": tests["decode_graph"],
+                "case_file": "conformance-report/failures/decode_graph-0904deadbeef.json",
                 "error": "ContractViolation: torch_npu.scatter_update_: argument 'updates': dim 0 must be <= dim 0 "
                          "of self (data) (4 > 3) [source: hicann/ops-nn aclnnInplaceScatterUpdate.md]"})
     return out
@@ -195,8 +200,8 @@ def sample_tests(records: list[dict]) -> list[dict]:
     tests.append({"test_id": "conformance/suite/test_npu_only.py::test_on_hardware", "outcome": "skipped",
                   "duration_s": 0.0, "reason": "needs a real NPU: run with --backend npu on an Ascend machine",
                   "cases": 0, "worker": None})
-    tests.append({"test_id": "conformance/suite/test_contract.py::test_corrupted_contexts_are_refused", "outcome": "passed",
-                  "duration_s": 3.0, "reason": None, "cases": 0, "worker": None})
+    tests.append({"test_id": "conformance/suite/test_contract.py::test_corrupted_contexts_are_refused",
+                  "outcome": "passed", "duration_s": 3.0, "reason": None, "cases": 0, "worker": None})
     return tests
 
 

@@ -7,11 +7,10 @@ public source. A second table covers documented features the emulator does not m
 
 import pytest
 import torch
+from emulator_ops import AIR, MASK, RAC, SCU, V1, V2  # noqa: E402  (tests/ is on sys.path)
 
 from conformance import emulator
 from conformance.emulator import ContractViolation, EmulatorUnsupported, HazardError
-
-from emulator_ops import AIR, MASK, RAC, SCU, V1, V2  # noqa: E402  (tests/ is on sys.path)
 
 tn = emulator.torch_npu
 air = emulator.torchair.ops

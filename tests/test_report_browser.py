@@ -1,8 +1,12 @@
 """report.html in a real headless browser (Debian's chromium): the page renders offline, with its
-title, banner, tables and the three plots."""
+title, banner, tables and the three plots; and at a 1400 px wide window nothing runs off the page or
+is clipped (every table, caption and plot fits the content box, plots shown at the size they were
+drawn, so their legend text is as large as drawn)."""
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import re
 import shutil
@@ -12,8 +16,9 @@ import numpy as np
 import pytest
 
 from conformance.report.artifacts import write_html
+from conformance.report.model import build_report
 
-from sample_report import sample_report  # tests/ is on sys.path
+from sample_report import LEDGER, _run, sample_records, sample_report, sample_tests  # tests/ is on sys.path
 
 CHROMIUM = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed: apt-get install chromium")
@@ -68,3 +73,71 @@ def test_dom_has_the_title_banner_and_the_three_plots(tmp_path, page):
     for heading in ("Run", "Summary per phase and dtype", "Error against tolerance", "Worst cases (failures first)",
                     "Hazards", "Tests"):
         assert f"<h2>{heading}</h2>" in dom
+
+
+# Measures the laid-out page (in a copy of it made by the test: report.html itself has no script).
+# Every <details> is opened first, so folded case details are measured too. An element "outside" sits
+# past the content box of <main> (the page's column); an "overflowing" one holds content wider than
+# itself (clipped or spilling over its neighbours); a "scaled" image is shown smaller than drawn.
+PROBE = """
+window.addEventListener("load", () => {
+  document.querySelectorAll("details").forEach((d) => { d.open = true; });
+  const main = document.querySelector("main"), style = getComputedStyle(main), box = main.getBoundingClientRect();
+  const left = box.left + parseFloat(style.paddingLeft), right = box.right - parseFloat(style.paddingRight);
+  const name = (el) => el.tagName.toLowerCase() + (el.className ? "." + String(el.className).trim() : "") + " "
+    + JSON.stringify((el.textContent || el.alt || "").trim().slice(0, 60));
+  const out = {viewport: document.documentElement.clientWidth, scroll_width: document.documentElement.scrollWidth,
+               outside: [], overflowing: [], scaled: [], captions: []};
+  for (const el of main.querySelectorAll("*")) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 && r.height === 0) continue;
+    if (r.right > right + 0.5 || r.left < left - 0.5) out.outside.push(name(el));
+    if (getComputedStyle(el).display !== "inline" && el.clientWidth > 0
+        && (el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1 && el.tagName !== "DETAILS"
+            && getComputedStyle(el).overflowY !== "visible")) out.overflowing.push(name(el));
+  }
+  for (const img of document.images) {
+    if (img.width < img.naturalWidth - 1) out.scaled.push(img.alt + " " + img.width + "/" + img.naturalWidth);
+  }
+  for (const cap of document.querySelectorAll("figcaption")) {
+    const r = cap.getBoundingClientRect();
+    out.captions.push({text: cap.textContent, inside: r.left >= left - 0.5 && r.right <= right + 0.5,
+                       height: r.height});
+  }
+  const pre = document.createElement("pre");
+  pre.id = "layout-probe";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+"""
+
+
+def _layout(tmp_path, page, width: int) -> dict:
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.read_text(encoding="utf-8").replace("</body>", f"<script>{PROBE}</script></body>"),
+                      encoding="utf-8")
+    dom = _chromium(tmp_path, "--dump-dom", f"--window-size={width},1000", probed.as_uri()).stdout
+    found = re.search(r'<pre id="layout-probe">(.*?)</pre>', dom, re.S)
+    assert found, "the layout probe did not run"
+    return json.loads(html.unescape(found.group(1)))
+
+
+@pytest.fixture(scope="module")
+def one_bucket_page(tmp_path_factory):
+    """A run of one phase x dtype: the plots have a single panel (their captions were cut at both ends)."""
+    records = [r for r in sample_records() if (r["phase"], r["dtype"]) == ("prefill", "float16")]
+    report = build_report(_run(True), records, sample_tests(records), complete=True, acknowledgements=LEDGER)
+    path = tmp_path_factory.mktemp("html-one") / "report.html"
+    write_html(report, path)
+    return path
+
+
+@pytest.mark.parametrize("which", ["page", "one_bucket_page"])
+def test_nothing_runs_off_the_page_or_is_clipped_at_1400px(tmp_path, request, which):
+    layout = _layout(tmp_path, request.getfixturevalue(which), 1400)
+    assert layout["scroll_width"] <= layout["viewport"], "the page scrolls sideways"
+    assert layout["outside"] == [], "elements run past the page's column"
+    assert layout["overflowing"] == [], "elements hold content wider than themselves (clipped or spilling)"
+    assert layout["scaled"] == [], "plots shown smaller than drawn: their text would be smaller too"
+    assert layout["captions"] and all(c["inside"] and c["height"] > 0 for c in layout["captions"])
+    assert any("reported, not gating" in c["text"] for c in layout["captions"])

@@ -78,3 +78,60 @@ def new_token_slots(step: EngineStep) -> list[tuple[int, int, int]]:
             block, offset = slot_of(seq.block_table, position, bs)
             out.append((b, position, block * bs + offset))
     return out
+
+
+@dataclass
+class LiveSequence:
+    seq_id: int
+    num_tokens: int  # tokens it holds, the one being decoded included
+    block_table: list[int]
+
+
+class EngineModel:
+    """The ground truth of an engine: its configuration, the live sequences (their tokens so far and the
+    blocks the block manager gave them, in logical order) and the free list. Blocks go back to the front
+    of the free list when a sequence finishes, stale contents and all, so the next sequence to need a
+    block gets one. `step(...)` describes a step of it as the runner is given it (an EngineStep)."""
+
+    def __init__(self, config: EngineConfig, free: list[int]):
+        self.config = config
+        self.free = list(free)
+        self.live: dict[int, LiveSequence] = {}
+        self.next_id = 0
+
+    def blocks_for(self, num_tokens: int) -> int:
+        return math.ceil(num_tokens / self.config.block_size)
+
+    def admit(self, num_tokens: int, pick=lambda free: 0) -> int | None:
+        """A new sequence of `num_tokens` (its prompt), if the scheduler would take it now: a batch slot,
+        a length within max_model_len and enough free blocks (`pick(free list)` chooses each one's index).
+        Returns its id, or None."""
+        need = self.blocks_for(num_tokens)
+        if len(self.live) >= self.config.max_num_seqs or num_tokens > self.config.max_model_len \
+                or need > len(self.free):
+            return None
+        seq = LiveSequence(self.next_id, num_tokens, [self.free.pop(pick(self.free)) for _ in range(need)])
+        self.live[seq.seq_id] = seq
+        self.next_id += 1
+        return seq.seq_id
+
+    def grow(self, seq_id: int, pick=lambda free: 0) -> bool:
+        """The sequence takes its next token (a new block when the token opens one). False when it
+        cannot: at max_model_len, or no free block left (the caller finishes it or skips it)."""
+        seq = self.live[seq_id]
+        opens_block = seq.num_tokens % self.config.block_size == 0
+        if seq.num_tokens + 1 > self.config.max_model_len or (opens_block and not self.free):
+            return False
+        if opens_block:
+            seq.block_table.append(self.free.pop(pick(self.free)))
+        seq.num_tokens += 1
+        return True
+
+    def finish(self, seq_id: int) -> None:
+        self.free[:0] = self.live.pop(seq_id).block_table  # stale contents, handed out next
+
+    def step(self, seq_ids, is_prefill: bool) -> EngineStep:
+        seqs = tuple(ScheduledSequence(seq_id=i, num_tokens=self.live[i].num_tokens,
+                                       num_scheduled_tokens=self.live[i].num_tokens if is_prefill else 1,
+                                       block_table=tuple(self.live[i].block_table)) for i in seq_ids)
+        return EngineStep(is_prefill=is_prefill, config=self.config, sequences=seqs)

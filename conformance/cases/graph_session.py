@@ -23,6 +23,7 @@ from typing import Iterator
 import torch
 
 from conformance.cases.case import DTYPES, SEED_MAX, Case, CaseError, Tensors, check_int, check_int_tuple
+from conformance.cases.engine import EngineConfig, EngineModel, LiveSequence
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,13 @@ class GraphSession:
     block_size: int
     num_blocks: int  # block 0 never handed out; the last block is the graph-padding dummy
     max_num_seqs: int
-    table_width: int  # max_model_len // block_size: a sequence never holds more blocks
+    table_width: int  # ceil(max_model_len / block_size): a sequence never holds more blocks
     seed: int
     block_order: tuple[int, ...]  # the free list at the start: blocks 1 .. num_blocks - 2, shuffled
     start: tuple[int, ...]  # lengths of the sequences live at the first step
     steps: tuple[SessionStep, ...] = field(default_factory=tuple)
+    #: the engine's max_model_len (0: table_width * block_size); left out of the JSON when 0
+    max_model_len: int = 0
 
     def __post_init__(self):
         """Check every field (a case file is data from anywhere) before anything is allocated."""
@@ -55,6 +58,10 @@ class GraphSession:
                      "table_width"):
             check_int(name, getattr(self, name), 1, owner=owner)
         check_int("seed", self.seed, 0, SEED_MAX, owner=owner)
+        check_int("max_model_len", self.max_model_len, 0, owner=owner)
+        if self.max_model_len and math.ceil(self.max_model_len / self.block_size) != self.table_width:
+            raise CaseError(f"GraphSession.table_width ({self.table_width}) must be ceil(max_model_len / block_size) "
+                            f"= {math.ceil(self.max_model_len / self.block_size)}")
         check_int_tuple("start", self.start, 1, owner=owner)
         check_int_tuple("block_order", self.block_order, 1, owner=owner)
         if not isinstance(self.steps, tuple) or not all(isinstance(s, SessionStep) for s in self.steps):
@@ -74,7 +81,10 @@ class GraphSession:
              block_tables=((1,),), seed=0, max_num_seqs=self.max_num_seqs, table_width=self.table_width)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if not data["max_model_len"]:
+            del data["max_model_len"]  # the default: sessions saved before the field read the same
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "GraphSession":
@@ -91,24 +101,19 @@ class GraphSession:
 
     @property
     def max_len(self) -> int:
-        return self.table_width * self.block_size
+        """The engine's max_model_len: the longest a sequence may grow."""
+        return self.max_model_len or self.table_width * self.block_size
 
 
-@dataclass
-class _Seq:
-    uid: int
-    length: int  # tokens including the one this step decodes
-    blocks: list[int]
-
-
-class _Engine:
-    """The block bookkeeping of a session: live sequences, the free list, the cache they share."""
+class _SessionEngine:
+    """A session's engine model (conformance.cases.engine.EngineModel) and the cache its sequences share."""
 
     def __init__(self, session: GraphSession, device: str):
         self.s = session
-        self.free = list(session.block_order)
-        self.live: list[_Seq] = []
-        self.next_uid = 0
+        config = EngineConfig(block_size=session.block_size, num_blocks=session.num_blocks,
+                              max_num_seqs=session.max_num_seqs, max_model_len=session.max_len, enforce_eager=False,
+                              dummy_block=session.num_blocks - 1)
+        self.model = EngineModel(config, list(session.block_order))
         shape = (session.num_blocks, session.block_size, session.num_kv_heads * session.head_dim)
         dtype = DTYPES[session.dtype]
         # Poison: a slot no sequence has written is NaN, so reading it shows.
@@ -116,45 +121,37 @@ class _Engine:
         self.v_cache = torch.full(shape, math.nan, dtype=dtype, device=device)
 
     def admit(self, length: int) -> None:
-        s = self.s
-        need = math.ceil(length / s.block_size)
-        if len(self.live) >= s.max_num_seqs or length > s.max_len or need > len(self.free):
-            return  # the scheduler would not admit it now
-        seq = _Seq(self.next_uid, length, [self.free.pop(0) for _ in range(need)])
-        self.next_uid += 1
-        self.live.append(seq)
-        self._write_history(seq)
+        seq_id = self.model.admit(length)
+        if seq_id is not None:
+            self._write_history(self.model.live[seq_id])
 
-    def _write_history(self, seq: _Seq) -> None:
+    def _write_history(self, seq: LiveSequence) -> None:
         """Tokens 0 .. length-2 of a new sequence, as its prefill wrote them (values seeded per sequence)."""
         s = self.s
-        gen = torch.Generator().manual_seed((s.seed * 1_000_003 + seq.uid) % 2**63)
+        gen = torch.Generator().manual_seed((s.seed * 1_000_003 + seq.seq_id) % 2**63)
         width = s.num_kv_heads * s.head_dim
         for cache in (self.k_cache, self.v_cache):
-            rows = torch.randn(seq.length - 1, width, generator=gen).to(cache.dtype).to(cache.device)
-            for pos in range(seq.length - 1):
-                cache[seq.blocks[pos // s.block_size], pos % s.block_size] = rows[pos]
+            rows = torch.randn(seq.num_tokens - 1, width, generator=gen).to(cache.dtype).to(cache.device)
+            for pos in range(seq.num_tokens - 1):
+                cache[seq.block_table[pos // s.block_size], pos % s.block_size] = rows[pos]
 
     def leave(self, position: int) -> None:
-        if self.live:
-            seq = self.live.pop(position % len(self.live))
-            self.free[:0] = seq.blocks  # stale contents, handed out next
+        live = list(self.model.live)
+        if live:
+            self.model.finish(live[position % len(live)])
 
     def grow(self) -> None:
-        """Every sequence that decoded last step moves to its next token (a new block at a boundary)."""
-        for seq in list(self.live):
-            seq.length += 1
-            if seq.length > self.s.max_len or (seq.length - 1) % self.s.block_size == 0 and not self.free:
-                self.live.remove(seq)
-                self.free[:0] = seq.blocks
-            elif (seq.length - 1) % self.s.block_size == 0:
-                seq.blocks.append(self.free.pop(0))
+        """Every sequence that decoded last step moves to its next token (a new block at a boundary);
+        one that cannot (at max_model_len, or no block left) finishes."""
+        for seq_id in list(self.model.live):
+            if not self.model.grow(seq_id):
+                self.model.finish(seq_id)
 
 
-def step_cases(session: GraphSession, device: str = "cpu") -> Iterator[tuple[int, Case, "_Engine"]]:
+def step_cases(session: GraphSession, device: str = "cpu") -> Iterator[tuple[int, Case, "_SessionEngine"]]:
     """(step index, the step's decode_graph Case, the engine before the step) for every step with live
     sequences. The engine's cache is the one the step must start from; callers replace it afterwards."""
-    engine = _Engine(session, device)
+    engine = _SessionEngine(session, device)
     for length in session.start:
         engine.admit(length)
     for index, step in enumerate((SessionStep(),) + tuple(session.steps)):
@@ -164,14 +161,15 @@ def step_cases(session: GraphSession, device: str = "cpu") -> Iterator[tuple[int
                 engine.leave(position)
             for length in step.join:
                 engine.admit(length)
-        if not engine.live:
+        if not engine.model.live:
             continue
+        live = engine.model.step(list(engine.model.live), is_prefill=False)
         case = Case(phase="decode_graph", num_heads=session.num_heads, num_kv_heads=session.num_kv_heads,
                     head_dim=session.head_dim, dtype=session.dtype, block_size=session.block_size,
-                    num_blocks=session.num_blocks, seq_lens=tuple(s.length for s in engine.live),
-                    block_tables=tuple(tuple(s.blocks) for s in engine.live),
+                    num_blocks=session.num_blocks, seq_lens=tuple(s.num_tokens for s in live.sequences),
+                    block_tables=tuple(s.block_table for s in live.sequences),
                     seed=(session.seed * 7919 + index) % 2**63, max_num_seqs=session.max_num_seqs,
-                    table_width=session.table_width)
+                    table_width=session.table_width, max_model_len=session.max_model_len)
         yield index, case, engine
 
 

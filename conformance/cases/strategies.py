@@ -14,6 +14,7 @@ import random
 from hypothesis import strategies as st
 
 from conformance.cases.case import Case
+from conformance.cases.graph_session import GraphSession, SessionStep
 
 #: What the kernels accept (the emulator's rules, conformance/emulator/RULES.md): TND prefill takes only
 #: bfloat16 and (D, Dv) in {(64, 64), (128, 128), (192, 192) without GQA, (192, 128)}; the layer's q/k/v
@@ -193,7 +194,25 @@ GRAPH_ENGINES = {
          "max_num_seqs": 5, "table_width": 2},
     ),
 }
-GRAPH_SPARE_BLOCKS = 2  # a pool a little larger than the sequences can hold: freed blocks get reused
+#: Blocks beyond what max_num_seqs sequences at max_model_len need: 0 is a pool with exactly enough
+#: blocks (the allocator runs dry exactly when the batch is full at its longest), 2 leaves slack.
+GRAPH_SPARE_BLOCKS = (0, 2)
+#: max_model_len edges: at a multiple of block_size, just below it, just above the one before, and not
+#: near a multiple at all. Every one needs the same table width (ceil(max_model_len / block_size)), so a
+#: session's graph is the engine configuration's one compile whichever is drawn.
+MODEL_LEN_EDGES = ("at a multiple", "just below a multiple", "just above a multiple", "not a multiple")
+
+
+def model_len(block_size: int, table_width: int, edge: str) -> int:
+    top = table_width * block_size
+    return {"at a multiple": top, "just below a multiple": top - 1,
+            "just above a multiple": top - block_size + 1, "not a multiple": top - block_size // 2}[edge]
+
+
+def _session_length(block_size: int, max_len: int) -> st.SearchStrategy[int]:
+    """A prompt length in a session: the usual edges (1, one block, block boundaries) or max_model_len
+    itself and one below (a sequence that reaches max_model_len, or does on its next step)."""
+    return st.one_of(_length(block_size, max_len), st.sampled_from((max_len, max_len - 1)))
 
 
 @st.composite
@@ -201,17 +220,23 @@ def graph_sessions(draw, backend: str = "emulated", max_steps: int = 10):
     """A graph decode session: one of GRAPH_ENGINES (the shapes the runner compiles decode for) and up
     to `max_steps` steps in which sequences join and leave while every live one decodes, with blocks
     handed out from a shuffled free list. The configuration is drawn first, then the sequences and steps
-    as lists, so shrinking removes steps and sequences before anything else."""
-    from conformance.cases.graph_session import GraphSession, SessionStep
-
+    as lists, so shrinking removes steps and sequences before anything else. The engine's edges are drawn
+    for every runner: max_model_len at and around a multiple of block_size (MODEL_LEN_EDGES), sequences
+    that reach it, a single live sequence or a full batch, a pool with exactly enough blocks, and (by
+    leaving and joining) blocks freed and handed out again within the session."""
     engine = draw(st.sampled_from(GRAPH_ENGINES["npu" if backend == "npu" else "emulated"]))
     block_size, max_num_seqs, table_width = engine["block_size"], engine["max_num_seqs"], engine["table_width"]
-    num_blocks = 2 + max_num_seqs * table_width + GRAPH_SPARE_BLOCKS  # block 0 and the dummy reserved
-    lengths = _length(block_size, table_width * block_size)
-    start = draw(st.lists(lengths, min_size=1, max_size=max_num_seqs))
+    max_len = model_len(block_size, table_width, draw(st.sampled_from(MODEL_LEN_EDGES)))
+    spare = draw(st.sampled_from(GRAPH_SPARE_BLOCKS))
+    num_blocks = 2 + max_num_seqs * table_width + spare  # block 0 and the dummy reserved
+    lengths = _session_length(block_size, max_len)
+    live = draw(st.sampled_from(("any", "one", "full")))  # a single live sequence, or a full batch
+    start = draw(st.lists(lengths, min_size=max_num_seqs if live == "full" else 1,
+                          max_size=1 if live == "one" else max_num_seqs))
     steps = draw(st.lists(st.builds(SessionStep, join=st.lists(lengths, max_size=2).map(tuple),
                                     leave=st.lists(st.integers(0, 7), max_size=1).map(tuple)),
                           min_size=1, max_size=max_steps))
     order = _shuffled(draw, range(1, num_blocks - 1))
     return GraphSession(**engine, num_blocks=num_blocks, seed=draw(st.integers(0, 2**32 - 1)),
-                        block_order=tuple(order), start=tuple(start), steps=tuple(steps))
+                        block_order=tuple(order), start=tuple(start), steps=tuple(steps),
+                        max_model_len=0 if max_len == table_width * block_size else max_len)

@@ -20,7 +20,7 @@ that is carried over, not re-audited. The default is the newest version whose ev
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 #: Oldest first. version -> the public snapshot it was read at.
 EMULATED_VERSIONS: dict[str, str] = {

@@ -6,12 +6,27 @@ changes meaning; the rule text beside it may be reworded. RULES.md lists the sam
 
 from __future__ import annotations
 
-#: The emulated ops, by the names findings carry.
-OPS = (
-    "torch_npu.npu_fused_infer_attention_score", "torch_npu.npu_fused_infer_attention_score_v2",
-    "torchair.ops.npu_fused_infer_attention_score", "torch_npu._npu_reshape_and_cache",
-    "torch_npu.scatter_update_", "torch_npu.scatter_update",
+#: Every modelled op: (public name, one-line summary). `npu-conformance info` prints this list.
+MODELLED_OPS = (
+    ("torch_npu.npu_fused_infer_attention_score", "fused infer attention, v1 schema (prompt and decode kernels)"),
+    ("torch_npu.npu_fused_infer_attention_score.out", "its out variant: writes preallocated outputs (graph capture)"),
+    ("torch_npu._npu_fused_infer_attention_score_get_max_workspace",
+     "the workspace query of graph capture: checks the call, returns a placeholder"),
+    ("torch_npu.npu_fused_infer_attention_score_v2", "fused infer attention, v2 schema"),
+    ("torch_npu.npu_fused_infer_attention_score_v2.out", "its out variant: writes preallocated outputs"),
+    ("torch_npu._npu_fused_infer_attention_score_v2_get_max_workspace", "the v2 workspace query"),
+    ("torch_npu.npu_prompt_flash_attention", "PFA: the prompt kernel's own op (FIA's predecessor)"),
+    ("torch_npu.npu_incre_flash_attention", "IFA: the decode kernel's own op, Q_S == 1 (FIA's predecessor)"),
+    ("torchair.ops.npu_fused_infer_attention_score", "torchair's graph-mode FIA (int64 length tensors)"),
+    ("torch_npu._npu_reshape_and_cache", "ATB paged cache write of key and value (ND caches)"),
+    ("torch_npu._npu_reshape_and_cache_siso", "ATB paged cache write of the key only (ND cache)"),
+    ("torch_npu.npu_scatter_pa_kv_cache", "paged cache write, cache_mode 'Norm' (ND); the NZ format is not modelled"),
+    ("torch_npu.scatter_update_", "in-place Scatter(update) along an axis (1-D offsets or [n, 2] pairs)"),
+    ("torch_npu.scatter_update", "out-of-place scatter_update"),
 )
+
+#: The emulated ops, by the names findings carry.
+OPS = tuple(name for name, _ in MODELLED_OPS)
 
 #: code -> one-line summary. Hazards fail a case unless acknowledged.
 HAZARDS = {
@@ -42,8 +57,8 @@ NOTES = {
     "fia/length-tensor": "a Tensor for a SymInt[] length list: converted by the dispatcher (one host sync)",
     "spc/negative-slot": "npu_scatter_pa_kv_cache slot < 0: outside the doc's range, skipped by the ND kernel",
     "rac/float32": "float32 cache write: an emulator-only extension the hardware refuses",
-    "rac/negative-slot-outside-doc": "a slot <= -num_blocks*block_size: outside the doc's domain, skipped by the kernel "
-                                     "like every negative slot",
+    "rac/negative-slot-outside-doc": "a slot <= -num_blocks*block_size: outside the doc's domain, skipped by "
+                                     "the kernel like every negative slot",
 }
 
 

@@ -12,8 +12,17 @@ import torch
 
 from conformance.emulator import sources as src
 from conformance.emulator.fia_args import (
-    V1_NAMES, V1_OP, V1_UNMODELLED_MODES, V1_UNMODELLED_TENSORS, V2_NAMES, V2_OP, V2_UNMODELLED_DTYPES,
-    V2_UNMODELLED_MODES, V2_UNMODELLED_TENSORS, FiaCall, unmodelled_arguments,
+    V1_NAMES,
+    V1_OP,
+    V1_UNMODELLED_MODES,
+    V1_UNMODELLED_TENSORS,
+    V2_NAMES,
+    V2_OP,
+    V2_UNMODELLED_DTYPES,
+    V2_UNMODELLED_MODES,
+    V2_UNMODELLED_TENSORS,
+    FiaCall,
+    unmodelled_arguments,
 )
 from conformance.emulator.fia_checks import plan_call
 from conformance.emulator.fia_compute import keep_matrix, run

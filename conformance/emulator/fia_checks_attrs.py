@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
-from conformance.emulator import cann, sources as src
+from conformance.emulator import cann
+from conformance.emulator import sources as src
 from conformance.emulator.fia_args import FiaCall
 from conformance.emulator.findings import Checker
-
 
 #: From this CANN version on, FIA sends fp16/bf16 TND calls to its own tiling (RouteToFia) first.
 FIA_V3_ROUTE_VERSION = "8.5.0"
@@ -38,6 +38,12 @@ def check_heads(c: Checker, call: FiaCall) -> Heads:
     return Heads(num_heads=num_heads, num_kv_heads=num_kv_heads, scale=float(call.scale))
 
 
+def reaches_pfa_tiling_for_tnd(route: str) -> bool:
+    """Whether a TND call meets the PFA tiling's dtype check: the PFA op always, FIA before CANN 8.5.0 (then
+    RouteToFia sends it to the FIA v3 tiling first, fia_checks_route); the IFA op takes no TND here."""
+    return route == "pfa" or (route == "fia" and not cann.at_least(FIA_V3_ROUTE_VERSION))
+
+
 def check_dtypes(c: Checker, call: FiaCall, layout: str) -> None:
     """Docs: query fp16/bf16, int8 only with quantization; key/value as the query without antiquant."""
     query, key, value = call.query, call.key, call.value
@@ -54,7 +60,7 @@ def check_dtypes(c: Checker, call: FiaCall, layout: str) -> None:
         c.note("fia/float32", "query", "float32 is an emulator-only extension: the kernel refuses it (\"can not be "
                "DT_FLOAT\"), so a float32 result says nothing about the hardware", src.at(src.PFA_TILING, "3967"),
                detail="emulated in float32")
-    if layout == "TND" and (call.route != "fia" or not cann.at_least(FIA_V3_ROUTE_VERSION)):
+    if layout == "TND" and reaches_pfa_tiling_for_tnd(call.route):
         # Code and aclnn doc: bf16 only; the op-plugin v2 doc still lists fp16 for MHA (the code wins). From
         # CANN 8.5.0 FIA routes TND calls away from the PFA tiling first (fia_checks_route); the PFA op keeps it.
         c.require(query.dtype in (torch.bfloat16, torch.float32), "query", "layout TND needs bfloat16 (the tiling "

@@ -13,7 +13,13 @@ from conformance.emulator.fia_checks_lengths import Lengths
 from conformance.emulator.fia_checks_shapes import KvShape, QueryShape
 from conformance.emulator.fia_mask import tile_sizes
 from conformance.emulator.fia_plan import (
-    ALL, BAND, CAUSAL_BOTTOM_RIGHT, CAUSAL_TOP_LEFT, INT_MAX, MASK_ONLY, WINDOW,
+    ALL,
+    BAND,
+    CAUSAL_BOTTOM_RIGHT,
+    CAUSAL_TOP_LEFT,
+    INT_MAX,
+    MASK_ONLY,
+    WINDOW,
 )
 from conformance.emulator.findings import Checker
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from conformance.emulator import cann, sources as src
+from conformance.emulator import cann
+from conformance.emulator import sources as src
 from conformance.emulator.fia_args import FiaCall
 from conformance.emulator.fia_checks_attrs import FIA_V3_ROUTE_VERSION
 from conformance.emulator.fia_checks_shapes import QueryShape

@@ -29,7 +29,13 @@ import math
 import torch
 
 from conformance.emulator.fia_plan import (
-    ALL, BAND, CAUSAL_BOTTOM_RIGHT, CAUSAL_TOP_LEFT, MASK_ONLY, WINDOW, FiaPlan,
+    ALL,
+    BAND,
+    CAUSAL_BOTTOM_RIGHT,
+    CAUSAL_TOP_LEFT,
+    MASK_ONLY,
+    WINDOW,
+    FiaPlan,
 )
 
 #: Upper bound on score elements materialised at once (rows are chunked to stay under it).

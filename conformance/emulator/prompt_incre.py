@@ -20,7 +20,14 @@ from __future__ import annotations
 
 from conformance.emulator.fia import fused_infer_attention
 from conformance.emulator.fia_args import (
-    IFA_NAMES, IFA_OP, IFA_UNMODELLED_TENSORS, PFA_NAMES, PFA_OP, PFA_UNMODELLED_TENSORS, FiaCall, unmodelled_arguments,
+    IFA_NAMES,
+    IFA_OP,
+    IFA_UNMODELLED_TENSORS,
+    PFA_NAMES,
+    PFA_OP,
+    PFA_UNMODELLED_TENSORS,
+    FiaCall,
+    unmodelled_arguments,
 )
 from conformance.emulator.fia_plan import INT_MAX
 from conformance.emulator.findings import op_call

@@ -46,7 +46,8 @@ def _check_tensors(c: Checker, key, value, key_cache, value_cache, slot_mapping)
     c.require(key.dtype == value.dtype == key_cache.dtype == value_cache.dtype, "key_cache",
               "key, value and both caches must share one dtype", src.at(src.SPC_DOC, "152"),
               detail=f"{key.dtype}, {value.dtype}, {key_cache.dtype}, {value_cache.dtype}")
-    c.require(key.dtype in DTYPES, "key", "dtype must be float16, bfloat16 or int8 on Atlas A2/A3", src.SPC_DOC,
+    c.require(key.dtype in DTYPES, "key", "dtype must be float16, bfloat16 or int8 on Atlas A2/A3",
+              src.at(src.SPC_DOC, "102-103"),
               detail=f"got {key.dtype}")
     c.require(slot_mapping.dtype in (torch.int32, torch.int64), "slot_mapping", "dtype must be int32 or int64",
               src.at(src.SPC_DOC, "105"), detail=f"got {slot_mapping.dtype}")

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator
 from types import SimpleNamespace
-from typing import Iterator
 
 import torch
 
@@ -32,7 +32,6 @@ from conformance.emulator import sources as src
 from conformance.emulator.fia import fused_infer_attention, v1_call
 from conformance.emulator.fia_args import AIR_OP, V1_NAMES
 from conformance.emulator.findings import Checker, op_call
-
 
 LOWERING_MODE = "max-autotune"
 

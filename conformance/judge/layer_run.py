@@ -58,6 +58,8 @@ def runner_context(case: Case, t: Tensors, run: RunSettings, context=None):
     engine step, before anything else runs. `context` replaces the runner's (contract tests pass
     corrupted ones). Returns the runner's own object (what the layer is given)."""
     step = case.engine_step()
+    if context is None and run.mutation and run.mutation.runner:  # a planted runner bug
+        context = run.mutation.runner(step)  # planted bugs run on the emulated backend: CPU tensors
     if context is None:
         with npu_device(run.device):  # a runner from an NPU engine builds its tensors on "npu"
             context = run.runner.context_for(step, run.layer.context, run.device)

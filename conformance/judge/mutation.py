@@ -1,7 +1,8 @@
 """A planted bug, applied without editing any file: the hooks a run offers to change the layer.
 
 A Mutation can replace the layer class (a subclass of Attention), wrap the kernel backend's ops,
-transform the Context the runner builds, or stand between the runner and its compiled decode graph
+transform the Context the runner builds, replace the runner (an adapter with one mistake), or stand
+between the runner and its compiled decode graph
 (`graph_call`: a bug of graph capture and replay, such as a value frozen at capture or a wrong padded
 batch; it gets a dict that lives as long as the compiled graph). The harness applies it inside
 run_layer; the validator, the tolerance policy and the recompile check then have to catch it.
@@ -27,6 +28,8 @@ class Mutation:
     #: (capture state, replay, Context, q, k, v) -> output, instead of replay(Context, q, k, v) for every
     #: compiled-graph call; replay runs the compiled graph with that Context installed
     graph_call: Callable | None = None
+    #: EngineStep -> Context: a runner adapter with one mistake, used instead of the project's own runner
+    runner: Callable | None = None
 
 
 def mutated_kernel_backend(base: str, mutation: Mutation) -> str:

@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from conformance.judge.mutation import Mutation
-from conformance.mutants import call_bugs, context_bugs, kernel_bugs, layer_bugs, ops, replay_bugs
+from conformance.mutants import call_bugs, context_bugs, kernel_bugs, layer_bugs, ops, replay_bugs, runner_bugs
 
 NANO_VLLM = "https://github.com/GeeeekExplorer/nano-vllm"
 ORIGIN = "https://github.com/linzm1007/nano-vllm-ascend"
@@ -25,7 +25,8 @@ ORIGIN = "https://github.com/linzm1007/nano-vllm-ascend"
 LOCATIONS = {"layer": "its code and its kernel calls", "runner": "Context, graph capture and replay",
              "kernel": "the op itself misbehaves; the layer's call is right"}
 #: How a bug is planted (Mutant.via) -> where it lives.
-VIA_LOCATION = {"layer": "layer", "call": "layer", "context": "runner", "replay": "runner", "op": "kernel"}
+VIA_LOCATION = {"layer": "layer", "call": "layer", "context": "runner", "runner": "runner", "replay": "runner",
+                "op": "kernel"}
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,57 @@ CATALOGUE: tuple[Mutant, ...] = (
         "scatter_update_ gets only the offsets, so row i writes into block i",
         "any decode whose block is not its row index",
         wrap_kernels=ops.wrap_ops({ops.SCATTER: call_bugs.offsets_as_1d_index})),
+    # --- the runner's own code: an engine step turned into a Context with one mistake ------------
+    Mutant(
+        "runner_stale_decode_lengths", "decode", "runner",
+        "stale length: decode lengths and slots from the previous step (a consistent but wrong Context)",
+        ("https://github.com/xLLM-AI/xllm/issues/1466", "https://github.com/Wenyueh/MinivLLM/issues/76"),
+        "context_lens and the decode slot are computed from the length before the new token was appended",
+        "a decode sequence of >= 2 tokens",
+        runner=runner_bugs.stale_decode_lengths),
+    Mutant(
+        "runner_cu_seqlens_shifted", "prefill", "runner",
+        "cumulative lengths off by one (cu_seqlens shifted by one)",
+        ("https://github.com/vllm-project/vllm-ascend/pull/6403", "https://github.com/sgl-project/sglang/pull/31867"),
+        "cu_seqlens_q/k start at 1 instead of 0",
+        "any prefill",
+        runner=runner_bugs.cu_seqlens_shifted),
+    Mutant(
+        "runner_block_table_padded_with_zero", "graph", "runner",
+        "block-table rows padded with 0 (a valid block) instead of -1",
+        (f"{NANO_VLLM}/issues/175", f"{NANO_VLLM}/pull/253"),
+        "prepare_block_tables pads rows with 0; the graph's padding rows then name block 0",
+        "a graph batch with padding, or a row shorter than the table",
+        runner=runner_bugs.block_tables_padded_with_zero),
+    Mutant(
+        "runner_finished_length_in_padding", "graph", "runner",
+        "a finished sequence's length left in a padded graph row (persistent buffer not cleared)",
+        ("https://github.com/vllm-project/vllm-ascend/pull/7290", f"{NANO_VLLM}/pull/176"),
+        "padded graph rows keep a live length instead of 0",
+        "a graph batch with padding",
+        runner=runner_bugs.finished_length_left_in_padding),
+    Mutant(
+        "runner_padded_count_off_by_one", "graph", "runner",
+        "wrong padded row count (padded to max_num_seqs - 1)",
+        ("https://github.com/vllm-project/vllm-ascend/pull/7460",
+         f"{ORIGIN} (nanovllm/engine/model_runner.py prepare_decode_padding)"),
+        "the graph batch has one row fewer than the shape it was compiled for",
+        "a graph batch with padding",
+        runner=runner_bugs.padded_count_off_by_one),
+    Mutant(
+        "runner_prefill_blocks_in_id_order", "prefill", "runner",
+        "prefill slots in the wrong block order after a block is reused (blocks sorted by id)",
+        (f"{NANO_VLLM}/issues/20", f"{NANO_VLLM}/issues/208"),
+        "each prompt's blocks are taken in id order, not the block manager's order",
+        "a prompt of >= 2 blocks not allocated in ascending order",
+        runner=runner_bugs.prefill_blocks_in_id_order),
+    Mutant(
+        "runner_table_width_floored", "graph", "runner",
+        "graph block table max_model_len // block_size wide (floor): a sequence at max_model_len loses its last block",
+        (f"{ORIGIN} (nanovllm/engine/model_runner.py prepare_decode_padding)",),
+        "the fixed block table is floor(max_model_len / block_size) columns wide",
+        "max_model_len not a multiple of block_size, a sequence past the last full block",
+        runner=runner_bugs.table_width_floored),
     # --- graph padding -------------------------------------------------------------------------
     Mutant(
         "graph_padding_to_block0", "graph", "context",

@@ -18,10 +18,24 @@ from markupsafe import Markup, escape
 
 from conformance.formatting import fmt_num, fmt_ratio, num, rank
 from conformance.report import fuzz_section
-from conformance.report.model import (bucket_cases, case_groups, dual_ratio, failed_rules, failures_first,
-                                      gating_text, identity_lines, standard_worsts, verdict_counts)
-from conformance.report.plots import (CAPTIONS, ascend_margins_png, ascend_misses, error_vs_bound_png,
-                                      ratio_histogram_png)
+from conformance.report.model import (
+    bucket_cases,
+    case_groups,
+    dual_ratio,
+    failed_rules,
+    failures_first,
+    gating_text,
+    identity_lines,
+    standard_worsts,
+    verdict_counts,
+)
+from conformance.report.plots import (
+    CAPTIONS,
+    ascend_margins_png,
+    ascend_misses,
+    error_vs_bound_png,
+    ratio_histogram_png,
+)
 
 TITLE = "npu-conformance tolerance report"
 MAX_FAILURES = 50  # failing / erroring cases listed (all are in report.json)
@@ -134,11 +148,11 @@ def case_view(r: dict) -> dict:
     if out.get("nonfinite_rows"):
         reasons.append(f"non-finite rows: {out['nonfinite_rows'][:20]}")
     rules = failed_rules(r)
+    # a passing case that a reported (non-gating) standard failed is marked "miss", never as a failure
+    cls = {"fail": "bad", "error": "err"}.get(r["verdict"], "miss" if rules else "")
     return {
-        # a passing case that a reported (non-gating) standard failed is marked, never as a failure
-        "r": r, "out": out, "rules": rules, "cls": {"fail": "bad", "error": "err"}.get(r["verdict"], "miss" if rules
-                                                                                       else ""),
-        "verdicts": r.get("verdicts") or {}, "headline": headline(r.get("error"), 140),
+        "r": r, "out": out, "rules": rules, "cls": cls, "verdicts": r.get("verdicts") or {},
+        "headline": headline(r.get("error"), 140),
         "config": (f"Hq={shape['num_heads']} Hkv={shape['num_kv_heads']} D={shape['head_dim']} "
                    f"bs={shape['block_size']}" if shape else ""),
         "lengths": f"B={lengths['batch']} len {lengths['min']}..{lengths['max']}" if lengths else "",
@@ -147,6 +161,22 @@ def case_view(r: dict) -> dict:
         "hazards": [h | {"status": _hazard_status(h)} for h in r.get("hazards") or []],
         "case_json": json.dumps(r["case"], sort_keys=True),
     }
+
+
+def _why_listed(records: list[dict], passing: list[dict]) -> dict[int, list[str]]:
+    """Why a passing case is listed (by id() of its record): it is the worst of its phase x dtype by a
+    standard, or among the CLOSEST_PASSING closest to the bound (`passing` is ordered closest first)."""
+    passing_ids = {id(r) for r in passing}
+    worst_by: dict[int, list[str]] = {}
+    for info in bucket_cases(records).values():
+        for standard, label in (("dual", "dual reference"), ("ascend", "Ascend margin")):
+            worst = info["worst"][standard]
+            if worst is not None and id(worst) in passing_ids:
+                worst_by.setdefault(id(worst), []).append(label)
+    why = {key: [f"worst of its phase/dtype by {' and '.join(labels)}"] for key, labels in worst_by.items()}
+    for r in passing[:CLOSEST_PASSING]:
+        why.setdefault(id(r), []).append("closest to the bound")
+    return why
 
 
 class Listing:
@@ -162,13 +192,7 @@ class Listing:
         self.reported = sorted((r for r in ordered if r["verdict"] == "pass" and failed_rules(r)),
                                key=lambda r: -rank(r.get("ascend_ratio")))
         passing = [r for r in ordered if r["verdict"] == "pass" and not failed_rules(r)]
-        passing_ids = {id(r) for r in passing}
-        self.why: dict[int, list[str]] = {id(r): ["closest to the bound"] for r in passing[:CLOSEST_PASSING]}
-        for (phase, dtype), info in bucket_cases(records).items():
-            for standard, label in (("dual", "dual reference"), ("ascend", "Ascend margin")):
-                worst = info["worst"][standard]
-                if worst is not None and id(worst) in passing_ids:
-                    self.why.setdefault(id(worst), []).insert(0, f"worst {label} in {phase}/{dtype}")
+        self.why = _why_listed(records, passing)
         self.closest = [r for r in passing if id(r) in self.why]
         self.groups = [("failing", "Failing and erroring cases, worst first", self.bad[:MAX_FAILURES]),
                        ("reported", "Within the gating standards, outside a reported one (not gating)",

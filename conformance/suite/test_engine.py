@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from conformance.cases.case import DTYPES, Case, Tensors
+from conformance.cases.engine import EngineConfig, EngineModel
 from conformance.judge.settings import settings
 from conformance.cases.strategies import attention_shapes
 from conformance.suite import _given
@@ -30,9 +31,7 @@ class EngineMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         self.shape = None
-        self.live: dict[int, dict] = {}  # seq id -> {"len": int, "blocks": [..]}
-        self.free: list[int] = list(range(1, NUM_BLOCKS - 1))
-        self.next_id = 0
+        self.engine: EngineModel | None = None  # the ground truth: live sequences, their blocks, the free list
         self.k_cache = self.v_cache = None
 
     # --- helpers ---------------------------------------------------------------------------
@@ -40,16 +39,19 @@ class EngineMachine(RuleBasedStateMachine):
         if self.shape is None:
             space = _given.shape_space()
             self.shape = data.draw(attention_shapes(space, "engine"), label="shape")  # prefill and decode
+            bs = self.shape["block_size"]
+            config = EngineConfig(block_size=bs, num_blocks=NUM_BLOCKS, max_num_seqs=MAX_LIVE + 1,
+                                  max_model_len=(NUM_BLOCKS - 2) * bs, enforce_eager=True, dummy_block=NUM_BLOCKS - 1)
+            self.engine = EngineModel(config, list(range(1, NUM_BLOCKS - 1)))
             dtype = DTYPES[self.shape["dtype"]]
             rows = (NUM_BLOCKS, self.shape["block_size"], self.shape["num_kv_heads"] * self.shape["head_dim"])
             self.k_cache = torch.full(rows, math.nan, dtype=dtype)
             self.v_cache = torch.full(rows, math.nan, dtype=dtype)
 
-    def _take_blocks(self, data, count: int) -> list[int]:
-        picked = []
-        for _ in range(count):
-            picked.append(self.free.pop(data.draw(st.integers(0, len(self.free) - 1), label="block")))
-        return picked
+    @staticmethod
+    def _pick(data):
+        """The block manager's choice among the free blocks, drawn (shuffled allocation)."""
+        return lambda free: data.draw(st.integers(0, len(free) - 1), label="block")
 
     def _run(self, case: Case, seed: int, property_name: str) -> None:
         """New q/k/v from `seed`, the engine's cache as the starting state; judge and keep the result."""
@@ -61,9 +63,9 @@ class EngineMachine(RuleBasedStateMachine):
         self.k_cache, self.v_cache = outcome.layer.k_cache, outcome.layer.v_cache
 
     def _case(self, phase: str, ids: list[int], seed: int, **extra) -> Case:
-        return Case(phase=phase, **self.shape, num_blocks=NUM_BLOCKS,
-                    seq_lens=tuple(self.live[i]["len"] for i in ids),
-                    block_tables=tuple(tuple(self.live[i]["blocks"]) for i in ids), seed=seed, **extra)
+        live = self.engine.live
+        return Case(phase=phase, **self.shape, num_blocks=NUM_BLOCKS, seq_lens=tuple(live[i].num_tokens for i in ids),
+                    block_tables=tuple(tuple(live[i].block_table) for i in ids), seed=seed, **extra)
 
     # --- rules -----------------------------------------------------------------------------
     @initialize(data=st.data(), seed=st.integers(0, 2**31 - 1))
@@ -77,36 +79,25 @@ class EngineMachine(RuleBasedStateMachine):
     # it discard the example as invalid. A rule that cannot act (a full engine, a last sequence) is a no-op.
     @rule(data=st.data(), seed=st.integers(0, 2**31 - 1))
     def add_sequences(self, data, seed):
-        if len(self.live) < MAX_LIVE:
+        if len(self.engine.live) < MAX_LIVE:
             self._admit(data, seed)
 
     def _admit(self, data, seed):
         bs = self.shape["block_size"]
-        count = data.draw(st.integers(1, MAX_LIVE - len(self.live)), label="new sequences")
+        count = data.draw(st.integers(1, MAX_LIVE - len(self.engine.live)), label="new sequences")
         ids = []
         for _ in range(count):
-            length = data.draw(st.integers(1, 3 * bs), label="prompt length")
-            needed = math.ceil(length / bs)
-            if needed > len(self.free):
+            seq_id = self.engine.admit(data.draw(st.integers(1, 3 * bs), label="prompt length"), self._pick(data))
+            if seq_id is None:  # not enough free blocks
                 break
-            self.live[self.next_id] = {"len": length, "blocks": self._take_blocks(data, needed)}
-            ids.append(self.next_id)
-            self.next_id += 1
+            ids.append(seq_id)
         if ids:
             self._run(self._case("prefill", ids, seed), seed, "engine/prefill")
 
     @rule(data=st.data(), seed=st.integers(0, 2**31 - 1), graph=st.booleans())
     def decode_step(self, data, seed, graph):
-        bs = self.shape["block_size"]
-        ids = data.draw(st.lists(st.sampled_from(sorted(self.live)), min_size=1, unique=True), label="decoding")
-        for i in list(ids):
-            seq = self.live[i]
-            if seq["len"] % bs == 0:  # the new token opens a block
-                if not self.free:
-                    ids.remove(i)
-                    continue
-                seq["blocks"] += self._take_blocks(data, 1)
-            seq["len"] += 1
+        ids = data.draw(st.lists(st.sampled_from(sorted(self.engine.live)), min_size=1, unique=True), label="decoding")
+        ids = [i for i in ids if self.engine.grow(i, self._pick(data))]  # no free block for a new one: skipped
         if not ids:
             return
         extra = {}
@@ -117,18 +108,19 @@ class EngineMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def finish_sequence(self, data):
-        if len(self.live) < 2:  # keep one sequence alive: every step after the first can decode
+        if len(self.engine.live) < 2:  # keep one sequence alive: every step after the first can decode
             return
-        victim = data.draw(st.sampled_from(sorted(self.live)), label="finished")
         # Blocks return with their stale contents: a later reader that strays past its length sees them.
-        self.free += self.live.pop(victim)["blocks"]
+        self.engine.finish(data.draw(st.sampled_from(sorted(self.engine.live)), label="finished"))
 
     # --- invariants ------------------------------------------------------------------------
     @invariant()
     def blocks_are_owned_once(self):
-        owned = [b for seq in self.live.values() for b in seq["blocks"]]
+        if self.engine is None:
+            return
+        owned = [b for seq in self.engine.live.values() for b in seq.block_table]
         assert len(owned) == len(set(owned)), f"a block is owned twice: {owned}"
-        assert not set(owned) & set(self.free), "a live block is on the free list"
+        assert not set(owned) & set(self.engine.free), "a live block is on the free list"
         assert 0 not in owned and NUM_BLOCKS - 1 not in owned, "reserved blocks were handed out"
 
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import reference
+from conformance.emulator import cann
 from npu_attention import kernels
 
 pytestmark = [pytest.mark.npu, pytest.mark.suite]
@@ -150,15 +151,28 @@ def test_gqa_query_head_h_reads_kv_head_h_over_group():
     assert out.cpu().float()[0, :, 0, 0].tolist() == [1.0, 1.0, 2.0, 2.0]
 
 
-def test_float16_with_layout_tnd_is_refused():
-    """The TND tiling takes bfloat16 only ("When layout is TND, inputDataType should be bf16"), while the
-    op-plugin v2 doc lists float16 for MHA: the emulator follows the code and refuses it."""
+def test_float16_with_layout_tnd_follows_the_cann_version():
+    """Up to 8.5.0.alpha001 FIA sends TND to the PFA tiling, which takes bfloat16 only ("When layout is TND,
+    inputDataType should be bf16"; the op-plugin v2 doc lists float16 for MHA); from 8.5.0 RouteToFia sends
+    a (128, 128) TND call to the FIA v3 tiling, which takes float16. The run's --cann-version says which."""
     q = torch.randn(8, 2, 128).half().to(DEVICE)
-    with kernels.use_backend(BACKEND), pytest.raises(REFUSED):
-        kernels.torch_npu.npu_fused_infer_attention_score_v2(
+
+    def call():
+        out, _ = kernels.torch_npu.npu_fused_infer_attention_score_v2(
             q, q, q, num_query_heads=2, num_key_value_heads=2, input_layout="TND", softmax_scale=0.08,
             atten_mask=CAUSAL.to(DEVICE), actual_seq_qlen=[3, 8], actual_seq_kvlen=[3, 8], sparse_mode=3)
         _sync()
+        return out
+
+    with kernels.use_backend(BACKEND):
+        if not cann.at_least("8.5.0"):
+            with pytest.raises(REFUSED):
+                call()
+            return
+        out = call()
+    gold = reference.varlen_attention(q.cpu(), q.cpu(), q.cpu(), cu_seqlens_q=[0, 3, 8], cu_seqlens_k=[0, 3, 8],
+                                      scale=0.08)
+    torch.testing.assert_close(out.cpu().double(), gold, atol=2e-3, rtol=2e-3)
 
 
 def _tnd_uniform(v: torch.Tensor, mask: torch.Tensor, length: int) -> torch.Tensor:
@@ -209,3 +223,148 @@ def test_canonical_mask_gives_exact_causal_attention_past_2048():
             inner_precise=1)
     gold = reference.varlen_attention(q, k, v, cu_seqlens_q=[0, length], cu_seqlens_k=[0, length], scale=0.125)
     torch.testing.assert_close(out.cpu().double(), gold, atol=3e-2, rtol=3e-2)
+
+
+# ---- the three fidelity fixes
+
+
+def test_decode_with_value_head_dim_unequal_to_key_head_dim_is_refused():
+    """IFATiling::KvShapePostProcess refuses key/value of unequal shapes ("k v shape shoud be same") and the
+    decode kernel takes Dv = D: a dense BNSD decode with D 192, Dv 128 is refused."""
+    q = torch.randn(2, 4, 1, 192).half().to(DEVICE)
+    k = torch.randn(2, 2, 5, 192).half().to(DEVICE)
+    v = torch.randn(2, 2, 5, 128).half().to(DEVICE)
+    with kernels.use_backend(BACKEND), pytest.raises(REFUSED):
+        kernels.torch_npu.npu_fused_infer_attention_score_v2(q, k, v, num_query_heads=4, num_key_value_heads=2,
+                                                             input_layout="BNSD", softmax_scale=0.07)
+        _sync()
+
+
+def _causal64(q, k, v, scale):
+    """float64 bottom-right causal attention of one sequence: q [S1, N, D], k [S2, N, D], v [S2, N, Dv]."""
+    scores = torch.einsum("qnd,knd->nqk", q.double(), k.double()) * scale
+    s1, s2 = q.shape[0], k.shape[0]
+    hidden = torch.arange(s2)[None, :] > torch.arange(s1)[:, None] + (s2 - s1)
+    weights = torch.softmax(scores.masked_fill(hidden, float("-inf")), -1)
+    return torch.einsum("nqk,knd->qnd", weights, v.double())
+
+
+def test_tnd_paged_attention_with_value_head_dim_128_under_key_head_dim_192():
+    """CheckPAKeyValueParams compares only the caches' leading dims and GetDFromInputShape reads Dv from the
+    value cache: TND over a paged cache with D 192, Dv 128 is accepted, and the output has head dim 128."""
+    g = torch.Generator().manual_seed(5)
+    q = torch.randn(5, 2, 192, generator=g).to(BF16)
+    k_rows = torch.randn(2, 128, 2, 192, generator=g).to(BF16)
+    v_rows = torch.randn(2, 128, 2, 128, generator=g).to(BF16)
+    q_n, k_n, v_n, t_n = _npu(q, k_rows.reshape(2, 128, 384), v_rows.reshape(2, 128, 256),
+                              torch.tensor([[1], [0]], dtype=torch.int32))
+    with kernels.use_backend(BACKEND):
+        out, _ = kernels.torch_npu.npu_fused_infer_attention_score_v2(
+            q_n, k_n, v_n, num_query_heads=2, num_key_value_heads=2, input_layout="TND", softmax_scale=0.07,
+            atten_mask=CAUSAL.to(DEVICE), actual_seq_qlen=[2, 5], actual_seq_kvlen=[6, 9], block_table=t_n,
+            block_size=128, sparse_mode=3)
+    out = out.cpu()
+    assert out.shape == (5, 2, 128)
+    torch.testing.assert_close(out[:2].double(), _causal64(q[:2], k_rows[1, :6], v_rows[1, :6], 0.07),
+                               atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(out[2:].double(), _causal64(q[2:], k_rows[0, :9], v_rows[0, :9], 0.07),
+                               atol=2e-2, rtol=2e-2)
+
+
+def test_reshape_and_cache_skips_a_slot_below_minus_num_blocks_times_block_size():
+    """The doc's slot domain is (-nb*bs, nb*bs); every kernel variant only tests `slotValue < 0`, so the slot
+    -nb*bs is skipped like -1: exactly one token lands."""
+    key = torch.randn(2, 2, 16).half()
+    with kernels.use_backend(BACKEND):
+        kc, vc = _npu(torch.zeros(4, 4, 2, 16, dtype=torch.float16), torch.zeros(4, 4, 2, 16, dtype=torch.float16))
+        kernels.torch_npu._npu_reshape_and_cache(*_npu(key, key), kc, vc,
+                                                  torch.tensor([-16, 5], dtype=torch.int32, device=DEVICE))
+        _sync()
+    written = kc.cpu().view(16, 2, 16).abs().sum((1, 2)).nonzero().flatten().tolist()
+    assert written == [5] and torch.equal(kc.cpu()[1, 1], key[1])
+
+
+# ---- the ops beside FIA
+
+
+def test_prompt_flash_attention_next_tokens_default_0_makes_an_empty_mask_causal():
+    """npu_prompt_flash_attention's next_tokens defaults to 0 (FIA's to INT_MAX): sparse_mode 0 with an
+    all-visible mask keeps -pre <= j - i <= 0, i.e. causal attention."""
+    g = torch.Generator().manual_seed(6)
+    q = torch.randn(1, 2, 6, 64, generator=g).to(BF16)
+    kv = torch.randn(1, 2, 6, 64, generator=g).to(BF16)
+    with kernels.use_backend(BACKEND):
+        out = kernels.torch_npu.npu_prompt_flash_attention(
+            *_npu(q, kv, kv), num_heads=2, input_layout="BNSD", scale_value=0.125,
+            atten_mask=torch.zeros(6, 6, dtype=torch.bool, device=DEVICE))
+    gold = _causal64(q[0].transpose(0, 1), kv[0].transpose(0, 1), kv[0].transpose(0, 1), 0.125)
+    torch.testing.assert_close(out.cpu()[0].transpose(0, 1).double(), gold, atol=2e-2, rtol=2e-2)
+
+
+def test_incre_flash_attention_decodes_like_the_reference():
+    """npu_incre_flash_attention runs the decode kernel: its actual_seq_lengths are the KV lengths."""
+    lens = [5, 100]
+    q, ck, cv, table = _decode_case(lens, seed=7)
+    q_n, k_n, v_n, t_n = _npu(q, ck, cv, table)
+    with kernels.use_backend(BACKEND):
+        out = kernels.torch_npu.npu_incre_flash_attention(
+            q_n, k_n, v_n, num_heads=8, num_key_value_heads=2, input_layout="BNSD", scale_value=128 ** -0.5,
+            block_table=t_n, block_size=128, actual_seq_lengths=lens)
+    assert out.shape == q.shape
+    torch.testing.assert_close(out.cpu().double().squeeze(2), _decode_golden(q, ck, cv, table, lens),
+                               atol=2e-2, rtol=2e-2)
+
+
+def test_incre_flash_attention_refuses_a_query_longer_than_16():
+    """The decode tiling takes Q_S 1 (2-16 only in its multi-token mode): Q_S 17 is refused."""
+    q = torch.randn(1, 2, 17, 64).half().to(DEVICE)
+    with kernels.use_backend(BACKEND), pytest.raises(REFUSED):
+        kernels.torch_npu.npu_incre_flash_attention(q, q, q, num_heads=2, input_layout="BNSD")
+        _sync()
+
+
+def test_out_variant_writes_the_functional_result_into_preallocated_tensors():
+    """npu_fused_infer_attention_score_v2.out, as graph capture calls it (workspace from the workspace query,
+    outputs as out=[...]): the same operator, so exactly the functional op's output, in the given tensor."""
+    lens = [5, 100]
+    q, ck, cv, table = _decode_case(lens, seed=8)
+    q_n, k_n, v_n, t_n = _npu(q, ck, cv, table)
+    kw = dict(num_query_heads=8, num_key_value_heads=2, input_layout="BNSD", softmax_scale=128 ** -0.5,
+              block_table=t_n, block_size=128, actual_seq_kvlen=lens, inner_precise=1)
+    with kernels.use_backend(BACKEND):
+        expected, _ = kernels.torch_npu.npu_fused_infer_attention_score_v2(q_n, k_n, v_n, **kw)
+        workspace = kernels.torch_npu._npu_fused_infer_attention_score_v2_get_max_workspace(q_n, k_n, v_n, **kw)
+        out = torch.empty_like(expected)
+        result = kernels.torch_npu.npu_fused_infer_attention_score_v2.out(
+            q_n, k_n, v_n, **kw, workspace=workspace, out=[out, torch.empty(1, dtype=BF16, device=DEVICE)])
+    assert workspace.dim() == 1 and workspace.dtype == BF16
+    assert result[0] is out and torch.equal(out.cpu(), expected.cpu())
+
+
+def test_scatter_pa_kv_cache_norm_writes_slots_and_skips_negative_ones():
+    """cache_mode 'Norm': token t goes to cache[slot // block_size, slot % block_size]; the ND kernel skips
+    a negative slot (scatter_pa_kv_cache_nd.h)."""
+    key = torch.randn(3, 2, 32).half()
+    value = torch.randn(3, 2, 16).half()
+    with kernels.use_backend(BACKEND):
+        kc, vc = _npu(torch.zeros(4, 16, 2, 32, dtype=torch.float16), torch.zeros(4, 16, 2, 16, dtype=torch.float16))
+        kernels.torch_npu.npu_scatter_pa_kv_cache(*_npu(key, value), kc, vc,
+                                                  torch.tensor([5, -1, 17], dtype=torch.int32, device=DEVICE),
+                                                  cache_mode="Norm")
+        _sync()
+    kc, vc = kc.cpu(), vc.cpu()
+    assert torch.equal(kc[0, 5], key[0]) and torch.equal(kc[1, 1], key[2])
+    assert torch.equal(vc[0, 5], value[0]) and torch.equal(vc[1, 1], value[2])
+    assert kc.view(64, -1).abs().sum(1).nonzero().flatten().tolist() == [5, 17]
+
+
+def test_reshape_and_cache_siso_writes_only_the_key_cache():
+    """_npu_reshape_and_cache_siso (ATB kvCacheCfg K_CACHE_V_BYPASS): the key-only write."""
+    key = torch.randn(2, 2, 16).half()
+    with kernels.use_backend(BACKEND):
+        kc = _npu(torch.zeros(4, 4, 2, 16, dtype=torch.float16))[0]
+        kernels.torch_npu._npu_reshape_and_cache_siso(_npu(key)[0], kc,
+                                                       torch.tensor([9, -1], dtype=torch.int32, device=DEVICE))
+        _sync()
+    kc = kc.cpu()
+    assert torch.equal(kc[2, 1], key[0]) and kc.view(16, -1).abs().sum(1).nonzero().flatten().tolist() == [9]
