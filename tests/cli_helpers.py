@@ -44,9 +44,11 @@ def run_process(argv: list[str], cwd: Path | str | None, env: dict, timeout: flo
                 input: str | None = None) -> subprocess.CompletedProcess:
     """subprocess.run(argv, capture_output=True, text=True), in a process group of its own: on a timeout
     (or Ctrl-C) the whole group is killed, so a fuzz controller's workers do not fuzz on, orphaned, and
-    load the machine for the tests that follow."""
+    load the machine for the tests that follow. (A group, not a session: the child stays in this session's
+    scheduling autogroup, sharing the CPU as any other child does.)"""
+    own_group = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
     with subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE if input is not None else None,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True) as proc:
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **own_group) as proc:
         try:
             stdout, stderr = proc.communicate(input, timeout=timeout)
         except BaseException:

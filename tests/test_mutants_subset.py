@@ -43,6 +43,16 @@ SUBSET = {
     "slot_mapping_int64_read_as_int32": (PREFILL, "cache bit-exact"),
     "paged_read_kernel_block_size": (DECODE, "emulator contract"),
     "fia_nondeterministic_reduction": (PREFILL, "nondeterministic"),
+    # Runner bugs: the runner's own code turns an engine step into a Context with one mistake. Those that
+    # break the contract die in the validator; those that encode the step wrongly but consistently die
+    # against the ground truth (the engine step), on the output or the bit-exact cache.
+    "runner_stale_decode_lengths": (DECODE, "cache bit-exact"),
+    "runner_cu_seqlens_shifted": (PREFILL, "validator: Context.cu_seqlens_q"),
+    "runner_block_table_padded_with_zero": (GRAPH, "validator: Context.block_tables"),
+    "runner_finished_length_in_padding": (GRAPH, "validator: Context.real_bs"),
+    "runner_padded_count_off_by_one": (GRAPH, "validator: Context.slot_mapping"),
+    "runner_prefill_blocks_in_id_order": (PREFILL, "cache bit-exact"),
+    "runner_table_width_floored": (GRAPH, "validator: Context.block_tables"),
 }
 
 

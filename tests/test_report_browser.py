@@ -14,11 +14,10 @@ import subprocess
 
 import numpy as np
 import pytest
+from sample_report import LEDGER, _run, sample_records, sample_report, sample_tests  # tests/ is on sys.path
 
 from conformance.report.artifacts import write_html
 from conformance.report.model import build_report
-
-from sample_report import LEDGER, _run, sample_records, sample_report, sample_tests  # tests/ is on sys.path
 
 CHROMIUM = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed: apt-get install chromium")

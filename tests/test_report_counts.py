@@ -39,7 +39,8 @@ def _banner(html: str) -> str:
 
 def _summary_row(html: str, phase: str, dtype: str) -> str:
     table = html[html.index('<table class="summary">'):]
-    return re.search(rf'<tr class="[^"]*"><td>{phase}</td><td>{dtype}</td>.*?</tr>', table[:table.index("</table>")])[0]
+    table = table[:table.index("</table>")]
+    return re.search(rf'<tr class="[^"]*"><td>{phase}</td><td>{dtype}</td>.*?</tr>', table, re.S)[0]
 
 
 def test_every_link_on_the_page_leads_to_a_listed_case(report):

@@ -7,11 +7,10 @@ from __future__ import annotations
 import copy
 
 import pytest
+from sample_report import _run, sample_records, sample_tests  # tests/ is on sys.path
 
 from conformance import cli
 from conformance.report import build_report, diff_reports, dumps
-
-from sample_report import _run, sample_records, sample_tests  # tests/ is on sys.path
 
 BUCKET = ("decode_eager", "float16")
 

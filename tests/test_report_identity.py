@@ -29,7 +29,7 @@ def judged():
 
 
 def _text(fragment: str) -> str:
-    return unescape(re.sub(r"<[^>]+>", "", fragment))
+    return " ".join(unescape(re.sub(r"<[^>]+>", "", fragment)).split())
 
 
 def _banner_area(html: str) -> str:
@@ -37,7 +37,7 @@ def _banner_area(html: str) -> str:
 
 
 def test_html_names_the_layer_and_runner_under_test(judged):
-    lines = [_text(x) for x in re.findall(r'<div class="identity">.*?</div>', _banner_area(render_html(judged)))]
+    lines = [_text(x) for x in re.findall(r'<div class="identity">.*?</div>', _banner_area(render_html(judged)), re.S)]
     assert lines == ["layer under test: nanovllm.layers.attention:Attention (/src/nano-vllm/nanovllm/layers/"
                      "attention.py, sha256 abababababab, git 0123456789ab, dirty)",
                      "runner: nanovllm.engine.model_runner:ModelRunner (/src/nano-vllm/nanovllm/engine/"
@@ -57,7 +57,7 @@ def test_without_them_the_projects_own_layer_is_named(absent):
     if absent is None:
         report["run"].update(layer=None, runner=None)
     own = "layer under test: npu_attention.attention:Attention (the project's own)"
-    lines = [_text(x) for x in re.findall(r'<div class="identity">.*?</div>', _banner_area(render_html(report)))]
+    lines = [_text(x) for x in re.findall(r'<div class="identity">.*?</div>', _banner_area(render_html(report)), re.S)]
     assert lines == [own]
     assert own.replace("npu_attention.attention:Attention", "`npu_attention.attention:Attention`") in \
         render_markdown(report)
@@ -67,5 +67,5 @@ def test_a_partial_identity_shows_what_it_has(judged):
     report = copy.deepcopy(judged)
     report["run"]["layer"] = {"spec": "my_layer:Attention", "name": None, "file": None, "sha256": None, "git": None}
     report["run"].pop("runner")
-    lines = [_text(x) for x in re.findall(r'<div class="identity">.*?</div>', _banner_area(render_html(report)))]
+    lines = [_text(x) for x in re.findall(r'<div class="identity">.*?</div>', _banner_area(render_html(report)), re.S)]
     assert lines == ["layer under test: my_layer:Attention"]

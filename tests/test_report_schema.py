@@ -14,11 +14,10 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from sample_report import _run, sample_records, sample_report, sample_tests  # tests/ is on sys.path
 
 from conformance.report import ReportError, build_report, dumps, load_report, load_schema, num, validate_report
 from conformance.formatting import jsonable
-
-from sample_report import _run, sample_records, sample_report, sample_tests  # tests/ is on sys.path
 
 PREFILL_TEST = "conformance/suite/test_prefill.py::test_prefill_output_and_cache_write"
 

@@ -23,7 +23,7 @@ from typing import Iterator
 import torch
 
 from conformance.cases.case import DTYPES, SEED_MAX, Case, CaseError, Tensors, check_int, check_int_tuple
-from conformance.cases.engine import EngineConfig, EngineModel, LiveSequence
+from conformance.cases.engine import EngineConfig, EngineModel, EngineStep, LiveSequence
 
 
 @dataclass(frozen=True)
@@ -105,72 +105,68 @@ class GraphSession:
         return self.max_model_len or self.table_width * self.block_size
 
 
-class _SessionEngine:
-    """A session's engine model (conformance.cases.engine.EngineModel) and the cache its sequences share."""
-
-    def __init__(self, session: GraphSession, device: str):
-        self.s = session
-        config = EngineConfig(block_size=session.block_size, num_blocks=session.num_blocks,
-                              max_num_seqs=session.max_num_seqs, max_model_len=session.max_len, enforce_eager=False,
-                              dummy_block=session.num_blocks - 1)
-        self.model = EngineModel(config, list(session.block_order))
-        shape = (session.num_blocks, session.block_size, session.num_kv_heads * session.head_dim)
-        dtype = DTYPES[session.dtype]
-        # Poison: a slot no sequence has written is NaN, so reading it shows.
-        self.k_cache = torch.full(shape, math.nan, dtype=dtype, device=device)
-        self.v_cache = torch.full(shape, math.nan, dtype=dtype, device=device)
-
-    def admit(self, length: int) -> None:
-        seq_id = self.model.admit(length)
-        if seq_id is not None:
-            self._write_history(self.model.live[seq_id])
-
-    def _write_history(self, seq: LiveSequence) -> None:
-        """Tokens 0 .. length-2 of a new sequence, as its prefill wrote them (values seeded per sequence)."""
-        s = self.s
-        gen = torch.Generator().manual_seed((s.seed * 1_000_003 + seq.seq_id) % 2**63)
-        width = s.num_kv_heads * s.head_dim
-        for cache in (self.k_cache, self.v_cache):
-            rows = torch.randn(seq.num_tokens - 1, width, generator=gen).to(cache.dtype).to(cache.device)
-            for pos in range(seq.num_tokens - 1):
-                cache[seq.block_table[pos // s.block_size], pos % s.block_size] = rows[pos]
-
-    def leave(self, position: int) -> None:
-        live = list(self.model.live)
-        if live:
-            self.model.finish(live[position % len(live)])
-
-    def grow(self) -> None:
-        """Every sequence that decoded last step moves to its next token (a new block at a boundary);
-        one that cannot (at max_model_len, or no block left) finishes."""
-        for seq_id in list(self.model.live):
-            if not self.model.grow(seq_id):
-                self.model.finish(seq_id)
-
-
-def step_cases(session: GraphSession, device: str = "cpu") -> Iterator[tuple[int, Case, "_SessionEngine"]]:
-    """(step index, the step's decode_graph Case, the engine before the step) for every step with live
-    sequences. The engine's cache is the one the step must start from; callers replace it afterwards."""
-    engine = _SessionEngine(session, device)
-    for length in session.start:
-        engine.admit(length)
+def session_steps(session: GraphSession) -> Iterator[tuple[int, EngineStep, list[LiveSequence]]]:
+    """The engine model of a session, step by step: (step index, the step as the runner is given it,
+    the sequences admitted just before it) for every step with live sequences. Before each step the
+    sequences that decoded last step take their next token (one that cannot, at max_model_len or with no
+    free block, finishes), `leave` ones finish (positions in live order) and `join` ones are admitted."""
+    config = EngineConfig(block_size=session.block_size, num_blocks=session.num_blocks,
+                          max_num_seqs=session.max_num_seqs, max_model_len=session.max_len, enforce_eager=False,
+                          dummy_block=session.num_blocks - 1)
+    model = EngineModel(config, list(session.block_order))
+    admitted = [model.admit(length) for length in session.start]
     for index, step in enumerate((SessionStep(),) + tuple(session.steps)):
         if index:
-            engine.grow()
+            for seq_id in list(model.live):
+                if not model.grow(seq_id):
+                    model.finish(seq_id)
             for position in step.leave:
-                engine.leave(position)
-            for length in step.join:
-                engine.admit(length)
-        if not engine.model.live:
-            continue
-        live = engine.model.step(list(engine.model.live), is_prefill=False)
+                live = list(model.live)
+                if live:
+                    model.finish(live[position % len(live)])
+            admitted += [model.admit(length) for length in step.join]
+        if model.live:
+            new = [model.live[i] for i in admitted if i is not None and i in model.live]
+            admitted = []
+            yield index, model.step(list(model.live), is_prefill=False), new
+
+
+def _write_history(session: GraphSession, seq: LiveSequence, k_cache: torch.Tensor, v_cache: torch.Tensor) -> None:
+    """Tokens 0 .. length-2 of a new sequence, as its prefill wrote them (values seeded per sequence)."""
+    gen = torch.Generator().manual_seed((session.seed * 1_000_003 + seq.seq_id) % 2**63)
+    width = session.num_kv_heads * session.head_dim
+    for cache in (k_cache, v_cache):
+        rows = torch.randn(seq.num_tokens - 1, width, generator=gen).to(cache.dtype).to(cache.device)
+        for pos in range(seq.num_tokens - 1):
+            cache[seq.block_table[pos // session.block_size], pos % session.block_size] = rows[pos]
+
+
+@dataclass
+class SessionCaches:
+    """The cache a session's sequences share; a step starts from what the previous steps left."""
+
+    k_cache: torch.Tensor
+    v_cache: torch.Tensor
+
+
+def step_cases(session: GraphSession, device: str = "cpu") -> Iterator[tuple[int, Case, SessionCaches]]:
+    """(step index, the step's decode_graph Case, the caches before the step) for every step with live
+    sequences. Callers replace the caches with what the step left."""
+    shape = (session.num_blocks, session.block_size, session.num_kv_heads * session.head_dim)
+    dtype = DTYPES[session.dtype]
+    # Poison: a slot no sequence has written is NaN, so reading it shows.
+    caches = SessionCaches(torch.full(shape, math.nan, dtype=dtype, device=device),
+                           torch.full(shape, math.nan, dtype=dtype, device=device))
+    for index, step, admitted in session_steps(session):
+        for seq in admitted:
+            _write_history(session, seq, caches.k_cache, caches.v_cache)
         case = Case(phase="decode_graph", num_heads=session.num_heads, num_kv_heads=session.num_kv_heads,
                     head_dim=session.head_dim, dtype=session.dtype, block_size=session.block_size,
-                    num_blocks=session.num_blocks, seq_lens=tuple(s.num_tokens for s in live.sequences),
-                    block_tables=tuple(s.block_table for s in live.sequences),
+                    num_blocks=session.num_blocks, seq_lens=tuple(s.num_tokens for s in step.sequences),
+                    block_tables=tuple(s.block_table for s in step.sequences),
                     seed=(session.seed * 7919 + index) % 2**63, max_num_seqs=session.max_num_seqs,
                     table_width=session.table_width, max_model_len=session.max_model_len)
-        yield index, case, engine
+        yield index, case, caches
 
 
 def eager_twin(case: Case) -> Case:
@@ -184,15 +180,15 @@ def run_session(session: GraphSession, judge, *, device: str = "cpu", eager: boo
     tensors, step)` judges a step and returns its outcome, whose `layer` caches the next step starts
     from; yields (step index, outcome). `eager` runs the same steps unpadded, as eager decode is given
     them. Judging is the caller's (conformance.harness.verify.verify_session records each step)."""
-    for index, case, engine in step_cases(session, device):
-        values = case.materialise(device)  # q/k/v of the step; the cache is the engine's
+    for index, case, caches in step_cases(session, device):
+        values = case.materialise(device)  # q/k/v of the step; the cache is the session's
         rows = case.batch if eager else case.num_new_tokens
         run_case = eager_twin(case) if eager else case
-        tensors = Tensors(run_case, values.q[:rows], values.k[:rows], values.v[:rows], engine.k_cache,
-                          engine.v_cache)
+        tensors = Tensors(run_case, values.q[:rows], values.k[:rows], values.v[:rows], caches.k_cache,
+                          caches.v_cache)
         outcome = judge(run_case, tensors, index)
-        engine.k_cache = outcome.layer.k_cache.to(device).clone()
-        engine.v_cache = outcome.layer.v_cache.to(device).clone()
+        caches.k_cache = outcome.layer.k_cache.to(device).clone()
+        caches.v_cache = outcome.layer.v_cache.to(device).clone()
         yield index, outcome
         if stop_after is not None and index >= stop_after:
             return

@@ -71,6 +71,10 @@ def fuzz_command(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None else max(1, len(devices))
     if workers < 1:
         return _fail(console, f"--workers must be at least 1, got {workers}", exit_codes.USAGE)
+    if args.plant and (args.layer or args.runner):
+        return _fail(console, f"--plant {args.plant}: planted bugs are planted in the project's own layer and runner "
+                              f"only, not in {args.layer or args.runner} (drop --layer / --runner, or --plant)",
+                     exit_codes.USAGE)
     for option, path in (("--tolerance-policy", args.tolerance_policy), ("--acknowledgements", args.acknowledgements)):
         if path and not Path(path).is_file():
             return _fail(console, f"{option} {path}: no such file", exit_codes.USAGE)

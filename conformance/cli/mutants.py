@@ -53,6 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", action="append", metavar="MODULE", default=None,
                         help="run only these suite modules, e.g. test_prefill (repeatable; default: all, cheap first)")
     parser.add_argument("--list", action="store_true", help="list the catalogue and exit")
+    # Planted bugs live in the project's own layer and runner: a selection of another is refused, by name.
+    for flag in ("--layer", "--runner", "--layer-path", "--layer-context"):
+        parser.add_argument(flag, metavar="SPEC", default=None,
+                            help="refused: planted bugs live in the project's own layer and runner only"
+                            if flag == "--layer" else argparse.SUPPRESS)
 
 
 def _selected(only: list[str] | None) -> list:
@@ -94,6 +99,14 @@ def run(args: argparse.Namespace) -> int:
     from conformance.mutants.runner import run_suite, suite_modules
 
     console = _console()
+    selected = [(flag, value) for flag, value in (("--layer", args.layer), ("--runner", args.runner),
+                                                  ("--layer-path", args.layer_path), ("--layer-context", args.layer_context))
+                if value]
+    if selected:
+        flag, value = selected[0]
+        print(f"npu-conformance mutants: {flag} {value}: planted bugs live in the project's own layer and runner "
+              "only; judge your layer with npu-conformance run --layer", file=sys.stderr)
+        return exit_codes.USAGE
     if args.list:
         return _list(console)
     try:

@@ -56,6 +56,13 @@ def replay_command(args: argparse.Namespace) -> int:
         changes["strict_contracts"] = True
     if args.graph_mode:
         changes["graph_mode"] = args.graph_mode
+    if args.cann_version:
+        from conformance.emulator import cann
+
+        if args.cann_version not in cann.EMULATED_VERSIONS:
+            return _error(f"--cann-version {args.cann_version}: the emulator has rules for "
+                          f"{', '.join(cann.EMULATED_VERSIONS)}")
+        changes["cann_version"] = args.cann_version
     if mutation_name is not None:
         from conformance.mutants import BY_NAME
 

@@ -35,11 +35,17 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", default=None, help="merge: the report folder to write")
     parser.add_argument("--html", metavar="FILE", default=None, help="write the HTML report here")
     parser.add_argument("--md", metavar="FILE", default=None, help="write the Markdown summary here")
+    parser.add_argument("--mix", action="store_true",
+                        help="merge: accept reports judged under different settings or of different code (each "
+                             "input's settings are shown); without it they are refused")
 
 
 def add_diff_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("old", metavar="OLD.json")
     parser.add_argument("new", metavar="NEW.json")
+    parser.add_argument("--mix", action="store_true",
+                        help="compare reports judged under different settings or of different code (each one's "
+                             "settings are shown); without it they are refused")
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, metavar="FRACTION",
                         help=f"worst-ratio growth that counts as a regression (default {DEFAULT_THRESHOLD})")
 
@@ -49,7 +55,7 @@ def report_command(args: argparse.Namespace) -> int:
     from conformance.report.schema import ReportError, load_report
 
     if args.report[0] == "merge":
-        return merge_command(args.report[1:], args.out)
+        return merge_command(args.report[1:], args.out, args.mix)
     if len(args.report) > 1 or args.out:
         print("npu-conformance report: one report at a time (to merge several: npu-conformance report merge "
               "A.json B.json --out DIR)", file=sys.stderr)
@@ -72,7 +78,26 @@ def report_command(args: argparse.Namespace) -> int:
     return exit_codes.PASSED
 
 
-def merge_command(paths: list[str], out: str | None) -> int:
+def _refuse_mixed(command: str, reports: list[dict], names: list[str], mix: bool) -> int | None:
+    """None when the reports were judged alike (or `mix` was asked for, after saying how they differ);
+    else USAGE, naming every difference."""
+    from conformance.report.judged_under import differences
+
+    lines = differences(reports, names)
+    if not lines:
+        return None
+    if mix:
+        print(f"npu-conformance {command}: the inputs were judged under different settings (--mix):")
+        for line in lines:
+            print(f"  {line}")
+        return None
+    print(f"npu-conformance {command}: the inputs were judged under different settings or of different code, "
+          f"so their numbers do not compare ({' | '.join(lines)}); pass --mix to {command} them anyway",
+          file=sys.stderr)
+    return exit_codes.USAGE
+
+
+def merge_command(paths: list[str], out: str | None, mix: bool = False) -> int:
     from conformance.report.artifacts import write_artifacts
     from conformance.report.junit import write_junit
     from conformance.report.merge import merge_reports
@@ -86,6 +111,9 @@ def merge_command(paths: list[str], out: str | None) -> int:
     except ReportError as exc:
         print(f"npu-conformance report merge: {exc}", file=sys.stderr)
         return exit_codes.USAGE
+    refused = _refuse_mixed("report merge", reports, paths, mix)
+    if refused is not None:
+        return refused
     merged = merge_reports(reports, sources=paths)
     written = write_artifacts(merged, Path(out))
     written["junit"] = write_junit(merged, Path(out) / "junit.xml")
@@ -108,6 +136,9 @@ def diff_command(args: argparse.Namespace) -> int:
         print(f"npu-conformance diff: --threshold must be >= 0 (a fraction of growth), got {args.threshold}",
               file=sys.stderr)
         return exit_codes.USAGE
+    refused = _refuse_mixed("diff", [old, new], ["OLD", "NEW"], args.mix)
+    if refused is not None:
+        return refused
     d = diff_reports(old, new, threshold=args.threshold)
     render_diff(d, args.old, args.new)
     return exit_codes.FAILED if d.regressed else exit_codes.PASSED

@@ -140,6 +140,10 @@ def run(args: argparse.Namespace) -> int:
     run_info = report["run"]
     if run_info.get("backend_requested") == "auto":  # say what auto chose, and why, on the line people read
         reason += f" [backend {run_info['backend']}: {run_info['backend_reason']}]"
+    for kind in ("layer", "runner"):  # name the code judged, when it is not the project's own
+        subject = run_info.get(kind) or {}
+        if subject.get("name") != "own" and subject.get("spec"):
+            reason += f" [{kind} under test {subject['spec']}]"
     console.print(reason, style="bold green" if ok else "bold red", soft_wrap=True)  # one line, never wrapped
     return exit_codes.PASSED if ok else _exit_status(exitcode, report)
 

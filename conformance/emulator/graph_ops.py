@@ -144,10 +144,43 @@ def _graph_v2_fia(query, key, value, *, atten_mask=None, actual_seq_qlen=None, a
                       input_layout, sparse_mode, block_size, inner_precise, return_softmax_lse)
 
 
+@torch.library.custom_op(f"{_LIB}::scatter_pa_kv_cache", mutates_args=("key_cache", "value_cache"))
+def _scatter_pa_kv_cache_op(key: torch.Tensor, value: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor,
+                            slot_mapping: torch.Tensor, cache_mode: Optional[str]) -> None:
+    emulated_torch_npu.npu_scatter_pa_kv_cache(key, value, key_cache, value_cache, slot_mapping, cache_mode=cache_mode)
+
+
+@_scatter_pa_kv_cache_op.register_fake
+def _(key, value, key_cache, value_cache, slot_mapping, cache_mode):
+    return None
+
+
+def _graph_scatter_pa_kv_cache(key, value, key_cache, value_cache, slot_mapping, *, cache_mode="PA_NZ", **unmodelled):
+    extra = sorted(name for name, value in unmodelled.items() if value is not None)
+    if extra:
+        raise NotImplementedError(f"graph emulation of npu_scatter_pa_kv_cache does not model {extra}")
+    _scatter_pa_kv_cache_op(key, value, key_cache, value_cache, slot_mapping, cache_mode)
+
+
+def _eager_only(name: str):
+    """An emulated op that has no graph form here: inside a compiled graph it fails with one line."""
+    op = getattr(emulated_torch_npu, name)
+
+    def call(*args, **kwargs):
+        if torch.compiler.is_compiling():
+            raise NotImplementedError(f"torch_npu.{name} inside a compiled graph is not modelled by the CPU op "
+                                      "emulator (it runs eagerly only; the graph forms are "
+                                      f"{', '.join(sorted(GRAPH_FORMS))})")
+        return op(*args, **kwargs)
+    call.__name__ = name
+    return call
+
+
 #: `torch_npu` and `torchair` as a compiled decode graph sees them: the graph decode path's ops as custom
 #: ops, every other emulated op as it is.
-torch_npu = SimpleNamespace(**({name: getattr(emulated_torch_npu, name) for name in emulated_torch_npu.__all__}
-                               | {"scatter_update_": _graph_scatter_update_,
-                                  "_npu_reshape_and_cache": _graph_reshape_and_cache,
-                                  "npu_fused_infer_attention_score_v2": _graph_v2_fia}))
+#: The ops with a graph form (a custom op a compiled graph holds as one node).
+GRAPH_FORMS = {"scatter_update_": _graph_scatter_update_, "_npu_reshape_and_cache": _graph_reshape_and_cache,
+               "npu_fused_infer_attention_score_v2": _graph_v2_fia,
+               "npu_scatter_pa_kv_cache": _graph_scatter_pa_kv_cache}
+torch_npu = SimpleNamespace(**({name: _eager_only(name) for name in emulated_torch_npu.__all__} | GRAPH_FORMS))
 torchair = SimpleNamespace(ops=SimpleNamespace(npu_fused_infer_attention_score=_graph_air_fia))

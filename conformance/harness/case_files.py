@@ -29,6 +29,7 @@ from conformance.adapters.loading import identity
 from conformance.cases.case import Case, CaseError, Tensors
 from conformance.cases.graph_session import GraphSession
 from conformance.formatting import jsonable
+from conformance.emulator import cann
 from conformance.harness.case_file_pair import (FIELDS, FORMAT, VERSION, case_file_data, state_path,
                                                 write_data)
 from conformance.judge.acknowledgements import LedgerError, ledger_from_entries
@@ -67,7 +68,7 @@ def judged_with(run) -> dict:
             "tolerance_policy": run.policies.as_dict(),
             "acknowledgements": {"source": ledger.source, "entries": [a.as_dict() for a in ledger.entries]},
             "mutation": run.mutation.name if run.mutation else None, "compile_graph": run.compile_graph,
-            "graph_mode": run.graph_mode,
+            "graph_mode": run.graph_mode, "cann_version": run.cann_version,
             # which code was judged; the project's own is left out (and read back as the default)
             "layer": None if run.layer.own else identity(run.layer),
             "runner": None if run.runner.own else identity(run.runner)}
@@ -158,7 +159,17 @@ def _judged_with(path: Path, raw) -> dict:
             "policies": PolicySet.from_dict(raw.get("tolerance_policy"), "judged_with.tolerance_policy"),
             "acknowledgements": ledger_from_entries(ack["entries"], f"{path} (saved with the case)",
                                                     "judged_with.acknowledgements"),
-            "mutation": mutation, "layer": _subject(path, raw, "layer"), "runner": _subject(path, raw, "runner")}
+            "mutation": mutation, "layer": _subject(path, raw, "layer"), "runner": _subject(path, raw, "runner"),
+            "cann_version": _cann_version(path, raw)}
+
+
+def _cann_version(path: Path, raw: dict) -> str:
+    """The emulated CANN release the case was judged at (files from before the field: the first audited one)."""
+    version = raw.get("cann_version", cann.AUDITED_VERSION)
+    if version not in cann.EMULATED_VERSIONS:
+        raise CaseFileError(f"{path}: judged_with.cann_version must be one of {list(cann.EMULATED_VERSIONS)}, "
+                            f"got {version!r}")
+    return version
 
 
 def _subject(path: Path, raw: dict, key: str) -> dict | None:

@@ -86,6 +86,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("--runner", metavar="MODULE:FUNCTION",
            help="the runner under test: FUNCTION(step) builds the Context of an engine step "
                 "(conformance.cases.engine.EngineStep) (default: the project's own conformance.cases.contexts)"),
+    Option("--cann-version", metavar="VERSION",
+           help="the CANN release whose kernel rules the emulator applies, where rules differ between releases "
+                "(conformance.emulator.cann.EMULATED_VERSIONS; default: the newest audited; `npu-conformance info` "
+                "lists them)"),
     # Options of pytest and its plugins that the subcommands offer under shorter names.
     Option("--profile", choices=PROFILES, commands=("run", "fuzz"), pytest_flag="--hypothesis-profile",
            command_defaults=(("fuzz", "fuzz"),),

@@ -20,6 +20,7 @@ import pytest  # noqa: E402
 from hypothesis import settings as hyp_settings  # noqa: E402
 
 from conformance.adapters.loading import SelectionError, identity, load_layer, load_runner  # noqa: E402
+from conformance.emulator import cann  # noqa: E402
 from conformance.harness import hookspecs, options, profiles, run  # noqa: E402
 from conformance.harness.case_file_pair import remove_case_file  # noqa: E402
 from conformance.harness.records import PROPERTY_KEY, compact_line, keep_named_failures  # noqa: E402
@@ -83,7 +84,8 @@ def pytest_configure(config):
     configure(backend=backend, backend_reason=reason, strict_contracts=config.getoption("strict_contracts"),
               require_npu=config.getoption("require_npu"), policies=policies, acknowledgements=ledger,
               graph_mode=config.getoption("graph_mode"), shape_space=config.getoption("shape_space"),
-              failures_dir=Path(config.getoption("conformance_failures")), layer=layer, runner=runner)
+              failures_dir=Path(config.getoption("conformance_failures")), layer=layer, runner=runner,
+              cann_version=_cann_version(config.getoption("cann_version")))
     if npu_usable:
         prepare_device("npu")
     if backend == "npu" and not npu_usable:
@@ -108,6 +110,15 @@ def _select_code_under_test(config, state: run.RunState, backend: str):
     finally:
         state.installed_npu_modules = npu_modules.installed() and not was_installed
     return layer, runner
+
+
+def _cann_version(requested: str | None) -> str:
+    if requested is None:
+        return cann.DEFAULT_VERSION
+    if requested not in cann.EMULATED_VERSIONS:
+        raise pytest.UsageError(f"--cann-version {requested}: the emulator has rules for "
+                                f"{', '.join(cann.EMULATED_VERSIONS)}")
+    return requested
 
 
 def pytest_unconfigure(config):
@@ -135,7 +146,7 @@ def pytest_report_header(config):
     s = settings()
     return [f"npu-conformance: backend={s.backend} ({s.backend_reason}); strict_contracts={s.strict_contracts}; "
             f"hypothesis profile={run.run_state(config).profile}; tolerance policy={s.policies.default.source}; "
-            f"acknowledgements={s.acknowledgements.source}; graph mode={s.graph_mode}",
+            f"acknowledgements={s.acknowledgements.source}; graph mode={s.graph_mode}; emulated CANN {s.cann_version}",
             f"npu-conformance: layer under test {identity(s.layer)['spec']}; runner {identity(s.runner)['spec']}"]
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from conformance import emulator
+from conformance.emulator import cann
 from conformance.adapters.layer import LayerAdapter, as_contract_context
 from conformance.adapters.runner import describe_step
 from conformance.cases.case import Case, Tensors
@@ -107,7 +108,8 @@ def _run_layer(case: Case, t: Tensors, run: RunSettings, ctx) -> LayerRun:
         with adapter.context.install(context):  # outside the compiled graph, as a runner installs it
             return (compiled or layer)(q, k, v)
 
-    with kernels.use_backend(kernel_backend), _findings_scope(run.backend) as log, npu_device(run.device):
+    with kernels.use_backend(kernel_backend), _findings_scope(run.backend) as log, npu_device(run.device), \
+            cann.emulated_version(run.cann_version):
         if compiled is not None and mutation and mutation.graph_call:  # a capture/replay bug
             out = mutation.graph_call(compiled.capture, call, ctx, t.q, t.k, t.v)
         else:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from conformance.adapters.layer import LayerAdapter
 from conformance.adapters.loading import OWN_LAYER
 from conformance.adapters.runner import OWN_RUNNER, RunnerAdapter
+from conformance.emulator import cann
 from conformance.judge.acknowledgements import Ledger, default_ledger
 from conformance.judge.policy import PolicySet
 
@@ -39,6 +40,8 @@ class RunSettings:
     #: project's own unless --layer / --runner chose another code base's
     layer: LayerAdapter = OWN_LAYER
     runner: RunnerAdapter = OWN_RUNNER
+    #: the CANN release whose rules the emulator applies where they differ (conformance.emulator.cann)
+    cann_version: str = cann.DEFAULT_VERSION
 
     @property
     def device(self) -> str:

@@ -28,7 +28,7 @@ from typing import Any, Iterator
 import torch
 from torch.overrides import TorchFunctionMode
 
-from conformance.emulator import torch_npu as emulated_torch_npu, torchair as emulated_torchair
+from conformance.emulator import torch_npu as emulated_torch_npu, torch_ops, torchair as emulated_torchair
 from npu_attention import kernels
 
 #: Set on every module object this file installs; the real kernel loader refuses a module carrying it.
@@ -57,14 +57,22 @@ def _not_modelled(qualified: str):
     return call
 
 
-def _late_bound(module: str, name: str):
-    """`module.name` of the kernel backend selected when it is called (not when it was looked up: a
-    `from torch_npu import op` at import time must still reach the graph ops inside a compiled graph)."""
+def _target(module: str, name: str):
+    backend = kernels.active_backend()
+    return getattr(backend.torch_npu if module == "torch_npu" else backend.torchair.ops, name)
+
+
+def _late_bound(module: str, name: str, overload: str | None = None):
+    """`module.name` (or its `.out` overload) of the kernel backend selected when it is called, not when
+    it was looked up: a `from torch_npu import op` at import time must still reach the graph ops inside a
+    compiled graph, and a planted bug's wrapped ops."""
     def call(*args, **kwargs):
-        target = kernels.active_backend().torch_npu if module == "torch_npu" else kernels.active_backend().torchair.ops
-        return getattr(target, name)(*args, **kwargs)
-    call.__name__ = name
-    call.__qualname__ = f"{module}.{name}"
+        op = _target(module, name)
+        return (getattr(op, overload) if overload else op)(*args, **kwargs)
+    call.__name__ = name if overload is None else f"{name}.{overload}"
+    call.__qualname__ = f"{module}.{call.__name__}"
+    if overload is None:
+        call.out = _late_bound(module, name, "out")  # the preallocated-output overload (graph capture)
     return call
 
 
@@ -108,6 +116,7 @@ def install() -> None:
         raise RuntimeError(f"{', '.join(real)} already imported in this process: the emulated modules cannot "
                            "replace a real torch_npu (run the emulated backend in a process without it)")
     _ensure_npu_device_name()
+    torch_ops.install()  # torch.ops.npu.<op> (and atb / air) reach the emulator too
     for name, module in _modules().items():
         _saved[name] = sys.modules.get(name)
         sys.modules[name] = module

@@ -40,7 +40,8 @@ from conformance.report.plots import (
 TITLE = "npu-conformance tolerance report"
 MAX_FAILURES = 50  # failing / erroring cases listed (all are in report.json)
 CLOSEST_PASSING = 10  # passing cases listed, closest to the bound first
-MAX_LINKS = 5  # cases linked from one count in a table cell or the banner ("+N more" beyond)
+MAX_LINKS = 5  # cases linked from one count in a table cell ("+N more" beyond, linked to the table)
+BANNER_LINKS = 20  # cases linked from one count of the verdict line
 TAG_CLASSES = {"pass": "t-pass", "passed": "t-pass", "fail": "t-fail", "failed": "t-fail", "error": "t-error",
                "xpassed": "t-fail", "skipped": "t-skip", "xfailed": "t-skip"}
 ASCEND_METRICS = ("max_rel_err", "mean_rel_err", "rmse", "small_value_err_ratio", "eb")
@@ -255,7 +256,7 @@ def summary_view(report: dict, listing: Listing) -> dict:
 
 def banner(report: dict, listing: Listing) -> dict:
     """The verdict line, the cases behind each of its counts, and what was judged."""
-    counts = [c | {"links": listing.links(c["records"], c["count"])} for c in verdict_counts(report)]
+    counts = [c | {"links": listing.links(c["records"], c["count"], BANNER_LINKS)} for c in verdict_counts(report)]
     return {"verdict": report["verdict"], "counts": counts, "identity": identity_lines(report["run"])}
 
 

@@ -47,7 +47,8 @@ def case_ids(records: list[dict], count: int | None = None) -> str:
         extra.append(f"+{len(ids) - MAX_IDS} more")
     if count is not None and count > len(records):
         extra.append(f"{count - len(records)} counted only, records not kept")
-    return ", ".join(f"`{i}`" for i in ids[:MAX_IDS]) + (f" ({'; '.join(extra)})" if extra else "")
+    named = ", ".join(f"`{i}`" for i in ids[:MAX_IDS])
+    return " ".join(x for x in (named, f"({'; '.join(extra)})" if extra else "") if x)
 
 
 def meta_line(report: dict) -> str:
@@ -125,26 +126,26 @@ def _summary_table(report: dict) -> list[str]:
     return lines + [""] + _bucket_cases(report)
 
 
-def _bucket_line(key: tuple[str, str], info: dict) -> str:
-    """One bucket's counted cases and each standard's own worst case."""
+def _bucket_line(s: dict, info: dict) -> str:
+    """One bucket's counted cases (its summary row's counts) and each standard's own worst case."""
     groups, worst = info["groups"], info["worst"]
-    parts = [f"{label} {case_ids(groups[g])}" for label, g in (
+    parts = [f"{label} {case_ids(groups[key], s.get(key, 0))}" for label, key in (
         ("failed", "failed"), ("errors", "errors"), ("outside Ascend std", "ascend_failed"),
-        ("nondeterministic", "nondeterministic"), ("unacknowledged hazard", "hazards")) if groups[g]]
+        ("nondeterministic", "nondeterministic"), ("unacknowledged hazard", "hazards")) if s.get(key)]
     if worst["dual"] is not None:
         parts.append(f"worst dual reference {case_ids([worst['dual']])} {fmt_ratio(dual_ratio(worst['dual']))}")
     if worst["ascend"] is not None:
         parts.append(f"worst Ascend margin {case_ids([worst['ascend']])} {fmt_ratio(worst['ascend']['ascend_ratio'])}")
-    return f"- {key[0]} / {key[1]}: " + " · ".join(parts)
+    return f"- {s['phase']} / {s['dtype']}: " + " · ".join(parts)
 
 
 def _bucket_cases(report: dict) -> list[str]:
     buckets = bucket_cases(report["records"])
-    keys = [(s["phase"], s["dtype"]) for s in report["summaries"] if (s["phase"], s["dtype"]) in buckets]
-    if not keys:
+    rows = [s for s in report["summaries"] if (s["phase"], s["dtype"]) in buckets]
+    if not rows:
         return []
     return ["Cases behind the counts, and each standard's worst case per phase and dtype:", ""] + [
-        _bucket_line(k, buckets[k]) for k in keys] + [""]
+        _bucket_line(s, buckets[(s["phase"], s["dtype"])]) for s in rows] + [""]
 
 
 def _why(r: dict) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 
+from conformance.report.judged_under import judged_under
 from conformance.report.model import build_report, tally_records
 from conformance.formatting import num, rank
 
@@ -129,7 +130,8 @@ def merge_reports(reports: list[dict], *, sources: list[str] | None = None, comp
     first = reports[0]
     run = dict(first["run"]) | {"merged_from": [
         {"source": (sources or [None] * len(reports))[i], "started_at": r["run"].get("started_at"),
-         "backend": r["run"].get("backend"), "device": r["run"].get("device"), "complete": r["complete"]}
+         "backend": r["run"].get("backend"), "device": r["run"].get("device"), "complete": r["complete"],
+         "judged_under": judged_under(r)}
         for i, r in enumerate(reports)]}
     run["duration_s"] = max(num(r["run"].get("duration_s") or 0) for r in reports)
     records = [rec for r in reports for rec in r["records"]] + list(extra_records or [])

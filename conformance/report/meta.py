@@ -13,6 +13,7 @@ from pathlib import Path
 from hypothesis import settings as hyp_settings
 
 from conformance.adapters.loading import identity
+from conformance.emulator import cann
 from conformance.harness.run import RUN_STATE
 from conformance.judge.settings import settings
 from conformance.platform.probe import probe_npu
@@ -83,6 +84,9 @@ def run_metadata(config, *, started_at: str, duration_s: float, finished_at: str
         "pytest_args": [str(a) for a in config.invocation_params.args],
         "pytest_exitstatus": None if exitstatus is None else int(exitstatus),
         "failures_dir": str(s.failures_dir),
+        "cann_emulated": {"version": s.cann_version, "source": cann.source_of(s.cann_version)}
+        if s.backend == "emulated" else None,
+        "planted": s.mutation.name if s.mutation else None,  # a planted bug (mutants, fuzz --plant)
         "layer": identity(s.layer),  # what was judged: spec, file, sha256, git commit and dirty flag
         "runner": identity(s.runner),
     }

@@ -358,13 +358,13 @@ def standard_worsts(records: list[dict]) -> dict:
     standard's highest margin, determinism's case with the most differing elements (None if every case
     was deterministic)."""
     nondeterministic = [r for r in records if standard_failures(r)["nondeterministic"]]
-    return {"dual": _worst(records, dual_ratio), "ascend": _worst(records, lambda r: _some(r.get("ascend_ratio"))),
+    return {"dual": _worst(records, dual_ratio), "ascend": _worst(records, lambda r: _rank_of(r.get("ascend_ratio"))),
             "determinism": _worst(nondeterministic, differing_elements),
             "determinism_run": any((r.get("verdicts") or {}).get("determinism") in ("pass", "fail") for r in records)}
 
 
-def _some(value):
-    return None if value is None else rank(value)
+def _rank_of(value):
+    return None if value is None else rank(value)  # None: not computed, never a worst case
 
 
 def bucket_cases(records: list[dict]) -> dict[tuple[str, str], dict]:
@@ -376,24 +376,25 @@ def bucket_cases(records: list[dict]) -> dict[tuple[str, str], dict]:
 
 
 def verdict_counts(report: dict) -> list[dict]:
-    """The counts the verdict line gives, each with its records: [{"label", "count", "records"}]. A count
-    above len(records) includes cases a fuzz session only counted (their records were not kept)."""
+    """The counts the verdict line gives, each with its records: [{"label", "count", "records"}] (the
+    worst case last, with count None). A count above len(records) includes cases a fuzz session only
+    counted (their records were not kept)."""
     groups, totals = case_groups(report["records"]), report["totals"]
     status = report["verdict"]["status"]
     if status == "incomplete":
-        items = [("out of tolerance or in error", groups["failed"] + groups["errors"])]
+        items = [("out of tolerance or in error", groups["failed"] + groups["errors"], None)]
     elif status == "failed":
-        items = [("out of tolerance", groups["out_of_tolerance"]),
-                 ("within tolerance but nondeterministic", groups["nondeterministic_only"]),
-                 ("within tolerance but with an unacknowledged hazard", groups["hazard_only"]),
-                 ("raised an error", groups["errors"])]
-    else:
-        items = [("outside the Ascend benchmark standard (reported, not gating)", groups["ascend_failed"]),
-                 ("nondeterministic (reported, not gating)", groups["nondeterministic"])]
-    counted = {"outside the Ascend benchmark standard (reported, not gating)": totals.get("ascend_failed", 0),
-               "nondeterministic (reported, not gating)": totals.get("nondeterministic", 0)}
-    out = [{"label": label, "count": counted.get(label, len(rows)), "records": rows} for label, rows in items if
-           rows or counted.get(label)]
+        items = [("out of tolerance", groups["out_of_tolerance"], None),
+                 ("within tolerance but nondeterministic", groups["nondeterministic_only"], None),
+                 ("within tolerance but with an unacknowledged hazard", groups["hazard_only"], None),
+                 ("raised an error", groups["errors"], None)]
+    else:  # a green run names what it reports without gating, counted-only cases included
+        items = [("outside the Ascend benchmark standard (reported, not gating)", groups["ascend_failed"],
+                  totals.get("ascend_failed", 0)),
+                 ("nondeterministic (reported, not gating)", groups["nondeterministic"],
+                  totals.get("nondeterministic", 0))]
+    out = [{"label": label, "count": len(rows) if count is None else count, "records": rows}
+           for label, rows, count in items if rows or count]
     worst = next((r for r in report["records"] if r["case_id"] == totals.get("worst_case_id")), None)
     if worst is not None and status != "incomplete":
         out.append({"label": f"worst ratio {fmt_ratio(totals['worst_ratio'])}", "count": None, "records": [worst]})
@@ -402,20 +403,21 @@ def verdict_counts(report: dict) -> list[dict]:
 
 def identity_lines(run: dict) -> list[dict]:
     """What was judged, from run.layer / run.runner (absent or null in reports written before they
-    existed: then the project's own layer was judged): [{"role", "spec", "details": [str], "own"}]."""
+    existed: then the project's own layer was judged): [{"role", "spec", "details": [str]}]. The own
+    layer and runner (name "own") say so before their file."""
     lines = []
     for role, key in (("layer under test", "layer"), ("runner", "runner")):
         subject = run.get(key)
         if not subject:
             if key == "layer":
-                lines.append({"role": role, "spec": OWN_LAYER, "details": ["the project's own"], "own": True})
+                lines.append({"role": role, "spec": OWN_LAYER, "details": ["the project's own"]})
             continue
         git = subject.get("git") or {}
         details = [x for x in (
             "the project's own" if subject.get("name") == "own" else None, subject.get("file"),
             f"sha256 {subject['sha256'][:12]}" if subject.get("sha256") else None,
             f"git {git['commit'][:12]}" if git.get("commit") else None, "dirty" if git.get("dirty") else None) if x]
-        lines.append({"role": role, "spec": subject["spec"], "details": details, "own": subject.get("name") == "own"})
+        lines.append({"role": role, "spec": subject["spec"], "details": details})
     return lines
 
 

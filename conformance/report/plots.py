@@ -96,7 +96,7 @@ def _bound_panel(ax, group: list[dict], lo: float, hi: float) -> None:
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     failing = len(kinds["fail"])
-    ax.set_title(f"{group[0]['phase']} / {group[0]['dtype']}: {len(group)} cases"
+    ax.set_title(f"{group[0]['phase']} / {group[0]['dtype']}: {len(group)} case{'s' * (len(group) != 1)}"
                  + (f", {failing} failing" if failing else ""), fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.tick_params(labelsize=MIN_FONT_PT)

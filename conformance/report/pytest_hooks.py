@@ -87,11 +87,13 @@ class ReportSession:
             self.records.append(record)
 
     def compact(self, keep_per_bucket: int) -> None:
-        """Keep the failing records and the worst `keep_per_bucket` passing ones per phase x dtype; count
-        the rest (a long fuzz session's memory and report stay small)."""
+        """Keep the failing records (and those outside a reported standard) and the worst `keep_per_bucket`
+        passing ones per phase x dtype; count the rest (a long fuzz session's memory and report stay small)."""
         keep, passing = [], {}
         for r in self.records:
-            if r["verdict"] != "pass":
+            # A failing case, and a passing one that missed a reported (non-gating) standard: every count
+            # the report shows names its cases.
+            if r["verdict"] != "pass" or "fail" in (r.get("verdicts") or {}).values():
                 keep.append(r)
             else:
                 passing.setdefault((r["phase"], r["dtype"]), []).append(r)

@@ -38,3 +38,24 @@ def build_context(step):
     else:
         runner.prepare_decode(seqs)
     return None  # set through nanoport.utils.context: the harness reads it back
+
+
+class FlatSlotsRunner(ModelRunner):
+    """A planted mistake for the harness's tests: upstream nano-vllm's flat decode slots
+    (block * block_size + offset) where the NPU layer's scatter_update_ wants [block, offset] rows."""
+
+    def prepare_decode(self, seqs):
+        ids, positions = super().prepare_decode(seqs)
+        from nanoport.utils.context import get_context
+
+        ctx = get_context()
+        ctx.slot_mapping = ctx.slot_mapping[:, 0] * self.block_size + ctx.slot_mapping[:, 1]
+        return ids, positions
+
+
+def build_context_flat_decode(step):
+    runner = runner_for(step)
+    runner.__class__ = FlatSlotsRunner
+    seqs = sequences(step)
+    runner.prepare_prefill(seqs) if step.is_prefill else runner.prepare_decode(seqs)
+    return None

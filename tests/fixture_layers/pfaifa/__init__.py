@@ -1,0 +1,1 @@
+"""pfaifa: an older Ascend engine's attention on the FIA family's predecessors (a test fixture)."""
