@@ -20,8 +20,8 @@ NOT_INHERITED = ("HYPOTHESIS_PROFILE", "ASCEND_RT_VISIBLE_DEVICES", "NPU_CONFORM
                  "NPU_CONFORMANCE_DEVICES", "NPU_CONFORMANCE_CORPUS")
 
 #: Seconds before a child counts as hung. The slowest child (a dev-profile run that shrinks several
-#: failures) takes about a minute on an idle 2-core machine and four or five times that with several busy
-#: processes per core; this is only ever reached by a hang.
+#: failures) takes about a minute on an idle 2-core machine and over six minutes at a load of 10 (it
+#: overran the earlier 300 s there); only a hang gets near this.
 TIMEOUT_S = 900.0
 
 #: A fuzz budget that only bounds a session stopped otherwise (--max-cases, or every test ran): far more
@@ -40,17 +40,17 @@ def cli_env(pythonpath: Path | str | None = None, **extra: str) -> dict:
     return env | extra
 
 
-def run_process(argv: list[str], cwd: Path | str | None, env: dict, timeout: float = TIMEOUT_S,
-                input: str | None = None) -> subprocess.CompletedProcess:
+def run_process(argv: list[str], cwd: Path | str | None, env: dict, timeout: float = TIMEOUT_S
+                ) -> subprocess.CompletedProcess:
     """subprocess.run(argv, capture_output=True, text=True), in a process group of its own: on a timeout
     (or Ctrl-C) the whole group is killed, so a fuzz controller's workers do not fuzz on, orphaned, and
     load the machine for the tests that follow. (A group, not a session: the child stays in this session's
     scheduling autogroup, sharing the CPU as any other child does.)"""
     own_group = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
-    with subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE if input is not None else None,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **own_group) as proc:
+    with subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          **own_group) as proc:
         try:
-            stdout, stderr = proc.communicate(input, timeout=timeout)
+            stdout, stderr = proc.communicate(timeout=timeout)
         except BaseException:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -85,8 +85,9 @@ def worker_startup_s(cwd: Path | str, select: str) -> float:
     return time.monotonic() - started
 
 
-def fuzz_budget(fuzzing_s: float, startup_s: float, workers: int = 1) -> str:
-    """A --budget giving `fuzzing_s` seconds of fuzzing on top of the workers' startup: the session's clock
-    starts before the workers do, so a fixed budget is all startup on a loaded machine (no case at all).
-    `startup_s` (worker_startup_s) counts twice per worker started at once: the load may grow meanwhile."""
-    return f"{math.ceil(fuzzing_s + 2 * workers * startup_s)}s"
+def fuzz_budget(fuzzing_s: float, startup_s: float) -> str:
+    """A --budget for one worker giving `fuzzing_s` seconds of fuzzing on top of its startup: the session's
+    clock starts before the worker does, so a fixed budget is all startup on a loaded machine (about 20 s of
+    a 20 s budget at a load of 7 on 2 cores: one case, or none). `startup_s` (worker_startup_s) counts
+    twice: the load may grow between the measurement and the session."""
+    return f"{math.ceil(fuzzing_s + 2 * startup_s)}s"

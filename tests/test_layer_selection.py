@@ -217,3 +217,19 @@ def test_diff_and_merge_refuse_reports_of_different_layers_unless_asked_to_mix(t
     assert code in (exit_codes.PASSED, exit_codes.FAILED) and "layer under test" in text, text
     merged = load_report(tmp_path / "merged" / "report.json")
     assert [m["judged_under"]["layer under test"] for m in merged["run"]["merged_from"]][1].startswith("nanoport")
+
+
+@pytest.mark.parametrize(("spec", "passes"), [
+    ("pfaifa.attention:Attention", True),  # prefill on npu_prompt_flash_attention, decode on npu_incre_...
+    ("pfaifa.attention:ScaledTwiceAttention", False),
+    ("scatterpa_adapter:ADAPTER", True),  # the cache written with npu_scatter_pa_kv_cache
+    ("scatterpa_adapter:NEXT_SLOT", False),
+])
+def test_layers_on_the_other_op_families_pass_and_their_planted_mistakes_fail(tmp_path, spec, passes):
+    code, text, report = _run(tmp_path, "--layer", spec, "--layer-path", FIXTURES, "--shape-space", "npu",
+                              select="test_prefill_output or test_decode_eager_output")
+    assert code == (exit_codes.PASSED if passes else exit_codes.FAILED), text[-3000:]
+    assert {r["phase"] for r in report["records"]} == {"prefill", "decode_eager"}
+    if not passes:
+        failed = [r for r in report["records"] if r["verdict"] == "fail"]
+        assert failed and all(r["verdict"] != "error" for r in report["records"]), "caught by the verdict, not a crash"
