@@ -51,7 +51,8 @@ def _outputs(dtype, n=4096, seed=0):
     return golden, golden.to(dtype)
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+# float32: the standard does not apply (tests/test_ascend_not_applicable.py), its would-be verdict is checked there
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_a_correctly_rounded_kernel_passes_and_a_wrong_one_fails_at_l1(dtype):
     golden, baseline = _outputs(dtype)
     good = compare_ascend(baseline.clone(), golden, baseline, dtype=dtype)

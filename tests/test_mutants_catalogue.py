@@ -41,8 +41,12 @@ PREFILL_LONG = Case(phase="prefill", num_heads=4, num_kv_heads=2, head_dim=64, d
                     num_blocks=8, seq_lens=(300, 20), block_tables=((5, 2, 6), (3,)), seed=6)
 DECODE_128 = Case(phase="decode_eager", num_heads=4, num_kv_heads=1, head_dim=64, dtype="bfloat16", block_size=128,
                   num_blocks=8, seq_lens=(200, 70, 5), block_tables=((4, 1), (6,), (2,)), seed=8)
+# max_model_len 40 is no multiple of block_size 16: a sequence at max_model_len needs ceil(40/16) = 3 blocks
+AT_MODEL_LEN = Case(phase="decode_graph", num_heads=4, num_kv_heads=2, head_dim=32, dtype="float16", block_size=16,
+                    num_blocks=8, seq_lens=(40, 3), block_tables=((3, 1, 5), (2,)), seed=9, max_num_seqs=3, table_width=3,
+                    max_model_len=40)
 EXTRA_CASES = {"paged_attention_not_run_large_batch": [DECODE_WIDE], "prefill_output_buffer_reused": [PREFILL_LONG],
-               "paged_read_kernel_block_size": [DECODE_128]}
+               "paged_read_kernel_block_size": [DECODE_128], "runner_table_width_floored": [AT_MODEL_LEN]}
 
 
 def test_catalogue_has_at_least_twenty_well_formed_entries():
@@ -50,11 +54,11 @@ def test_catalogue_has_at_least_twenty_well_formed_entries():
     names = [m.name for m in CATALOGUE]
     assert len(set(names)) == len(names), "mutant names must be unique"
     for m in CATALOGUE:
-        assert m.phase in PHASES and m.via in {"layer", "call", "context", "replay", "op"}, m.name
+        assert m.phase in PHASES and m.via in {"layer", "call", "context", "runner", "replay", "op"}, m.name
         assert m.location in {"layer", "runner", "kernel"}, m.name
         hooks = {"layer": m.layer_class, "call": m.wrap_kernels if m.via == "call" else None,
                  "op": m.wrap_kernels if m.via == "op" else None, "context": m.transform_context,
-                 "replay": m.graph_call}
+                 "runner": m.runner, "replay": m.graph_call}
         assert hooks[m.via] is not None, f"{m.name}: planted via {m.via} but that hook is empty"
         # A replay bug may come with the layer code that reads what the runner hands the graph.
         others = [name for name, h in hooks.items() if h is not None and name != m.via]
@@ -128,8 +132,8 @@ def test_hand_picked_session_passes_unmutated():
     assert [o.case.batch for o in outcomes] == [3, 3, 2, 3]
 
 
-@pytest.mark.parametrize("case", [PREFILL, DECODE, GRAPH, DECODE_WIDE, PREFILL_LONG, DECODE_128],
-                         ids=["prefill", "decode", "graph", "decode-wide", "prefill-long", "decode-128"])
+@pytest.mark.parametrize("case", [PREFILL, DECODE, GRAPH, DECODE_WIDE, PREFILL_LONG, DECODE_128, AT_MODEL_LEN],
+                         ids=["prefill", "decode", "graph", "decode-wide", "prefill-long", "decode-128", "at-model-len"])
 def test_hand_picked_cases_pass_unmutated(case):
     configure(mutation=None)
     assert check_case(case).passed

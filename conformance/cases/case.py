@@ -113,6 +113,11 @@ class Case:
         if self.phase == "decode_graph" and self.table_width < max(len(t) for t in self.block_tables):
             raise CaseError(f"Case.table_width ({self.table_width}) must hold the widest block table "
                             f"({max(len(t) for t in self.block_tables)})")
+        rows = self.num_new_tokens
+        past = [r for r in self.outlier_rows if r >= rows]
+        if past:
+            raise CaseError(f"Case.outlier_rows: row {past[0]} is past the case's {rows} q/k/v row(s) (rows are "
+                            "token indices of this step: every prompt token in prefill, one per (padded) decode row)")
         if self.max_model_len and max(self.seq_lens) > self.max_model_len:
             raise CaseError(f"Case.seq_lens: a sequence of {max(self.seq_lens)} tokens is longer than max_model_len "
                             f"({self.max_model_len})")

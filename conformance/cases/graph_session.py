@@ -69,6 +69,10 @@ class GraphSession:
         for i, step in enumerate(self.steps):
             check_int_tuple(f"steps[{i}].join", step.join, 1, owner=owner)
             check_int_tuple(f"steps[{i}].leave", step.leave, 0, owner=owner)
+        longest = max([*self.start, *(n for s in self.steps for n in s.join)], default=0)
+        if longest > self.max_len:
+            raise CaseError(f"GraphSession: a sequence of {longest} tokens is longer than max_model_len "
+                            f"({self.max_len}): the engine would never admit it")
         if self.num_blocks < self.max_num_seqs + 2:
             raise CaseError(f"GraphSession.num_blocks ({self.num_blocks}) must be >= max_num_seqs + 2 "
                             f"({self.max_num_seqs + 2}): block 0 and the dummy block are never handed out, and "
@@ -171,7 +175,8 @@ def step_cases(session: GraphSession, device: str = "cpu") -> Iterator[tuple[int
 
 def eager_twin(case: Case) -> Case:
     """The same decode step without graph padding (what eager decode is given)."""
-    return replace(case, phase="decode_eager", max_num_seqs=0, table_width=0)
+    return replace(case, phase="decode_eager", max_num_seqs=0, table_width=0,
+                   outlier_rows=tuple(r for r in case.outlier_rows if r < case.batch))
 
 
 def run_session(session: GraphSession, judge, *, device: str = "cpu", eager: bool = False,

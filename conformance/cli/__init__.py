@@ -10,7 +10,9 @@ Registering the parsers imports neither torch nor pytest: each subcommand loads 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import traceback
 from importlib import metadata
 
@@ -37,12 +39,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in SUBCOMMANDS:
         module.add_parser(sub)
+    for subparser in sub.choices.values():
+        subparser.set_defaults(parser=subparser)  # an unknown argument is reported with the subcommand's usage
     return parser
+
+
+def _terminate(signum, frame):
+    # SIGTERM (a CI runner's timeout) stops a subcommand as Ctrl-C does: what it wrote is kept, marked incomplete.
+    raise KeyboardInterrupt("terminated by SIGTERM")
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line; an argument a subcommand does not know is reported with that subcommand's
+    usage (argparse's default names only the top-level usage)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)  # exits with USAGE (2) on a bad command line
+    args = parse(parser, argv)  # exits with USAGE (2) on a bad command line
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -52,3 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"npu-conformance {args.command}: internal error (a bug in npu-conformance, please report it):\n"
               + traceback.format_exc(), file=sys.stderr)
         return exit_codes.INTERNAL
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

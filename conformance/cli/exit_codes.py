@@ -19,3 +19,8 @@ INTERRUPTED = 5
 
 HELP = ("exit status: 0 passed, 1 failed (out of tolerance, unacknowledged hazard, failing test, regression, "
         "surviving mutant), 2 bad input or usage, 3 no usable NPU, 4 internal error, 5 interrupted")
+
+
+def no_test_matched(keyword: str | None) -> str:
+    """What `run` and `fuzz` say when pytest collected nothing: bad input (USAGE), one message for one meaning."""
+    return f"-k {keyword!r} matched no test: nothing ran" if keyword else "no test was collected: nothing ran"

@@ -60,7 +60,7 @@ def fuzz_command(args: argparse.Namespace) -> int:
     from conformance.fuzz.controller import FuzzOptions, FuzzSession
     from conformance.fuzz.database import DatabaseError, open_database
 
-    console = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 120)
+    console = Console(highlight=False, markup=False, emoji=False, width=None if sys.stdout.isatty() else 120)
     try:
         budget = parse_duration(args.budget)
         devices = parse_devices(args.devices) if args.devices else detect_devices()
@@ -120,7 +120,7 @@ def fuzz_command(args: argparse.Namespace) -> int:
         _wait(session)
     finally:
         display.stop()
-    return _finish(console, session, out)
+    return _finish(console, session, out, args.k)
 
 
 def _clear_previous(out: Path) -> None:
@@ -150,13 +150,19 @@ def _wait(session) -> None:
             worker.ended = "killed at shutdown"
 
 
-def _finish(console, session, out: Path) -> int:
+def _finish(console, session, out: Path, keyword: str | None) -> int:
     from conformance.report.console import summary_table
+    from conformance.report.fuzz_section import judged_text
     from conformance.report.artifacts import write_artifacts
     from conformance.report.junit import write_junit
 
-    if session.usage_error:
-        return _fail(console, f"a worker could not start:\n{session.usage_error}", exit_codes.USAGE)
+    if session.no_tests:
+        return _fail(console, exit_codes.no_test_matched(keyword), exit_codes.USAGE)
+    if session.usage_error:  # the worker's log, then its cause as the last line
+        cause = [line[7:] for line in session.usage_error.splitlines() if line.startswith("ERROR: ")]
+        console.print(session.usage_error, style="dim", soft_wrap=True)
+        return _fail(console, f"a worker could not start: {cause[-1] if cause else 'see its log above'}",
+                     exit_codes.USAGE)
     report = session.merged(final=True)
     if report is None:
         return _fail(console, "no worker wrote a report (see the logs in " + str(out / "workers") + ")",
@@ -168,8 +174,10 @@ def _finish(console, session, out: Path) -> int:
     fuzz = report["fuzz"]
     elapsed = fuzz["elapsed_s"]
     share = fuzz["time_in_kernels_and_reference_s"] / max(fuzz["loop_s"], 1e-9)
-    console.print(f"{fuzz['cases']} cases in {elapsed:.0f} s ({fuzz['cases'] / max(elapsed, 1e-9):.1f}/s) by "
-                  f"{len(session.workers)} worker(s), {fuzz['slices']} slices; {share:.0%} of the workers' test loop "
+    # cases: distinct judged cases, the number the verdict, the summary table and the timeline give too
+    console.print(f"{fuzz['cases']} cases in {elapsed:.0f} s ({fuzz['cases'] / max(elapsed, 1e-9):.1f}/s)"
+                  f"{judged_text(fuzz)} by {len(session.workers)} worker(s), {fuzz['slices']} slices; {share:.0%} of "
+                  f"the workers' test loop "
                   f"in the layer and the reference ({fuzz['startup_s'] / max(1, len(session.workers)):.0f} s startup "
                   f"per worker); stopped: {fuzz['stopped']}", soft_wrap=True)
     if fuzz["database"].get("degraded"):
@@ -181,6 +189,8 @@ def _finish(console, session, out: Path) -> int:
                           soft_wrap=True)
     console.print("report: " + "  ".join(str(p) for p in paths.values()), soft_wrap=True)
     verdict = report["verdict"]
+    if fuzz.get("planted"):
+        console.print(f"planted bug: {fuzz['planted']}", style="bold yellow", soft_wrap=True)
     console.print(verdict["reason"], style="bold green" if verdict["passed"] else "bold red", soft_wrap=True)
     if session.internal_error:
         console.print(f"a worker hit an internal error:\n{session.internal_error}", style="bold red")

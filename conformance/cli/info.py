@@ -7,6 +7,9 @@ import sys
 
 from conformance.cli import exit_codes
 
+# What the subcommand runs is imported in its body, when it runs: building the parser (and --help) must not
+# import torch, pytest or the report's renderers.
+
 
 def add_parser(sub) -> None:
     parser = sub.add_parser(

@@ -72,9 +72,9 @@ def _selected(only: list[str] | None) -> list:
 def _console():
     from rich.console import Console
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, emoji=False)
     if not console.is_terminal:  # logs and CI: wide enough for the matrix
-        console = Console(highlight=False, width=180)
+        console = Console(highlight=False, emoji=False, width=180)
     return console
 
 

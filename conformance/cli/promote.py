@@ -9,6 +9,9 @@ from pathlib import Path
 
 from conformance.cli import exit_codes
 
+# What the subcommand runs is imported in its body, when it runs: building the parser (and --help) must not
+# import torch, pytest or the report's renderers.
+
 
 def add_parser(sub) -> None:
     parser = sub.add_parser(
@@ -36,6 +39,9 @@ def promote_command(args: argparse.Namespace) -> int:
     for path, status in results:
         print(f"{status}: {path}")
     added = sum(1 for _, s in results if s == "added")
-    print(f"{added} case(s) added to {corpus}; every run now replays them first"
-          + ("" if corpus != CORPUS_DIR else " (commit the folder to share them)"))
+    if corpus.resolve() == CORPUS_DIR.resolve():
+        print(f"{added} case(s) added to {corpus}; every run now replays them first (commit the folder to share them)")
+    else:
+        print(f"{added} case(s) added to {corpus}; runs replay them first when NPU_CONFORMANCE_CORPUS={corpus} is set "
+              f"(this run's corpus is {CORPUS_DIR})")
     return exit_codes.PASSED

@@ -10,6 +10,9 @@ from pathlib import Path
 from conformance.cli import exit_codes
 from conformance.report.diff import DEFAULT_THRESHOLD
 
+# What the subcommand runs is imported in its body, when it runs: building the parser (and --help) must not
+# import torch, pytest or the report's renderers.
+
 
 def add_parser(sub) -> None:
     report = sub.add_parser(

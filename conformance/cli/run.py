@@ -9,14 +9,20 @@ them. Anything else ends with one line starting "FAILED:" or "INCOMPLETE:".
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import io
 import os
+import random
 import sys
 import time
 from pathlib import Path
 
 from conformance.cli import exit_codes
 from conformance.harness import options
+
+# What the subcommand runs is imported in its body, when it runs: building the parser (and --help) must not
+# import torch, pytest or the report's renderers.
 
 XDIST_HINT = "pip install 'npu-attention-conformance[xdist]'"
 
@@ -62,15 +68,19 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     # Not a terminal (CI logs): plain lines, wide enough for the table without truncation.
-    console = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 120)
+    console = Console(highlight=False, markup=False, emoji=False, width=None if sys.stdout.isatty() else 120)
     if args.workers is not None:
+        if not (str(args.workers) == "auto" or str(args.workers).isdigit()):
+            console.print(f"FAILED: -n takes a number of workers or 'auto', got {args.workers!r}", style="bold red")
+            return exit_codes.USAGE
         if importlib.util.find_spec("xdist") is None:
             console.print(f"FAILED: -n {args.workers} needs pytest-xdist, which is not installed: {XDIST_HINT}",
                           style="bold red")
             return exit_codes.USAGE
-        if not (str(args.workers) == "auto" or str(args.workers).isdigit()):
-            console.print(f"FAILED: -n takes a number of workers or 'auto', got {args.workers!r}", style="bold red")
-            return exit_codes.USAGE
+    elif args.devices:
+        console.print(f"FAILED: --devices {args.devices} pins pytest-xdist workers to cards: give -n WORKERS too",
+                      style="bold red")
+        return exit_codes.USAGE
     if getattr(args, "devices", None):
         from conformance.platform.devices import DeviceSpecError, parse_devices
 
@@ -98,6 +108,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     clear_stale(out)  # a run that dies before writing anything must not leave an old green report
     clear_case_files(out / "failures")  # an earlier run's finds would read as this run's
+    if args.seed is None:
+        # A seed chosen here, passed to hypothesis and recorded in the report: the run can be drawn again.
+        args.seed = random.SystemRandom().randrange(2**32)
+        console.print(f"seed {args.seed} (chosen for this run; --seed {args.seed} draws the same cases again)",
+                      soft_wrap=True)
     argv = pytest_arguments(args)
     console.print(f"npu-conformance run: pytest {' '.join(argv)}", style="dim", soft_wrap=True)
     import pytest
@@ -106,11 +121,19 @@ def run(args: argparse.Namespace) -> int:
 
     progress = Progress(console)
     started = time.monotonic()
+    errors = ErrorLines(sys.stderr)
     try:
-        exitcode = int(pytest.main(argv, plugins=[progress]))
+        with contextlib.redirect_stderr(errors):
+            exitcode = int(pytest.main(argv, plugins=[progress]))
     finally:
         progress.stop()
     elapsed = time.monotonic() - started
+    if exitcode == pytest.ExitCode.USAGE_ERROR and errors.last:  # the cause is the last line
+        console.print(f"FAILED: {errors.last}", style="bold red", soft_wrap=True)
+        return exit_codes.USAGE
+    if exitcode == pytest.ExitCode.NO_TESTS_COLLECTED:  # -k matched nothing: bad input, as in fuzz
+        console.print(f"FAILED: {exit_codes.no_test_matched(args.k)}", style="bold red", soft_wrap=True)
+        return exit_codes.USAGE
 
     try:
         report = load_report(out / JSON_NAME)
@@ -146,6 +169,30 @@ def run(args: argparse.Namespace) -> int:
             reason += f" [{kind} under test {subject['spec']}]"
     console.print(reason, style="bold green" if ok else "bold red", soft_wrap=True)  # one line, never wrapped
     return exit_codes.PASSED if ok else _exit_status(exitcode, report)
+
+
+class ErrorLines(io.TextIOBase):
+    """Passes everything on to `stream` and keeps the last "ERROR: ..." line pytest printed (a usage error
+    of a plugin, a bad option), so the command can end on its cause."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.last: str | None = None
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.startswith("ERROR: ") and line[7:].strip():
+                self.last = line[7:].strip()
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
 
 
 def _exit_status(pytest_status: int, report: dict | None) -> int:

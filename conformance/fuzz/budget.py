@@ -16,8 +16,8 @@ def parse_duration(text: str) -> float:
     """Seconds in `text`; raises BudgetError naming the rule."""
     spec = text.strip().lower()
     if re.fullmatch(r"\d+(?:\.\d+)?", spec):
-        seconds = float(spec)
-    elif spec and _PART.sub("", spec) == "":
+        raise BudgetError(f"--budget {text!r}: give a unit, e.g. {spec}s or {spec}m")
+    if spec and _PART.sub("", spec) == "":
         seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(spec))
     else:
         raise BudgetError(f"--budget {text!r}: expected a duration such as 90s, 30m, 8h or 1h30m")

@@ -19,9 +19,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.harness.case_file_pair import case_file_data, write_data
-from conformance.platform.devices import pin_environment
 from conformance.fuzz.worker import JUDGED_WITH_NAME, RUNNING_NAME, STATUS_NAME
+from conformance.harness.case_file_pair import case_file_data, case_file_paths, remove_case_file, write_data
+from conformance.platform.devices import pin_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 #: A worker restarted with less time than this left would spend it all starting up.
@@ -73,6 +73,7 @@ class FuzzSession:
         self.crash_failures: list[dict] = []
         self.interrupted = False
         self.usage_error: str | None = None
+        self.no_tests = False  # a worker collected nothing (-k matched no property)
         self.internal_error: str | None = None
 
     # --- workers ---------------------------------------------------------------------------------
@@ -124,7 +125,8 @@ class FuzzSession:
                 self.usage_error = _log_tail(worker.folder)
             elif code == 5:  # pytest collected nothing
                 worker.ended = "no tests"
-                self.usage_error = "no test was collected (does -k match any property?)\n" + _log_tail(worker.folder)
+                self.usage_error = _log_tail(worker.folder)
+                self.no_tests = True
             elif code == 3:
                 worker.ended = "internal error"
                 self.internal_error = _log_tail(worker.folder)
@@ -221,8 +223,9 @@ class FuzzSession:
             if stale:
                 complete, reason = False, "; ".join(f"{Path(src).name}: {why}" for src, why in stale)
         restarts = {w.index: w.restarts for w in self.workers}
+        # dedupe: workers share the example database, so a case one worker found is judged again by another
         report = merge_reports([r for _, r in reports], sources=[s for s, _ in reports], complete=complete,
-                               incomplete_reason=reason, extra_records=self.crashes)
+                               incomplete_reason=reason, extra_records=self.crashes, dedupe=True)
         fuzz = report.get("fuzz")
         if fuzz is not None:
             fuzz["failures"] = sorted(fuzz["failures"] + self.crash_failures, key=lambda f: f["first_seen_s"])
@@ -230,7 +233,19 @@ class FuzzSession:
             for w in fuzz["workers"]:
                 w["restarts"] = restarts.get(w["index"], 0)
             fuzz["workers_crashed"] = len(self.crash_failures)
+            if fuzz["timeline"]:  # the last point counts every failure, a crash's included
+                fuzz["timeline"][-1]["failures"] = sum(f["count"] for f in fuzz["failures"])
+            if final:
+                self.remove_unnamed_case_files(fuzz["failures"])
         return report
+
+    def remove_unnamed_case_files(self, failures: list[dict]) -> None:
+        """OUT/failures keeps one case file per failure signature, the one its replay names (each worker
+        kept its own smallest case of each; the merge chose the smallest of those): the rest go."""
+        named = {str(Path(f["case_file"]).resolve()) for f in failures if f.get("case_file")}
+        for path in case_file_paths(self.out / "failures"):
+            if str(path.resolve()) not in named:
+                remove_case_file(path)
 
 
 def _read_json(path: Path) -> dict | None:

@@ -45,13 +45,24 @@ def key_prefix(hardware: str) -> bytes:
     return f"npu-conformance:{suite_version()}:{safe}:".encode()
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
 def is_redis_url(spec: str) -> bool:
-    return spec.startswith(("redis://", "rediss://", "unix://"))
+    return spec.startswith(REDIS_SCHEMES)
+
+
+def looks_like_a_url(spec: str) -> bool:
+    """A scheme-like prefix ("redis:", "rediss:/", "http://"): meant as a URL, never a folder name."""
+    return re.match(r"^[a-z][a-z0-9+.-]*:", spec, re.I) is not None and not re.match(r"^[a-z]:[\\/]", spec, re.I)
 
 
 def open_database(spec: str | None, hardware: str, local: Path = DEFAULT_LOCAL) -> "ExampleDatabase":
     """The database named by --database: a folder path (default .hypothesis/examples) or a Redis URL
     (`redis://HOST:PORT/N`), checked at once: an unreachable server is an error here, at the start."""
+    if spec and not is_redis_url(spec) and looks_like_a_url(spec):
+        raise DatabaseError(f"--database {spec}: looks like a URL but is not a Redis one (redis://HOST:PORT/N, "
+                            "rediss://..., unix://PATH); a folder is a plain path")
     if not spec or not is_redis_url(spec):
         return DirectoryBasedExampleDatabase(str(spec or local))
     try:

@@ -9,12 +9,18 @@ Every slice shares the session's example database, so `target()` keeps climbing 
 the earlier slices saved; a property that has failed in this session skips the reuse phase (it would
 replay its known failure and stop at once) and goes on looking for others.
 
-Failures are deduplicated by signature (conformance.fuzz.signatures): the first case file of each is
-kept, later ones are counted and their files removed. Passing records past the worst few per bucket
-are folded into counts, so a long session's memory and report stay small. The report folder is the
-usual one (`--conformance-report`), rewritten as the session goes, with a `fuzz` section; status.json
-beside it feeds the controller's live display, and running.json (the case being judged, as a case
-file) is what a crash is blamed on. A slice that overruns the deadline by the grace is cut (BudgetCut).
+The worker keeps the records itself (conformance.fuzz.ledger): one per judged case, from every
+judgment the harness reports, a case judged again counted once with its worst judgment; counts, worst
+ratios, the timeline and the failures are read from them, and they replace the report session's own
+records, so the console, the report and the timeline agree. Failures are deduplicated by signature
+(conformance.fuzz.signatures); each signature's replay names its smallest case, whose case file alone
+is kept. Passing records past the worst few per bucket are folded into counts, so a long session's
+memory and report stay small.
+
+The report folder is the usual one (`--conformance-report`), rewritten as the session goes, with a
+`fuzz` section; status.json beside it feeds the controller's live display, and running.json (the case
+being judged, as a case file) is what a crash is blamed on. A slice that overruns the deadline by the
+grace is cut (BudgetCut).
 """
 
 from __future__ import annotations
@@ -24,16 +30,16 @@ import math
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import Phase, seed, settings as hyp_settings
+from hypothesis import Phase, seed
+from hypothesis import settings as hyp_settings
 
-from conformance.formatting import dumps, jsonable, rank
+from conformance.formatting import dumps, jsonable
 from conformance.fuzz.database import DatabaseError, open_database
-from conformance.fuzz.signatures import failed_test_signature, record_signature
-from conformance.harness.case_file_pair import remove_case_file
+from conformance.fuzz.ledger import CaseLedger
+from conformance.fuzz.signatures import failed_test_signature
 from conformance.harness.case_files import judged_with
 from conformance.harness.records import PROPERTY_KEY
 from conformance.harness.run import run_state
@@ -111,10 +117,8 @@ class FuzzWorker:
         self.judged_with = judged_with(run)
         self.plant = plant
         self.properties: dict[str, dict] = {}
-        self.failures: dict[str, dict] = {}
+        self.ledger = CaseLedger(self.index, self.started)  # the records, counts, worsts and failures
         self.timeline: list[dict] = []
-        self.worst: dict[str, float] = {}
-        self.cases = 0
         self.slices = 0
         self.current: str | None = None
         self.stopped: str | None = None
@@ -153,14 +157,8 @@ class FuzzWorker:
         for kind in self.timing:
             self.timing[kind] += seconds.get(kind, 0.0)
         (self.out / RUNNING_NAME).unlink(missing_ok=True)  # judged: a crash from now on is not this case's
-        self.cases += 1
         stats = self.properties.get(self.current or "")
-        if stats is not None:
-            stats["cases"] += 1
-        bucket = f"{record['phase']}/{record['dtype']}"
-        ratio = record.get("ratio")
-        if ratio is not None and rank(ratio) > rank(self.worst.get(bucket)):
-            self.worst[bucket] = ratio
+        self.ledger.take(dict(record, test_id=self.current or record.get("test_id") or "?"), stats)
         now = time.time()
         if now - self._last_point >= self._point_every:
             self._point(now)
@@ -169,9 +167,17 @@ class FuzzWorker:
 
     def _point(self, now: float) -> None:
         self._last_point = now
-        self.timeline.append({"t": round(now - self.started, 2), "cases": self.cases,
-                              "failures": sum(f["count"] for f in self.failures.values()),
-                              "worst": dict(self.worst)})
+        self.timeline.append({"t": round(now - self.started, 2), "cases": self.ledger.cases,
+                              "failures": self.ledger.failure_count(), "worst": dict(self.ledger.worst)})
+
+    def _sync(self) -> None:
+        """The report session's records, counted cases and per-test counts are the ledger's."""
+        self.state.records = self.ledger.records()
+        self.state.tally = self.ledger.tally_rows()
+        for test_id, n in self.ledger.test_cases.items():
+            entry = self.state.tests.get(test_id)
+            if entry is not None:
+                entry["cases"] = n
 
     # --- the loop ---------------------------------------------------------------------------
     def left(self) -> float:
@@ -180,7 +186,7 @@ class FuzzWorker:
     def spent(self) -> str | None:
         if self.left() <= 0:
             return "budget"
-        if self.max_cases is not None and self.cases >= self.max_cases:
+        if self.max_cases is not None and self.ledger.cases >= self.max_cases:
             return "max-cases"
         return None
 
@@ -195,8 +201,9 @@ class FuzzWorker:
         props = [i for i in items if is_property(i)]
         once = [i for i in items if not is_property(i)]
         for item in props:
-            self.properties[item.nodeid] = {"test_id": item.nodeid, "cases": 0, "seconds": 0.0, "slices": 0,
-                                            "examples": 0, "failures": 0, "signatures": [], "work_s": 0.0}
+            self.properties[item.nodeid] = {"test_id": item.nodeid, "cases": 0, "judgments": 0, "seconds": 0.0,
+                                            "slices": 0, "examples": 0, "failures": 0, "signatures": [],
+                                            "work_s": 0.0}
         self._arm_cut()
         try:
             for item in once:
@@ -221,6 +228,8 @@ class FuzzWorker:
             raise
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
+            self._sync()
+            self.ledger.settle_files()
             self._point(time.time())
             self.write_status(done=True)
         return True
@@ -235,14 +244,16 @@ class FuzzWorker:
     def _run(self, session, item) -> bool:
         """Run one test (once); True when the session must stop (-x, --maxfail)."""
         self.current = item.nodeid
-        before = len(self.state.records)
+        self.ledger.failing_judgments = 0
         # The plugin leaves each run's compact case lines on the item (for junit); a report copies the
         # item's list, so the next run would carry the last run's lines as its own records.
         item.user_properties[:] = [p for p in item.user_properties if p[0] != PROPERTY_KEY]
         item.ihook.pytest_runtest_protocol(item=item, nextitem=None)
-        self._failures_since(before, item.nodeid)
-        if len(self.state.records) > COMPACT_ABOVE:
-            self.state.compact(KEEP_PASSING_PER_BUCKET)
+        self._test_failed(item.nodeid)
+        if len(self.ledger.kept) > COMPACT_ABOVE:
+            self.ledger.compact(KEEP_PASSING_PER_BUCKET)
+        self._sync()
+        self.ledger.settle_files()
         if session.shouldfail or session.shouldstop:
             self.stopped = f"stopped early ({session.shouldfail or session.shouldstop})"
             return True
@@ -284,67 +295,38 @@ class FuzzWorker:
     def pytest_runtest_logreport(self, report):
         if report.when == "call" or report.failed:
             self.last_outcome[report.nodeid] = report.outcome
+        if report.when == "call":
+            # The report session has just added the harness's records of this test (the named failures,
+            # each passing case once): the worker's records replace them, and the harness has removed the
+            # case files its report does not name, a failure's smallest case's perhaps among them.
+            self._sync()
+            self.ledger.settle_files()
 
-    def _failures_since(self, before: int, nodeid: str) -> None:
-        new = self.state.records[before:]
-        failing = [r for r in new if r["verdict"] != "pass"]
-        signatures = []
-        for record in failing:
-            signatures.append((record_signature(record), record))
-        if not failing and self.last_outcome.get(nodeid) == "failed":
-            reason = (self.state.tests.get(nodeid) or {}).get("reason") or ""
-            signatures.append((failed_test_signature(nodeid, reason), None))
-        for signature, record in signatures:
-            self._found(signature, nodeid, record)
-
-    def _found(self, signature: str, nodeid: str, record: dict | None) -> None:
-        stats = self.properties.get(nodeid)
-        entry = self.failures.get(signature)
-        if entry is None:
-            reason = (self.state.tests.get(nodeid) or {}).get("reason") or ""
-            case_file = record.get("case_file") if record else None
-            self.failures[signature] = {
-                "signature": signature, "test_id": nodeid, "count": 1, "worker": self.index,
-                "first_seen_s": round(time.time() - self.started, 2),
-                "case_id": record["case_id"] if record else None, "phase": record["phase"] if record else None,
-                "dtype": record["dtype"] if record else None, "case_file": case_file,
-                "replay": f"npu-conformance replay {case_file}" if case_file else None,
-                "message": (record.get("error") if record else None) or reason[:500]}
-            if stats is not None:
-                stats["signatures"].append(signature)
-        else:
-            entry["count"] += 1
-            if record and record.get("case_file") and record["case_file"] != entry["case_file"]:
-                remove_case_file(Path(record["case_file"]))
-                record["case_file"] = None
-                record["duplicate_of"] = signature
-        if stats is not None:
-            stats["failures"] += 1
+    def _test_failed(self, nodeid: str) -> None:
+        """A test that failed without a failing case (a metamorphic relation, a contract test) is a
+        failure of its own, by its message's signature; it is no case, so it counts once per run."""
+        if self.ledger.failing_judgments or self.last_outcome.get(nodeid) != "failed":
+            return
+        reason = (self.state.tests.get(nodeid) or {}).get("reason") or ""
+        self.ledger.test_failure(failed_test_signature(nodeid, reason), nodeid, reason, self.properties.get(nodeid))
         self.write_status()
 
     def _salvage(self) -> None:
-        """A slice stopped in the middle (budget cut, Ctrl-C) never reaches its test report, which is
-        where records normally go: take the cases it judged from the run's state directly, so a failure
-        found (and being shrunk) is not lost; of each failure, the last (most shrunk) case."""
+        """A slice stopped in the middle (budget cut, Ctrl-C) never reaches its test report: the cases it
+        judged are already the worker's records (every judgment is taken as it happens); the harness's
+        pending records are dropped, and a case file written for a judgment that was never reported is
+        removed like any other that is not a failure's smallest case."""
         pending = run_state(self.config)
-        records, written = pending.drain_records(), pending.drain_written()
-        last: dict[str, dict] = {}
-        for record in records:
-            record["test_id"] = self.current or "?"
-            if record["verdict"] != "pass":
-                last[record_signature(record)] = record
-        keep = {r.get("case_file") for r in last.values()}
-        for path in written:
-            if str(path) not in keep:
-                remove_case_file(Path(path))
-        before = len(self.state.records)
-        self.state.add_records([r for r in records if r["verdict"] == "pass"] + list(last.values()),
-                               self.current or "?")
-        self._failures_since(before, self.current or "?")
+        pending.drain_records()
+        written = pending.drain_written()
+        self._sync()
+        self.ledger.settle_files(written)
 
     # --- what the controller and the report read -----------------------------------------
     def section(self) -> dict:
-        """The report's `fuzz` section for this worker."""
+        """The report's `fuzz` section for this worker (the report session's records are synced first:
+        the report is built from them right after)."""
+        self._sync()
         elapsed = time.time() - self.started
         props = []
         for stats in self.properties.values():
@@ -356,21 +338,25 @@ class FuzzWorker:
                 "stopped": self.stopped, "budget_cut": self._cut, "workers": [self.worker_info()],
                 "database": {"spec": self.config.getoption("fuzz_database") or ".hypothesis/examples",
                              "hardware": self.hardware, "degraded": degraded},
-                "planted": self.plant, "cases": self.cases, "slices": self.slices,
+                # cases: distinct judged cases, each once (its record, or counted only); judgments: every
+                # time a case was judged, a case judged again (shrinking, database replays) included
+                "planted": self.plant, "cases": self.ledger.cases, "judgments": self.ledger.judgments,
+                "slices": self.slices,
                 # startup (imports, collection) once per worker; the loop is where cases are judged
                 "startup_s": round((self.loop_started or time.time()) - self.started, 2),
                 "loop_s": round(time.time() - self.loop_started, 2) if self.loop_started else 0.0,
                 "time_in_kernels_and_reference_s": round(self.timing["layer"] + self.timing["reference"], 3),
                 "time_in_layer_s": round(self.timing["layer"], 3),
                 "time_in_reference_s": round(self.timing["reference"], 3),
-                "properties": props, "failures": list(self.failures.values()), "timeline": list(self.timeline)}
+                "properties": props, "failures": [dict(f) for f in self.ledger.failures.values()],
+                "timeline": list(self.timeline)}
 
     def worker_info(self) -> dict:
         return {"index": self.index, "pid": os.getpid(), "device": os.environ.get(PINNED), "restarts": 0}
 
     def write_status(self, done: bool = False) -> None:
         self._last_status = time.time()
-        status = self.section() | {"done": done, "current": self.current, "worst": dict(self.worst)}
+        status = self.section() | {"done": done, "current": self.current, "worst": dict(self.ledger.worst)}
         status.pop("timeline")
         write_text_atomic(self.out / STATUS_NAME, dumps(status))
 

@@ -9,6 +9,8 @@ with --hypothesis-profile or HYPOTHESIS_PROFILE.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from pathlib import Path
 
 from conformance.platform import devices
@@ -49,6 +51,20 @@ def pytest_addoption(parser):
                     help="directory where failing cases are saved as replayable JSON")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what a CI runner sends on timeout), handled as Ctrl-C is: the run stops, and the report
+    folder is written whole, marked incomplete."""
+
+
+def _terminate(signum, frame):
+    raise Terminated("terminated by SIGTERM")
+
+
+def _handle_sigterm(config) -> None:
+    if threading.current_thread() is threading.main_thread():
+        run.run_state(config).previous_sigterm = signal.signal(signal.SIGTERM, _terminate)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "npu: needs a real Ascend NPU (skipped elsewhere, failed under --require-npu)")
     config.addinivalue_line("markers", "graph: exercises the compiled (torchair / aot_eager) decode path")
@@ -56,6 +72,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "own_layer: about the project's own layer's code (skipped when --layer selects "
                                        "another, naming it)")
     state = run.enter(config)
+    _handle_sigterm(config)
     profile = config.getoption("hypothesis_profile", default=None)
     if not profile:  # hypothesis' own plugin loads --hypothesis-profile; otherwise we choose
         profile = os.environ.get("HYPOTHESIS_PROFILE", "dev")
@@ -125,6 +142,8 @@ def pytest_unconfigure(config):
     state = run.run_state(config)
     if state.installed_npu_modules:
         npu_modules.uninstall()
+    if state.previous_sigterm is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, state.previous_sigterm)
     run.leave(config)
 
 

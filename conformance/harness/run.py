@@ -25,6 +25,7 @@ class RunState:
     profile: str = "dev"  # the hypothesis profile the run loaded
     npu_missing: str | None = None  # "--backend npu" without a usable device: why (its tests skip)
     installed_npu_modules: bool = False  # this run put the emulator in sys.modules: it takes it out again
+    previous_sigterm: object = None  # the SIGTERM handler before the run's, put back at its end
 
     def drain_records(self) -> list[dict]:
         """Hand over (and forget) the records made since the last call."""

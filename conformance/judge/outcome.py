@@ -70,7 +70,7 @@ class Outcome:
         """The case's worst error/tolerance ratio over the gating standards (the dual reference's max and
         mean rules, the Ascend standard's worst metric / limit): <= 1 passes."""
         ratios = [max(self.output.ratio, self.output.mean_ratio)] if self.gating.gates("dual") else []
-        if self.ascend is not None and self.gating.gates("ascend"):
+        if self.ascend is not None and self.gating.gates("ascend") and self.ascend.verdict != "not applicable":
             ratios.append(self.ascend.margin)
         return max(ratios) if ratios else max(self.output.ratio, self.output.mean_ratio)  # nothing else computed
 

@@ -27,6 +27,7 @@ import pytest
 from hypothesis import Phase
 from hypothesis import settings as hyp_settings
 
+import conformance.suite as suite
 from conformance.harness import profiles
 from conformance.judge.settings import configure, settings
 from conformance.mutants import kills
@@ -45,8 +46,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def suite_modules(only: tuple[str, ...] | None = None) -> list[str]:
     """Dotted names of the suite's test modules in run order (`only`: a subset of short names)."""
-    import conformance.suite as suite
-
     # The regression corpus replays earlier finds: it is not part of what the kill matrix measures
     # (a planted decode bug would be "killed" by an old float32 case before the properties ran).
     present = sorted(p.stem for p in Path(suite.__file__).parent.glob("test_*.py") if p.stem not in EXCLUDED)

@@ -17,19 +17,19 @@ from conformance.report.schema import ReportError, load_report, load_schema, val
 
 
 def render_markdown(report: dict) -> str:
-    from conformance.report.markdown import render_markdown as render
+    from conformance.report.markdown import render_markdown as render  # the renderers load to render only
 
     return render(report)
 
 
 def render_html(report: dict) -> str:
-    from conformance.report.html import render_html as render
+    from conformance.report.html import render_html as render  # matplotlib and jinja2: loaded to render only
 
     return render(report)
 
 
 def diff_reports(old: dict, new: dict, **kwargs):
-    from conformance.report.diff import diff_reports as diff
+    from conformance.report.diff import diff_reports as diff  # rich: loaded to compare only
 
     return diff(old, new, **kwargs)
 

@@ -45,14 +45,14 @@ def write_json(report: dict, out_dir: Path) -> Path:
 
 
 def write_markdown(report: dict, path: Path) -> Path:
-    from conformance.report.markdown import render_markdown
+    from conformance.report.markdown import render_markdown  # the renderers load when a report is written
 
     write_text_atomic(Path(path), render_markdown(report))
     return Path(path)
 
 
 def write_html(report: dict, path: Path) -> Path:
-    from conformance.report.html import render_html
+    from conformance.report.html import render_html  # matplotlib and jinja2: loaded when a page is rendered
 
     write_text_atomic(Path(path), render_html(report))
     return Path(path)

@@ -165,7 +165,7 @@ def render_diff(d: Diff, old_name: str = "OLD", new_name: str = "NEW", console=N
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 120)
+    console = console or Console(highlight=False, markup=False, emoji=False, width=None if sys.stdout.isatty() else 120)
     table = Table(title=f"worst error/tolerance ratio per phase x dtype ({old_name} -> {new_name})",
                   title_justify="left", box=box.SIMPLE_HEAD)
     for name, justify in (("phase", "left"), ("dtype", "left"), ("old worst", "right"), ("new worst", "right"),

@@ -13,6 +13,14 @@ def _rate(p: dict) -> str:
     return f"{num(p.get('cases_per_s') or 0):.1f}"
 
 
+def judged_text(fuzz: dict) -> str:
+    """' (judged N times: ...)' when some of the session's cases were judged more than once."""
+    judgments = fuzz.get("judgments")
+    if not judgments or judgments <= fuzz["cases"]:
+        return ""
+    return f" (judged {judgments} times: a case judged again while shrinking or replaying the database counts once)"
+
+
 def markdown_lines(report: dict) -> list[str]:
     fuzz = report.get("fuzz")
     if not fuzz:
@@ -20,7 +28,8 @@ def markdown_lines(report: dict) -> list[str]:
     workers = fuzz["workers"]
     devices = ", ".join(f"{w['index']}: NPU {w['device']}" for w in workers if w.get("device")) or "emulated backend"
     lines = ["### Fuzz session", "",
-             f"{fuzz['cases']} cases in {num(fuzz['elapsed_s']):.0f} s of a {num(fuzz['budget_s']):.0f} s budget, "
+             f"{fuzz['cases']} cases{judged_text(fuzz)} in {num(fuzz['elapsed_s']):.0f} s of a "
+             f"{num(fuzz['budget_s']):.0f} s budget, "
              f"{len(workers)} worker(s) ({devices}), {fuzz.get('slices', 0)} slices; stopped: {fuzz['stopped']}; "
              f"database {fuzz.get('database', {}).get('spec')}", ""]
     if (fuzz.get("database") or {}).get("degraded"):
@@ -31,17 +40,24 @@ def markdown_lines(report: dict) -> list[str]:
                      f"{len(p.get('signatures') or [])} |")
     lines.append("")
     if fuzz["failures"]:
-        lines += ["| failure | count | first seen | replay |", "|---|---:|---:|---|"]
+        lines += ["| failure | count | first seen | replay (its smallest case) |", "|---|---:|---:|---|"]
         for f in fuzz["failures"]:
             replay = f"`{f['replay']}`" if f.get("replay") else "-"
             lines.append(f"| {f['signature'].replace('|', '/')} | {f['count']} | {num(f['first_seen_s']):.0f} s | "
-                         f"{replay} |")
+                         f"{replay}{_size_text(f)} |")
         lines.append("")
     return lines
 
 
+def _size_text(failure: dict) -> str:
+    size = failure.get("size")
+    if not size or num(size.get("tokens")) is None or num(size["tokens"]) == float("inf"):
+        return ""
+    return f" ({int(num(size['tokens']))} tokens, batch {int(num(size['batch']))})"
+
+
 def timeline_png(fuzz: dict) -> str | None:
-    from conformance.report.plots import PHASE_COLOURS, _figure, _png
+    from conformance.report.plots import PHASE_COLOURS, _figure, _png  # matplotlib: loaded to draw only
 
     points = fuzz.get("timeline") or []
     if len(points) < 2:
@@ -49,9 +65,10 @@ def timeline_png(fuzz: dict) -> str | None:
     fig = _figure(9, 3.4)
     ax, cases = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     buckets = sorted({b for p in points for b in p.get("worst") or {}})
-    for bucket in buckets:
-        xs = [p["t"] for p in points if bucket in (p.get("worst") or {})]
-        ys = [max(num(p["worst"][bucket]), 1e-6) for p in points if bucket in (p.get("worst") or {})]
+    for bucket in buckets:  # a bucket whose cases have no ratio yet (errors only) has nothing to plot there
+        shown = [p for p in points if num((p.get("worst") or {}).get(bucket)) is not None]
+        xs = [p["t"] for p in shown]
+        ys = [max(num(p["worst"][bucket]), 1e-6) for p in shown]
         phase, _, dtype = bucket.partition("/")
         style = {"float16": "-", "bfloat16": "--", "float32": ":"}.get(dtype, "-")
         ax.step(xs, ys, where="post", linestyle=style, color=PHASE_COLOURS.get(phase, "grey"), label=bucket)
@@ -85,9 +102,10 @@ def html_section(report: dict) -> str:
     if fuzz["failures"]:
         frows = "".join(f"<tr class=\"fail\"><td>{e(f['signature'])}</td><td class=\"n\">{f['count']}</td>"
                         f"<td class=\"n\">{num(f['first_seen_s']):.0f} s</td>"
-                        f"<td><code>{e(f.get('replay') or '-')}</code></td></tr>" for f in fuzz["failures"])
+                        f"<td><code>{e(f.get('replay') or '-')}</code>{e(_size_text(f))}</td></tr>"
+                        for f in fuzz["failures"])
         parts.append('<table><thead><tr><th>distinct failure</th><th class="n">count</th><th class="n">first seen</th>'
-                     f'<th>replay</th></tr></thead><tbody>{frows}</tbody></table>')
+                     f'<th>replay (its smallest case)</th></tr></thead><tbody>{frows}</tbody></table>')
     png = timeline_png(fuzz)
     if png:
         parts.append(f'<img alt="Worst error/bound per phase and dtype, and cases judged, over the session" '

@@ -257,7 +257,9 @@ def summary_view(report: dict, listing: Listing) -> dict:
 def banner(report: dict, listing: Listing) -> dict:
     """The verdict line, the cases behind each of its counts, and what was judged."""
     counts = [c | {"links": listing.links(c["records"], c["count"], BANNER_LINKS)} for c in verdict_counts(report)]
-    return {"verdict": report["verdict"], "counts": counts, "identity": identity_lines(report["run"])}
+    planted = report["run"].get("planted") or (report.get("fuzz") or {}).get("planted")  # a bug planted on purpose
+    return {"verdict": report["verdict"], "counts": counts, "identity": identity_lines(report["run"]),
+            "planted": planted}
 
 
 def tests_view(report: dict) -> list[dict]:

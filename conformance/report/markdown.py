@@ -93,6 +93,9 @@ def _head(report: dict) -> list[str]:
     verdict, totals = report["verdict"], report["totals"]
     t = totals["tests"]
     lines = [f"## {_mark(report)} npu-conformance: {_cell(verdict['reason'])}", ""]
+    planted = report["run"].get("planted") or (report.get("fuzz") or {}).get("planted")  # a bug planted on purpose
+    if planted:
+        lines += [f"**planted bug: {_cell(planted)}**", ""]
     counts = [f"{c['label']} ({c['count']}): {case_ids(c['records'], c['count'])}" if c["count"] is not None
               else f"{c['label']}: {case_ids(c['records'])}" for c in verdict_counts(report)]
     if counts:

@@ -8,6 +8,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from conformance.report.migrate import migrate
 from conformance.report.model import SCHEMA_VERSION
 
 
@@ -58,8 +59,6 @@ def validate_report(report, name: str = "report") -> dict:
         raise ReportError(f"{name} is not a valid schema-v{version} npu-conformance report:\n  "
                           + "\n  ".join(problems))
     if version != SCHEMA_VERSION:
-        from conformance.report.migrate import migrate
-
         report = migrate(report)
     return report
 

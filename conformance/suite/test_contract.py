@@ -18,7 +18,8 @@ from conformance.cases.case import Case
 from conformance.judge.layer_run import run_layer
 from conformance.judge.settings import settings
 from conformance.suite import _given
-from npu_attention import ContextError, kernels, use_context
+from conformance.emulator import ContractViolation
+from npu_attention import Attention, ContextError, kernels, use_context
 
 pytestmark = pytest.mark.suite
 
@@ -134,14 +135,10 @@ UPSTREAM_FLAT_DECODE = Case(phase="decode_eager", num_heads=4, num_kv_heads=2, h
 def test_upstream_flat_decode_slots_fail_in_the_kernel_naming_op_and_rule():
     """Without the validator, upstream nano-vllm's flat decode slots reach scatter_update_ and must
     be caught there, not silently written i blocks too far."""
-    from conformance.emulator import ContractViolation
-
     case = UPSTREAM_FLAT_DECODE
     tensors = case.materialise("cpu")
     ctx = case.context()
     flat = ctx.slot_mapping[:, 0] * case.block_size + ctx.slot_mapping[:, 1]
-    from npu_attention import Attention
-
     layer = Attention(case.num_heads, case.head_dim, None, case.num_kv_heads)
     layer.k_cache, layer.v_cache = tensors.k_cache.clone(), tensors.v_cache.clone()
     with kernels.use_backend("emulated"), use_context(dataclasses.replace(ctx, slot_mapping=flat)):
