@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from cli_helpers import TIMEOUT_S, cli, cli_env
+from cli_helpers import TIMEOUT_S, cli, cli_env, run_cli
 
 from conformance.cli import exit_codes
 from conformance.report import load_report
@@ -26,10 +26,12 @@ def _last_line(text: str) -> str:
 
 def test_a_policy_file_error_is_the_last_line(tmp_path):
     (tmp_path / "bad.toml").write_text('[policy]\nk = "two"\n')
-    code, text = cli(tmp_path, "run", "--backend", "emulated", "--tolerance-policy", "bad.toml", "-k", "prefill_output",
-                     "--out", "r")
-    assert code == exit_codes.USAGE, text[-2000:]
-    assert _last_line(text) == f"FAILED: {tmp_path / 'bad.toml'} [policy].k: must be a finite number >= 0, got 'two'"
+    proc = run_cli(tmp_path, "run", "--backend", "emulated", "--tolerance-policy", "bad.toml", "-k", "prefill_output",
+                   "--out", "r")
+    assert proc.returncode == exit_codes.USAGE, proc.stdout[-2000:] + proc.stderr[-2000:]
+    # pytest's own "ERROR:" line goes to stderr before it; the command's last word is the cause.
+    assert _last_line(proc.stdout) == \
+        f"FAILED: {tmp_path / 'bad.toml'} [policy].k: must be a finite number >= 0, got 'two'"
 
 
 @pytest.mark.parametrize("command", ["run", "fuzz"])

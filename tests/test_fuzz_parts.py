@@ -22,13 +22,13 @@ from conformance.report.merge import merge_reports, merge_timelines
 from conformance.report.model import summarise, tally_records
 
 
-@pytest.mark.parametrize("text, seconds", [("90s", 90), ("30m", 1800), ("8h", 28800), ("1h30m", 5400), ("45", 45),
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("30m", 1800), ("8h", 28800), ("1h30m", 5400),
                                            ("1.5m", 90), (" 2D ", 172800)])
 def test_durations_read_as_seconds(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "0s", "ten minutes", "5x", "-3s", "1h 30m"])
+@pytest.mark.parametrize("text", ["", "0s", "ten minutes", "5x", "-3s", "1h 30m", "45"])  # 45 what? a unit is required
 def test_bad_durations_are_refused_naming_the_option(text):
     with pytest.raises(BudgetError, match="--budget"):
         parse_duration(text)
@@ -175,7 +175,7 @@ def test_fuzz_refuses_bad_input_before_starting_anything(tmp_path, args, message
 
 
 @pytest.mark.parametrize("args, message", [
-    (["-k", "no_such_property"], "no test was collected"),
+    (["-k", "no_such_property"], "-k 'no_such_property' matched no test: nothing ran"),
     (["--plant", "no_such_bug"], "--plant 'no_such_bug': no such planted bug"),
 ])
 def test_fuzz_stops_at_once_when_its_workers_cannot_start(tmp_path, args, message):

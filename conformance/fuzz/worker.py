@@ -172,12 +172,7 @@ class FuzzWorker:
 
     def _sync(self) -> None:
         """The report session's records, counted cases and per-test counts are the ledger's."""
-        self.state.records = self.ledger.records()
-        self.state.tally = self.ledger.tally_rows()
-        for test_id, n in self.ledger.test_cases.items():
-            entry = self.state.tests.get(test_id)
-            if entry is not None:
-                entry["cases"] = n
+        self.state.take_records(self.ledger.records(), self.ledger.tally_rows(), self.ledger.test_cases)
 
     # --- the loop ---------------------------------------------------------------------------
     def left(self) -> float:

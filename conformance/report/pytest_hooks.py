@@ -24,8 +24,7 @@ from conformance.report import hookspecs
 from conformance.report.artifacts import ARTIFACTS, HTML_NAME, JSON_NAME, JUNIT_NAME, MD_NAME, clear_stale, \
     write_html, write_json, write_markdown, write_text_atomic
 from conformance.report.meta import now_iso, run_metadata
-from conformance.formatting import rank
-from conformance.report.model import build_report, tally_records
+from conformance.report.model import build_report
 
 #: How a report is written unless a plugin says otherwise (pytest_conformance_report_options).
 DEFAULT_OPTIONS = {"render": True, "snapshot_interval_s": 2.0, "terminal_summary": True}
@@ -86,24 +85,13 @@ class ReportSession:
             record["case_file"] = self._case_file(record)
             self.records.append(record)
 
-    def compact(self, keep_per_bucket: int) -> None:
-        """Keep the failing records (and those outside a reported standard) and the worst `keep_per_bucket`
-        passing ones per phase x dtype; count the rest (a long fuzz session's memory and report stay small)."""
-        keep, passing = [], {}
-        for r in self.records:
-            # A failing case, and a passing one that missed a reported (non-gating) standard: every count
-            # the report shows names its cases.
-            if r["verdict"] != "pass" or "fail" in (r.get("verdicts") or {}).values():
-                keep.append(r)
-            else:
-                passing.setdefault((r["phase"], r["dtype"]), []).append(r)
-        dropped = []
-        for rows in passing.values():
-            rows.sort(key=lambda r: -rank(r.get("ratio")))
-            keep += rows[:keep_per_bucket]
-            dropped += rows[keep_per_bucket:]
-        self.tally = tally_records(dropped, self.tally)
-        self.records = keep
+    def take_records(self, records: list[dict], tally: list[dict] | None, cases_per_test: dict[str, int]) -> None:
+        """Replace what the report counts by what a plugin that keeps its own account of the cases hands
+        over (a fuzz worker: one record per judged case, the rest counted), and each test's case count."""
+        self.records, self.tally = list(records), tally
+        for test_id, n in cases_per_test.items():
+            if test_id in self.tests:
+                self.tests[test_id]["cases"] = n
 
     def _case_file(self, record: dict) -> str | None:
         """The failing case's saved file, if it is still there (the plugin keeps the reported ones)."""
