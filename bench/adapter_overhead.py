@@ -62,7 +62,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
             for name, extra in CONTENDERS.items():
-                s, n = property_seconds(extra, args.profile, args.seed, Path(tmp) / f"{round_}-{name.replace(' ', '_')}")
+                s, n = property_seconds(extra, args.profile, args.seed,
+                                        Path(tmp) / f"{round_}-{name.replace(' ', '_')}")
                 seconds[name].append(s)
                 cases[name] = n
     base = statistics.median(seconds["built-in"])

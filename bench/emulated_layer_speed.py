@@ -25,11 +25,11 @@ os.environ.setdefault("TORCH_DEVICE_BACKEND_AUTOLOAD", "0")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
+from _timing import medians, table  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 import reference  # noqa: E402
-from _timing import medians, table  # noqa: E402  (bench/ is on sys.path when run as a script)
-from conformance.platform import backends  # noqa: E402,F401  (registers the "emulated" kernel backend)
 from conformance.cases.case import Case  # noqa: E402
+from conformance.platform import backends  # noqa: E402,F401  (registers the "emulated" kernel backend)
 from npu_attention import Attention, kernels, use_context  # noqa: E402
 
 TARGET = 2.0
@@ -53,7 +53,7 @@ def workloads(quick: bool):
     prefill = [1, 17, 129, 300] if quick else [1, 17, 127, 129, 513, 1025]
     decode8 = [1, 16, 127, 128, 129, 200, 300, 511] if quick else [1, 16, 127, 128, 129, 300, 511, 2048]
     decode32 = [1 + (37 * i) % 512 for i in range(32)]
-    yield "prefill B=%d" % len(prefill), make_case("prefill", prefill, "bfloat16")
+    yield f"prefill B={len(prefill)}", make_case("prefill", prefill, "bfloat16")
     yield "decode_eager B=8", make_case("decode_eager", decode8, "bfloat16")
     if not quick:
         yield "decode_eager B=32 ctx<=512", make_case("decode_eager", decode32, "float16")
@@ -98,7 +98,8 @@ def main(argv=None) -> int:
     rows, missed = [], []
     for name, case in workloads(args.quick):
         run_layer, run_reference = contenders(case)
-        got = run_layer().float().reshape(case.num_new_tokens, HQ, D)[:sum(case.seq_lens) if case.is_prefill else case.batch]
+        got = run_layer().float().reshape(case.num_new_tokens, HQ, D)
+        got = got[:sum(case.seq_lens) if case.is_prefill else case.batch]
         want = run_reference().float()
         err = float((got - want).abs().max())
         if not err < 0.1:

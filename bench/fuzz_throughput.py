@@ -41,7 +41,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rows = [session(args.budget, n, Path(tmp)) for n in (1, 2)]
     print(f"fuzz sessions, budget {args.budget}, {os.cpu_count()} cores, emulated backend")
-    print(f"{'workers':>7}  {'cases':>6}  {'s':>6}  {'cases/s':>8}  {'startup s':>9}  {'layer+ref share':>15}  failures")
+    print(f"{'workers':>7}  {'cases':>6}  {'s':>6}  {'cases/s':>8}  {'startup s':>9}  "
+          f"{'layer+ref share':>15}  failures")
     for r in rows:
         print(f"{r['workers']:>7}  {r['cases']:>6}  {r['elapsed']:>6.1f}  {r['rate']:>8.2f}  {r['startup']:>9.1f}  "
               f"{r['share']:>15.0%}  {r['failures']:>8}")

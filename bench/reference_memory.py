@@ -38,6 +38,7 @@ def _rss_peak():
 def _child(which):
     sys.path.insert(0, REPO)
     import torch
+
     import reference
 
     g = torch.Generator().manual_seed(0)

@@ -27,9 +27,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from _timing import medians, table  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 import reference  # noqa: E402
-from _timing import medians, table  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 TARGETS = {torch.float32: 1.5, torch.float64: 2.0}
 HQ, HKV, D, BLOCK = 8, 2, 128, 128

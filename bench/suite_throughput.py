@@ -128,8 +128,8 @@ def check_case_rows(n: int) -> tuple[list[list[str]], bool]:
 
 def session_rows(n: int) -> tuple[list[list[str]], bool]:
     """Graph sessions from a cold compile cache, then replayed: steps/s, compiles, configurations."""
-    from conformance.judge import graph
     from conformance.cases.graph_session import run_session
+    from conformance.judge import graph
 
     sessions = draw(strategies.graph_sessions(), n)
     configurations = len({(s.num_heads, s.num_kv_heads, s.head_dim, s.dtype, s.block_size, s.num_blocks,
@@ -152,7 +152,8 @@ def session_rows(n: int) -> tuple[list[list[str]], bool]:
         verdict = "" if target is None else ("ok" if rate >= target else "MISSED")
         met &= target is None or rate >= target
         rows.append([name, str(len(sessions)), str(steps), str(graph.compile_count() - compiles), str(configurations),
-                     f"{seconds:.1f}", f"{rate:.1f}", "" if target is None else f">= {target:g}", verdict, str(failures)])
+                     f"{seconds:.1f}", f"{rate:.1f}", "" if target is None else f">= {target:g}", verdict,
+                     str(failures)])
     return rows, met
 
 
@@ -204,7 +205,8 @@ def main(argv=None) -> int:
         print()
         rows, wall_met = pytest_rows(args.profile)
         print(table([f"pytest per suite file ({args.profile})", "result", "cases", "s", "cases/s", "compiles"], rows))
-    missed = [what for what, ok in (("decode_eager below 20 cases/s", met), ("graph decode below 30 steps/s", graph_met),
+    missed = [what for what, ok in (("decode_eager below 20 cases/s", met),
+                                    ("graph decode below 30 steps/s", graph_met),
                                     ("graph property over 3x the eager decode property", wall_met)) if not ok]
     print("targets met" if not missed else "target missed: " + "; ".join(missed))
     return 0 if not missed else 1

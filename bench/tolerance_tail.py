@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import argparse
 
-from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 import conformance.platform.backends  # noqa: F401  (registers the emulated kernel backend)
-from conformance.judge.check import check_case
-from conformance.judge.settings import configure
-from conformance.cases.strategies import decode_cases, prefill_cases
 from conformance.cases.case import DTYPES
+from conformance.cases.strategies import decode_cases, prefill_cases
+from conformance.judge.check import check_case
 from conformance.judge.policy import PolicySet
+from conformance.judge.settings import configure
 
 
 def ratios(dtype: str, cases: int) -> tuple[list[float], list[float], list[tuple[float, str]]]:
@@ -66,7 +67,8 @@ def main() -> None:
               f"(the floor {policy.floor:g} applies to both)")
         outside = [(m, metric) for m, metric in ascend if m > 1]
         print(f"{dtype}: Ascend standard margin {quantiles([m for m, _ in ascend])}; outside it: {len(outside)} of "
-              f"{len(ascend)} correct cases" + (f" (worst metric: {sorted({x for _, x in outside})})" if outside else ""))
+              f"{len(ascend)} correct cases"
+              + (f" (worst metric: {sorted({x for _, x in outside})})" if outside else ""))
 
 
 if __name__ == "__main__":

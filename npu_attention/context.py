@@ -20,8 +20,8 @@ Like the origin's `set_context`, every keyword not given is None (not the datacl
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Callable, Iterator
+from typing import Any
 
 #: The ops the layer calls, by module. A backend must provide at least these names.
 REQUIRED_OPS = {

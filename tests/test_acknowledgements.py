@@ -2,8 +2,8 @@
 
 import pytest
 
-from conformance.judge.acknowledgements import DEFAULT_LEDGER, LedgerError, default_ledger, judge_hazards, load_ledger
 from conformance.emulator.catalogue import HAZARDS
+from conformance.judge.acknowledgements import DEFAULT_LEDGER, LedgerError, default_ledger, judge_hazards, load_ledger
 
 ENTRY = '''
 [[acknowledge]]

@@ -6,8 +6,15 @@ import math
 import pytest
 import torch
 
-from conformance.judge.ascend_standard import (LEVELS, MINIMUM_ERR, REL_EPS, SMALL_VALUE, benchmark_metrics,
-                                         compare_ascend, metric_ratio)
+from conformance.judge.ascend_standard import (
+    LEVELS,
+    MINIMUM_ERR,
+    REL_EPS,
+    SMALL_VALUE,
+    benchmark_metrics,
+    compare_ascend,
+    metric_ratio,
+)
 
 
 def test_small_values_are_judged_by_share_with_absolute_error_above_atol():

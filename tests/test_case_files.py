@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from conformance import cli
-from conformance.cli import exit_codes
-from conformance.harness.case_files import CaseFileError, read_case_file, write_case_file
 from conformance.cases.case import Case
+from conformance.cli import exit_codes
 from conformance.emulator import ContractViolation
-from conformance.mutants import get
-from conformance.judge.settings import RunSettings
+from conformance.harness.case_files import CaseFileError, read_case_file, write_case_file
 from conformance.judge.policy import PolicySet, TolerancePolicy
+from conformance.judge.settings import RunSettings
+from conformance.mutants import get
 
 CASE = Case(phase="decode_eager", num_heads=4, num_kv_heads=2, head_dim=16, dtype="float16", block_size=16,
             num_blocks=6, seq_lens=(20, 5), block_tables=((3, 1), (4,)), seed=2)
@@ -117,7 +117,8 @@ def test_a_bad_saved_policy_is_refused_by_name(tmp_path, capsys):
 def test_an_engine_failure_replays_on_the_cache_it_ran_on(tmp_path, capsys, run_settings):
     """The stateful engine judges steps on its live cache: the saved file carries that cache and the
     planted bug that failed it, so replay fails the same step; without the bug it passes on that cache."""
-    from hypothesis import HealthCheck, Phase, settings as hyp_settings
+    from hypothesis import HealthCheck, Phase
+    from hypothesis import settings as hyp_settings
     from hypothesis.stateful import run_state_machine_as_test
 
     from conformance.harness.run import current_config, run_state

@@ -9,11 +9,12 @@ import sys
 
 import pytest
 import torch
-from hypothesis import Phase, given, settings, strategies as st
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
 from conformance.cases.case import Case
-from conformance.judge.check import check_case
 from conformance.cases.strategies import NPU_HEAD_DIMS, PREFILL_HEAD_DIMS, decode_cases, graph_cases, prefill_cases
+from conformance.judge.check import check_case
 from npu_attention import validate_context
 
 DECODE = Case(phase="decode_graph", num_heads=8, num_kv_heads=2, head_dim=16, dtype="bfloat16", block_size=16,

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 from cli_helpers import TIMEOUT_S, cli, cli_env, run_cli

@@ -203,7 +203,8 @@ def test_tnd_with_block_table_takes_per_sequence_kv_lengths():
     for b, (ql, kl) in enumerate(zip(q_lens, kv_lens)):
         keys = cache_k[table[b, 0]][:kl].view(kl, 1, 64)
         vals = cache_v[table[b, 0]][:kl].view(kl, 1, 64)
-        exp, _ = rows_oracle(q[start:start + ql], keys, vals, visible(ql, kl, lambda i, j: j <= i + kl - ql), 0.5)
+        seen = visible(ql, kl, lambda i, j, kl=kl, ql=ql: j <= i + kl - ql)
+        exp, _ = rows_oracle(q[start:start + ql], keys, vals, seen, 0.5)
         close(out[start:start + ql], exp)
         start += ql
 
@@ -230,7 +231,8 @@ def test_tnd_paged_with_value_dim_128_under_key_dim_192(four_d):
     start = 0
     for b, (ql, kl) in enumerate(zip(q_lens, kv_lens)):
         keys, vals = k_rows[table[b, 0], :kl], v_rows[table[b, 0], :kl]
-        exp, _ = rows_oracle(q[start:start + ql], keys, vals, visible(ql, kl, lambda i, j: j <= i + kl - ql), 0.1)
+        seen = visible(ql, kl, lambda i, j, kl=kl, ql=ql: j <= i + kl - ql)
+        exp, _ = rows_oracle(q[start:start + ql], keys, vals, seen, 0.1)
         close(out[start:start + ql], exp)
         start += ql
 
@@ -305,7 +307,7 @@ def test_sparse_mode_0_with_mask_uses_window_and_mask_top_left():
         q, k, v, num_query_heads=2, input_layout="BSND", atten_mask=user, sparse_mode=0, pre_tokens=1,
         next_tokens=2, inner_precise=2)
     for b in range(2):
-        seen = visible(3, 5, lambda i, j: -1 <= j - i <= 2 and not bool(user[b, 0, i, j]))
+        seen = visible(3, 5, lambda i, j, b=b: -1 <= j - i <= 2 and not bool(user[b, 0, i, j]))
         exp, _ = rows_oracle(q[b], k[b], v[b], seen, 1.0)
         close(out[b], exp)
 
@@ -554,8 +556,10 @@ def test_canonical_mask_through_the_tile_model_is_exactly_causal():
     for q_len, kv_len in ((1, 1), (5, 5), (300, 300), (700, 700), (100, 1100), (2100, 2100), (513, 1030), (3, 2000)):
         reading = read_compressed_mask(MASK, q_len, kv_len, *tile_sizes(q_len, kv_len, 128))
         known = ~reading.unknown_rows
-        causal = visible(q_len, kv_len, lambda i, j: j <= i + kv_len - q_len) if q_len * kv_len < 50_000 else (
-            torch.arange(kv_len)[None, :] <= torch.arange(q_len)[:, None] + kv_len - q_len)
+        if q_len * kv_len < 50_000:
+            causal = visible(q_len, kv_len, lambda i, j, kv_len=kv_len, q_len=q_len: j <= i + kv_len - q_len)
+        else:
+            causal = torch.arange(kv_len)[None, :] <= torch.arange(q_len)[:, None] + kv_len - q_len
         assert torch.equal(reading.keep[known], causal[known]), (q_len, kv_len)
         if q_len == kv_len:  # the layer's case: every row is modelled
             assert bool(known.all()), (q_len, kv_len)

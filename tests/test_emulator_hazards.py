@@ -50,8 +50,8 @@ def paged_prefill(block_size=128, **over):
     """TND over a 3-D paged cache (the open kernel's paged TND templates)."""
     over.setdefault("key", r(4, block_size, 128, dtype=BF16))
     over.setdefault("value", r(4, block_size, 128, dtype=BF16))
-    return prefill(block_size=block_size, actual_seq_kvlen=[4, 6], actual_seq_qlen=[3, 4], query=r(4, 2, 128, dtype=BF16),
-                   block_table=table([[0], [2]]), **over)
+    return prefill(block_size=block_size, actual_seq_kvlen=[4, 6], actual_seq_qlen=[3, 4],
+                   query=r(4, 2, 128, dtype=BF16), block_table=table([[0], [2]]), **over)
 
 
 def prompt(**over):

@@ -1,8 +1,9 @@
 """The emulated ops have the real signatures: same names, order, defaults and keyword-only split.
 
 The schema strings are the public ones: Ascend/op-plugin op_plugin/config/op_plugin_functions.yaml
-(v1, v2 as of L6194 at 517f2e7, scatter_update_), Ascend/torchair python/torchair/ops/_npu_fused_infer_attention_score.py
-(the air op) and the atb registration of _npu_reshape_and_cache (op_plugin/ops/atb/ReshapeAndCachAtb.cpp).
+(v1, v2 as of L6194 at 517f2e7, scatter_update_), Ascend/torchair
+python/torchair/ops/_npu_fused_infer_attention_score.py (the air op) and the atb registration of
+_npu_reshape_and_cache (op_plugin/ops/atb/ReshapeAndCachAtb.cpp).
 """
 
 import inspect

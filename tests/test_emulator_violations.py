@@ -26,7 +26,8 @@ def r(*shape, dtype=F16):
 def decode(**over):
     """v2 BNSD paged decode, fp16, D 64, GQA 4/2, block_size 16."""
     kw = dict(query=r(2, 4, 1, 64), key=r(6, 16, 128), value=r(6, 16, 128), num_query_heads=4,
-              num_key_value_heads=2, input_layout="BNSD", block_table=torch.tensor([[4, -1], [1, 3]], dtype=torch.int32),
+              num_key_value_heads=2, input_layout="BNSD",
+              block_table=torch.tensor([[4, -1], [1, 3]], dtype=torch.int32),
               block_size=16, actual_seq_kvlen=[5, 20], softmax_scale=0.125, inner_precise=1)
     kw.update(over)
     return tn.npu_fused_infer_attention_score_v2, kw

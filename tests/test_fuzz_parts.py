@@ -13,10 +13,10 @@ import pytest
 from cli_helpers import run_cli
 from sample_report import _run, sample_records, sample_tests  # tests/ is on sys.path
 
-from conformance.platform import devices
-from conformance.harness.corpus import PromoteError, case_paths, promote
 from conformance.fuzz.budget import BudgetError, format_duration, parse_duration
-from conformance.fuzz.signatures import record_signature, failed_test_signature
+from conformance.fuzz.signatures import failed_test_signature, record_signature
+from conformance.harness.corpus import PromoteError, case_paths, promote
+from conformance.platform import devices
 from conformance.report import build_report, validate_report
 from conformance.report.merge import merge_reports, merge_timelines
 from conformance.report.model import summarise, tally_records
@@ -83,7 +83,8 @@ def test_signatures_blank_the_numbers_and_name_what_failed():
     e1 = base | {"verdict": "error", "error": "ContextError: slot 17 out of range [0, 640)"}
     e2 = base | {"verdict": "error", "error": "ContextError: slot 3 out of range [0, 64)"}
     assert record_signature(e1) == record_signature(e2) != record_signature(base)
-    assert failed_test_signature("t::m", "relation broke at row 5\nmore") == "t::m | test failed: relation broke at row N"
+    assert (failed_test_signature("t::m", "relation broke at row 5\nmore")
+            == "t::m | test failed: relation broke at row N")
 
 
 def test_merged_timelines_sum_cumulative_counts_and_keep_the_worst():
@@ -102,7 +103,8 @@ def test_counted_only_cases_keep_the_totals_and_buckets_right():
     full = build_report(_run(True), records, sample_tests(records), complete=True)
     compact = build_report(_run(True), kept, sample_tests(records), complete=True, tally=tally_records(dropped))
     validate_report(compact)
-    assert compact["totals"]["cases"] == full["totals"]["cases"] and compact["totals"]["passed"] == full["totals"]["passed"]
+    assert (compact["totals"]["cases"] == full["totals"]["cases"]
+            and compact["totals"]["passed"] == full["totals"]["passed"])
     by = {(s["phase"], s["dtype"]): s["cases"] for s in summarise(kept, tally_records(dropped))}
     assert by == {(s["phase"], s["dtype"]): s["cases"] for s in full["summaries"]}
 

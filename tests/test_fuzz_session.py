@@ -47,7 +47,8 @@ def test_a_planted_bug_is_found_saved_replayed_and_promoted_into_every_later_run
     code, promoted = cli(tmp_path, "promote", case_file, "--corpus", corpus)
     assert code == 0 and f"added: {corpus / case_file.name}" in promoted
     code, text = cli(tmp_path, "run", "--profile", "dev", "--backend", "emulated", "-k",
-                     "test_regression or test_decode_eager", "--out", tmp_path / "r", NPU_CONFORMANCE_CORPUS=str(corpus))
+                     "test_regression or test_decode_eager", "--out", tmp_path / "r",
+                     NPU_CONFORMANCE_CORPUS=str(corpus))
     assert code == 0, text[-3000:]
     run = load_report(tmp_path / "r" / "report.json")
     ids = [t["test_id"] for t in run["tests"]]

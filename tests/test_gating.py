@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from conformance.cases.case import Case
-from conformance.judge.check import Outcome, check_case
 from conformance.judge.ascend_standard import compare_ascend
-from conformance.mutants import get
-from conformance.judge.settings import settings
+from conformance.judge.check import Outcome, check_case
 from conformance.judge.policy import Gating, PolicyFileError, PolicySet, load_policy
+from conformance.judge.settings import settings
 from conformance.judge.tolerance import compare_output
+from conformance.mutants import get
 
 PREFILL = Case(phase="prefill", num_heads=4, num_kv_heads=2, head_dim=64, dtype="bfloat16", block_size=16,
                num_blocks=10, seq_lens=(19, 7), block_tables=((7, 2), (5,)), seed=11)

@@ -10,20 +10,21 @@ import re
 import pytest
 import torch
 from cli_helpers import run_cli
-from hypothesis import find, settings as hyp_settings
+from hypothesis import find
+from hypothesis import settings as hyp_settings
 
-from conformance.judge import graph
-from conformance.harness.case_files import read_case_file
 from conformance.cases.case import CaseError
-from conformance.judge.check import check_case
-from conformance.emulator import ContractViolation
-from conformance.judge.graph import CompiledDecode, GraphRecompiled, compiled_decode
-from conformance.cases.graph_session import GraphSession, SessionStep, run_session, step_cases
-from conformance.mutants import get
-from conformance.cases.strategies import graph_sessions
-from conformance.harness.verify import verify_case, verify_session
-from npu_attention import Attention, use_context
 from conformance.cases.contexts import decode_context
+from conformance.cases.graph_session import GraphSession, SessionStep, run_session, step_cases
+from conformance.cases.strategies import graph_sessions
+from conformance.emulator import ContractViolation
+from conformance.harness.case_files import read_case_file
+from conformance.harness.verify import verify_session
+from conformance.judge import graph
+from conformance.judge.check import check_case
+from conformance.judge.graph import CompiledDecode, GraphRecompiled, compiled_decode
+from conformance.mutants import get
+from npu_attention import Attention, use_context
 
 # A configuration no other test uses (the compile cache is per process): 3 steps, then the batch
 # shrinks from 2 to 1 live sequence.

@@ -66,7 +66,8 @@ def test_every_engine_example_counts():
 @pytest.mark.parametrize("extra", [[], ["--tolerance-policy", "ABSPOLICY"], ["-n", "2"]])
 def test_run_test_ids_do_not_move_with_paths_or_workers(tmp_path, extra):
     if "-n" in extra:
-        pytest.importorskip("xdist", reason="pytest-xdist not installed: pip install 'npu-attention-conformance[xdist]'")
+        pytest.importorskip("xdist",
+                            reason="pytest-xdist not installed: pip install 'npu-attention-conformance[xdist]'")
     policy = tmp_path / "elsewhere" / "p.toml"
     policy.parent.mkdir()
     policy.write_text("[policy]\nk = 2.5\n")

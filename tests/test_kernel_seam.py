@@ -29,14 +29,14 @@ def test_proxies_resolve_against_the_selected_backend_at_call_time():
 def test_missing_op_names_the_backend_and_op():
     kernels.register_backend("fake-c", fake_backend("c"))
     with kernels.use_backend("fake-c"), pytest.raises(AttributeError, match="fake-c.*torch_npu.npu_rotary_mul"):
-        kernels.torch_npu.npu_rotary_mul
+        _ = kernels.torch_npu.npu_rotary_mul
 
 
 def test_a_backend_without_the_layer_ops_is_refused_on_load():
     kernels.register_backend("fake-partial", lambda: kernels.KernelBackend(
         "fake-partial", kernels.namespace(scatter_update_=print), kernels.namespace(ops=kernels.namespace())))
     with kernels.use_backend("fake-partial"), pytest.raises(kernels.KernelUnavailable) as info:
-        kernels.torch_npu.scatter_update_
+        _ = kernels.torch_npu.scatter_update_
     assert "torch_npu.npu_fused_infer_attention_score_v2" in str(info.value)
     assert "torchair.ops.npu_fused_infer_attention_score" in str(info.value)
 
@@ -50,7 +50,7 @@ def test_unknown_backend_is_refused_with_the_choices():
 def test_real_kernels_without_torch_npu_say_how_to_get_them():
     with kernels.use_backend("npu"):
         with pytest.raises(kernels.KernelUnavailable) as info:
-            kernels.torch_npu.npu_fused_infer_attention_score_v2
+            _ = kernels.torch_npu.npu_fused_infer_attention_score_v2
     message = str(info.value)
     assert "npu-attention-conformance[npu]" in message and "--backend emulated" in message
 
@@ -60,6 +60,7 @@ def test_layer_module_is_the_only_importer_of_torch_npu():
 
     root = pathlib.Path(kernels.__file__).parent
     importers = [p.name for p in root.glob("*.py")
-                 if any(line.strip().startswith(("import torch_npu", "import torchair", "from torch_npu", "from torchair"))
+                 if any(line.strip().startswith(("import torch_npu", "import torchair", "from torch_npu",
+                                                 "from torchair"))
                         for line in p.read_text().splitlines())]
     assert importers == ["kernels.py"]

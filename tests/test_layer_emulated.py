@@ -13,14 +13,14 @@ import random
 import pytest
 import torch
 
+import conformance.platform.backends  # noqa: F401  (registers the "emulated" kernel backend)
 import reference
 from conformance import emulator
-import conformance.platform.backends  # noqa: F401  (registers the "emulated" kernel backend)
-from npu_attention.kernels import use_backend
-from conformance.emulator import ContractViolation
 from conformance.cases.contexts import allocate_kv_cache, decode_context, prefill_context
+from conformance.emulator import ContractViolation
 from npu_attention import Attention
 from npu_attention.context import use_context
+from npu_attention.kernels import use_backend
 
 BLOCK_SIZE = 16
 SEQ_LENS = [5, 17, 33]

@@ -145,7 +145,8 @@ EMULATED_MODULES_AFTER_A_RUN = textwrap.dedent("""
 
 def test_the_emulator_modules_are_gone_after_the_run(tmp_path):
     proc = run_process([sys.executable, "-c", EMULATED_MODULES_AFTER_A_RUN, "run", "--backend", "emulated",
-                        "--profile", "dev", "-k", "test_prefill_output", "--out", str(tmp_path / "r"), *map(str, NANOPORT)],
+                        "--profile", "dev", "-k", "test_prefill_output", "--out", str(tmp_path / "r"),
+                        *map(str, NANOPORT)],
                        tmp_path, cli_env())
     assert proc.returncode == exit_codes.PASSED, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "EMULATED_MODULES_LEFT []" in proc.stdout
@@ -195,7 +196,8 @@ def test_an_op_the_emulator_does_not_model_fails_at_its_call_naming_it():
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=300)
     line = [x for x in proc.stdout.splitlines() if x.startswith("ONE LINE:")]
-    assert line and "torch_npu.npu_rms_norm is not modelled by the CPU op emulator" in line[0], proc.stdout + proc.stderr
+    assert line and "torch_npu.npu_rms_norm is not modelled by the CPU op emulator" in line[0], (
+        proc.stdout + proc.stderr)
     assert "npu-conformance info" in line[0]
 
 

@@ -7,16 +7,16 @@ import json
 
 import pytest
 
-from conformance.cases.case import Case
-from conformance.judge.check import check_case
-from conformance.emulator import ContractViolation
-from conformance.judge.graph import GraphRecompiled
-from conformance.cases.graph_session import GraphSession, SessionStep, run_session
 from conformance import cli
+from conformance.cases.case import Case
+from conformance.cases.graph_session import GraphSession, SessionStep, run_session
 from conformance.cli import mutants as command
+from conformance.emulator import ContractViolation
+from conformance.judge.check import check_case
+from conformance.judge.graph import GraphRecompiled
+from conformance.judge.settings import configure
 from conformance.mutants import CATALOGUE, call_bugs, get
 from conformance.mutants.report import markdown_source, short_source
-from conformance.judge.settings import configure
 from npu_attention import ContextError
 
 PHASES = {"prefill", "decode", "graph", "all"}
@@ -43,8 +43,8 @@ DECODE_128 = Case(phase="decode_eager", num_heads=4, num_kv_heads=1, head_dim=64
                   num_blocks=8, seq_lens=(200, 70, 5), block_tables=((4, 1), (6,), (2,)), seed=8)
 # max_model_len 40 is no multiple of block_size 16: a sequence at max_model_len needs ceil(40/16) = 3 blocks
 AT_MODEL_LEN = Case(phase="decode_graph", num_heads=4, num_kv_heads=2, head_dim=32, dtype="float16", block_size=16,
-                    num_blocks=8, seq_lens=(40, 3), block_tables=((3, 1, 5), (2,)), seed=9, max_num_seqs=3, table_width=3,
-                    max_model_len=40)
+                    num_blocks=8, seq_lens=(40, 3), block_tables=((3, 1, 5), (2,)), seed=9, max_num_seqs=3,
+                    table_width=3, max_model_len=40)
 EXTRA_CASES = {"paged_attention_not_run_large_batch": [DECODE_WIDE], "prefill_output_buffer_reused": [PREFILL_LONG],
                "paged_read_kernel_block_size": [DECODE_128], "runner_table_width_floored": [AT_MODEL_LEN]}
 
@@ -133,7 +133,8 @@ def test_hand_picked_session_passes_unmutated():
 
 
 @pytest.mark.parametrize("case", [PREFILL, DECODE, GRAPH, DECODE_WIDE, PREFILL_LONG, DECODE_128, AT_MODEL_LEN],
-                         ids=["prefill", "decode", "graph", "decode-wide", "prefill-long", "decode-128", "at-model-len"])
+                         ids=["prefill", "decode", "graph", "decode-wide", "prefill-long", "decode-128",
+                              "at-model-len"])
 def test_hand_picked_cases_pass_unmutated(case):
     configure(mutation=None)
     assert check_case(case).passed

@@ -10,11 +10,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import settings as hyp_settings
 
+from conformance.judge.settings import settings
 from conformance.mutants import get
 from conformance.mutants.catalogue import Mutant
-from npu_attention import Attention
 from conformance.mutants.runner import mutant_profile, run_suite, suite_modules
-from conformance.judge.settings import settings
+from npu_attention import Attention
 
 PREFILL, DECODE, GRAPH = (f"conformance.suite.{m}" for m in ("test_prefill", "test_decode", "test_graph"))
 

@@ -131,7 +131,8 @@ def test_failing_case_is_saved_for_replay(pytester):
     proc = subprocess.run([sys.executable, "-m", "conformance.cli", "replay", str(saved[0])], capture_output=True,
                           text=True, env={**__import__("os").environ, "TORCH_DEVICE_BACKEND_AUTOLOAD": "0"})
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "tolerance policy tight.toml" in proc.stdout and "saved verdict: fail (output); replayed: fail" in proc.stdout
+    assert ("tolerance policy tight.toml" in proc.stdout
+            and "saved verdict: fail (output); replayed: fail" in proc.stdout)
 
 
 def test_profiles_are_selected_by_environment_and_unknown_ones_refused(pytester, monkeypatch):

@@ -11,9 +11,9 @@ import pytest
 from sample_report import sample_report  # tests/ is on sys.path
 
 from conformance import cli
+from conformance.formatting import fmt_ratio
 from conformance.report import dumps, render_html, render_markdown
 from conformance.report.model import failures_first
-from conformance.formatting import fmt_ratio
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sample_report import _run, sample_records, sample_report, sample_tests  # tests/ is on sys.path
 
-from conformance.report import ReportError, build_report, dumps, load_report, load_schema, num, validate_report
 from conformance.formatting import jsonable
+from conformance.report import ReportError, build_report, dumps, load_report, load_schema, num, validate_report
 
 PREFILL_TEST = "conformance/suite/test_prefill.py::test_prefill_output_and_cache_write"
 
@@ -85,9 +85,11 @@ def _broken(mutate):
 BROKEN = {
     "newer schema version": (lambda r: r.update(schema_version=3), "schema_version 3 is not supported"),
     "v2 record without verdicts": (lambda r: r["records"][0].pop("verdicts"), "'verdicts' is a required property"),
-    "unknown failed check": (lambda r: r["records"][0].update(failed_checks=["tolerance"]), "records/0/failed_checks/0"),
+    "unknown failed check": (lambda r: r["records"][0].update(failed_checks=["tolerance"]),
+                             "records/0/failed_checks/0"),
     "Ascend level unknown": (lambda r: r["records"][0]["ascend"].update(level="L9"), "records/0/ascend"),
-    "verdicts without ascend and determinism": (lambda r: r["records"][0].update(verdicts={"dual": "pass"}), "records/0/verdicts"),
+    "verdicts without ascend and determinism": (lambda r: r["records"][0].update(verdicts={"dual": "pass"}),
+                                                "records/0/verdicts"),
     "records missing": (lambda r: r.pop("records"), "'records' is a required property"),
     "unknown verdict": (lambda r: r["records"][0].update(verdict="maybe"), "records/0/verdict"),
     "ratio as text": (lambda r: r["records"][1].update(ratio="big"), "records/1/ratio"),
@@ -178,7 +180,8 @@ def test_verdict_lines_say_why_a_run_is_not_green():
                                  f"1 of {len(records)} cases raised an error (worst ratio inf in decode_graph/float16)")
     worst_only = passing + [r for r in records if r["ratio"] == 3.4]  # the one decode_eager/bfloat16 failure
     reason = _report(worst_only, tests)["verdict"]["reason"]
-    assert reason == f"FAILED: 1 of {len(worst_only)} cases out of tolerance (worst ratio 3.400 in decode_eager/bfloat16)"
+    assert reason == (f"FAILED: 1 of {len(worst_only)} cases out of tolerance (worst ratio 3.400 in "
+                      "decode_eager/bfloat16)")
 
     skipped = [dict(t, outcome="skipped", reason="needs a real NPU", cases=0) for t in tests]
     none = _report([], skipped)["verdict"]

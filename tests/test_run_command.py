@@ -131,7 +131,8 @@ def test_an_interrupted_or_crashed_run_leaves_a_report_marked_incomplete(tmp_pat
         assert code == 5 and lines[-1] == report["verdict"]["reason"]  # exit_codes.INTERRUPTED
         assert report["incomplete_reason"] == "interrupted (KeyboardInterrupt)"
         assert len(report["tests"]) == 1 and report["records"]  # the first test's cases are kept
-        assert report["verdict"]["reason"].startswith("INCOMPLETE: interrupted (KeyboardInterrupt) after 1 of 2 test(s)")
+        assert report["verdict"]["reason"].startswith("INCOMPLETE: interrupted (KeyboardInterrupt) after 1 of 2 "
+                                                      "test(s)")
         assert "<b>INCOMPLETE REPORT</b>" in (out / "report.html").read_text(encoding="utf-8")
         assert (out / "summary.md").read_text(encoding="utf-8").startswith("## ⚠️ npu-conformance: INCOMPLETE")
     else:
@@ -148,7 +149,8 @@ def test_plain_pytest_with_conformance_report_writes_the_same_files(tmp_path):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert all((out / name).is_file() for name in FILES)
     report = load_report(out / "report.json")
-    assert report["verdict"]["passed"] and _short_ids(report) == {"test_prefill.py::test_prefill_output_and_cache_write"}
+    assert (report["verdict"]["passed"]
+            and _short_ids(report) == {"test_prefill.py::test_prefill_output_and_cache_write"})
     assert "npu-conformance report" in proc.stdout and report["verdict"]["reason"] in proc.stdout
     # A --junitxml chosen by the user is respected.
     mine = tmp_path / "elsewhere" / "j.xml"

@@ -9,8 +9,8 @@ from cli_helpers import cli
 from hypothesis import HealthCheck, Phase, given, settings
 
 from conformance.cases.case import Case
-from conformance.cases.engine import EngineConfig, EngineModel
 from conformance.cases.edges import EDGES, session_edges
+from conformance.cases.engine import EngineConfig, EngineModel
 from conformance.cases.strategies import MODEL_LEN_EDGES, graph_sessions
 from conformance.cli import exit_codes
 from conformance.judge.check import check_case
@@ -36,7 +36,8 @@ def test_an_engines_own_runner_builds_the_contexts_and_passes_every_phase(tmp_pa
 def test_a_runner_that_breaks_the_contract_fails_as_a_runner_defect_naming_field_rule_and_step(tmp_path):
     out = tmp_path / "report"
     code, text = cli(tmp_path, "run", "--backend", "emulated", "--profile", "dev", "--out", out,
-                     "-k", "test_decode_eager_output", *NANOPORT, "--runner", "nanoport_runner_adapter:build_context_flat_decode")
+                     "-k", "test_decode_eager_output", *NANOPORT,
+                     "--runner", "nanoport_runner_adapter:build_context_flat_decode")
     assert code == exit_codes.FAILED, text[-3000:]
     errors = [r["error"] for r in load_report(out / "report.json")["records"] if r["verdict"] == "error"]
     assert errors, "the validator refuses the runner's Context before the layer runs"

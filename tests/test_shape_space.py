@@ -4,13 +4,14 @@ hardware run), and the corpus cases from the emulator's wider space are left out
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hyp_settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
 
-from conformance.harness import corpus
 from conformance.cases import strategies
+from conformance.cases.strategies import outside_npu_space
+from conformance.harness import corpus
 from conformance.harness.case_files import read_case_file
 from conformance.judge.settings import settings
-from conformance.cases.strategies import outside_npu_space
 from conformance.suite import _given
 from conformance.suite import test_regression as regression
 

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from types import ModuleType
-from typing import Any, Callable, ContextManager
+from typing import Any
 
 import torch
 
@@ -50,11 +51,11 @@ class ContextRoute:
     `read()` returns the Context currently installed (a runner may set it itself)."""
 
     describe: str
-    install: Callable[[Any], ContextManager]
+    install: Callable[[Any], contextlib.AbstractContextManager]
     read: Callable[[], Any]
 
 
-def _own_install(context: Any) -> ContextManager:
+def _own_install(context: Any) -> contextlib.AbstractContextManager:
     return own_context_module.use_context(context)
 
 
@@ -65,7 +66,8 @@ OWN_CONTEXT = ContextRoute("npu_attention.context", _own_install, own_context_mo
 def nano_vllm_context(module: ModuleType) -> ContextRoute:
     """A context module in nano-vllm's convention: `set_context(...)` receives the Context's fields as
     keywords (only those its signature names), `get_context()` returns it, `reset_context()` clears it."""
-    missing = [name for name in ("set_context", "get_context", "reset_context") if not callable(getattr(module, name, None))]
+    missing = [name for name in ("set_context", "get_context", "reset_context")
+               if not callable(getattr(module, name, None))]
     if missing:
         raise AttributeError(f"{module.__name__} is not a context module in nano-vllm's convention: it has no "
                              f"{', '.join(missing)}")
@@ -85,7 +87,7 @@ def nano_vllm_context(module: ModuleType) -> ContextRoute:
     return ContextRoute(module.__name__, install, module.get_context)
 
 
-def function_context(fn: Callable[[Any], ContextManager], describe: str) -> ContextRoute:
+def function_context(fn: Callable[[Any], contextlib.AbstractContextManager], describe: str) -> ContextRoute:
     """A user function: `fn(context)` returns a context manager during which the layer sees `context`."""
     def read():
         raise RuntimeError(f"the context route {describe} cannot read a Context back: a runner adapter used with "

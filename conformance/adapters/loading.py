@@ -29,8 +29,14 @@ from types import ModuleType
 import torch
 
 from conformance.adapters.identity import identity_of
-from conformance.adapters.layer import (OWN_CONTEXT, ContextRoute, LayerAdapter, class_adapter, function_context,
-                                        nano_vllm_context)
+from conformance.adapters.layer import (
+    OWN_CONTEXT,
+    ContextRoute,
+    LayerAdapter,
+    class_adapter,
+    function_context,
+    nano_vllm_context,
+)
 from conformance.adapters.runner import OWN_RUNNER, RunnerAdapter
 from conformance.cases.contexts import build_context as own_build_context
 from conformance.platform import npu_modules
@@ -117,8 +123,8 @@ def _context_route(value: str | None, layer_class: type | None) -> ContextRoute:
         except AttributeError:
             pass  # not a context module after all: say what to pass instead
     raise SelectionError(f"--layer {layer_class.__module__}:{layer_class.__qualname__}: cannot tell how the Context "
-                         "reaches it (its module imports no get_context); pass --layer-context MODULE (a context module "
-                         "in nano-vllm's convention) or MODULE:FUNCTION")
+                         "reaches it (its module imports no get_context); pass --layer-context MODULE (a context "
+                         "module in nano-vllm's convention) or MODULE:FUNCTION")
 
 
 def _as_adapter(spec: str, obj: object, context: str | None) -> LayerAdapter:
@@ -164,7 +170,8 @@ def load_runner(spec: str | None, path: str | None = None, *, backend: str = "em
     if not callable(obj):
         raise SelectionError(f"--runner {spec}: must name a function(step) -> Context or a RunnerAdapter")
     return RunnerAdapter(build_context=obj, name=getattr(obj, "__name__", spec),
-                         identity=identity_of(obj, spec, getattr(obj, "__name__", None)) | {"layer_path": paths or None})
+                         identity=identity_of(obj, spec, getattr(obj, "__name__", None))
+                         | {"layer_path": paths or None})
 
 
 def own_layer() -> LayerAdapter:

@@ -12,8 +12,9 @@ allocates no device memory.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from conformance.adapters.layer import ContextRoute
 from conformance.cases.contexts import build_context as own_build_context

@@ -126,9 +126,9 @@ class Case:
             raise CaseError(f"Case.table_width ({self.table_width}) must be ceil(max_model_len / block_size) = "
                             f"{math.ceil(self.max_model_len / self.block_size)}")
         if self.memory_bytes > MEMORY_BUDGET_BYTES:
-            raise CaseError(f"Case needs {self.memory_bytes / 2**30:.1f} GiB of tensors (num_blocks {self.num_blocks} "
-                            f"x block_size {self.block_size} x heads/dims), over the {MEMORY_BUDGET_BYTES // 2**30} GiB "
-                            "budget for one case")
+            raise CaseError(f"Case needs {self.memory_bytes / 2**30:.1f} GiB of tensors (num_blocks "
+                            f"{self.num_blocks} x block_size {self.block_size} x heads/dims), over the "
+                            f"{MEMORY_BUDGET_BYTES // 2**30} GiB budget for one case")
 
     @property
     def memory_bytes(self) -> int:
@@ -151,7 +151,7 @@ class Case:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Case":
+    def from_dict(cls, data: dict) -> Case:
         """A case from plain data (JSON), every field checked; raises CaseError naming the field."""
         if not isinstance(data, dict):
             raise CaseError(f"a case must be a JSON object, got {type(data).__name__}")
@@ -176,7 +176,7 @@ class Case:
         return cls(**data)
 
     @classmethod
-    def from_json(cls, text: str) -> "Case":
+    def from_json(cls, text: str) -> Case:
         return cls.from_dict(json.loads(text))
 
     @property
@@ -234,7 +234,7 @@ class Case:
         """The Context the project's own runner builds for this case (conformance.cases.contexts)."""
         return build_context(self.engine_step(), device=device)
 
-    def materialise(self, device="cpu") -> "Tensors":
+    def materialise(self, device="cpu") -> Tensors:
         return Tensors.build(self, torch.device(device))
 
     def summary(self) -> str:
@@ -264,7 +264,7 @@ class Tensors:
     v_cache: torch.Tensor
 
     @classmethod
-    def build(cls, case: Case, device: torch.device) -> "Tensors":
+    def build(cls, case: Case, device: torch.device) -> Tensors:
         gen = torch.Generator().manual_seed(case.seed)
         dtype, hq, hkv, d = case.torch_dtype, case.num_heads, case.num_kv_heads, case.head_dim
         n = case.num_new_tokens

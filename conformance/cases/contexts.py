@@ -9,7 +9,7 @@ A sequence is described by its length and its block list (physical block ids, in
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

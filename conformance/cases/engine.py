@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+
 @dataclass(frozen=True)
 class EngineConfig:
     """What the engine was started with (static for its whole life)."""

@@ -17,8 +17,8 @@ runs the same steps through eager decode, for the metamorphic relation between t
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
-from typing import Iterator
 
 import torch
 
@@ -91,7 +91,7 @@ class GraphSession:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "GraphSession":
+    def from_dict(cls, data: dict) -> GraphSession:
         if not isinstance(data, dict):
             raise CaseError(f"a graph session must be an object, got {type(data).__name__}")
         data = dict(data)

@@ -16,8 +16,7 @@ import threading
 import traceback
 from importlib import metadata
 
-from conformance.cli import exit_codes
-from conformance.cli import fuzz, info, mutants, promote, replay, report, run
+from conformance.cli import exit_codes, fuzz, info, mutants, promote, replay, report, run
 
 SUBCOMMANDS = (run, fuzz, replay, promote, report, info, mutants)
 

@@ -8,7 +8,7 @@
 | 3    | NO_NPU      | `--backend npu` or `--require-npu` without a usable NPU |
 | 4    | INTERNAL    | the harness could not finish: a crash of its own, a broken run, a planted bug whose code crashes |
 | 5    | INTERRUPTED | stopped before the end (Ctrl-C, a killed worker, an incomplete run) |
-"""
+"""  # noqa: E501  (a Markdown table: a row cannot wrap)
 
 PASSED = 0
 FAILED = 1

@@ -55,10 +55,10 @@ def _fail(console, message: str, code: int) -> int:
 def fuzz_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from conformance.platform.devices import DeviceSpecError, detect_devices, parse_devices
     from conformance.fuzz.budget import BudgetError, parse_duration
     from conformance.fuzz.controller import FuzzOptions, FuzzSession
     from conformance.fuzz.database import DatabaseError, open_database
+    from conformance.platform.devices import DeviceSpecError, detect_devices, parse_devices
 
     console = Console(highlight=False, markup=False, emoji=False, width=None if sys.stdout.isatty() else 120)
     try:
@@ -151,9 +151,9 @@ def _wait(session) -> None:
 
 
 def _finish(console, session, out: Path, keyword: str | None) -> int:
+    from conformance.report.artifacts import write_artifacts
     from conformance.report.console import summary_table
     from conformance.report.fuzz_section import judged_text
-    from conformance.report.artifacts import write_artifacts
     from conformance.report.junit import write_junit
 
     if session.no_tests:
@@ -265,8 +265,8 @@ class LiveDisplay:
         from rich.console import Group
         from rich.table import Table
 
-        from conformance.fuzz.budget import format_duration
         from conformance.formatting import fmt_ratio
+        from conformance.fuzz.budget import format_duration
 
         n = self.numbers(statuses)
         table = Table(box=box.SIMPLE_HEAD, title_justify="left",

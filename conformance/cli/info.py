@@ -16,7 +16,8 @@ def add_parser(sub) -> None:
         "info", help="versions, NPU availability and which backend 'auto' picks",
         description="Print the torch / torch_npu / CANN versions, whether an NPU is usable (probed in a subprocess, "
                     "since a broken `import torch_npu` can kill the process) and which backend `--backend auto` "
-                    "picks and why, the emulated CANN versions and the ops the CPU op emulator models.", epilog=exit_codes.HELP)
+                    "picks and why, the emulated CANN versions and the ops the CPU op emulator models.",
+        epilog=exit_codes.HELP)
     parser.set_defaults(func=info_command)
 
 

@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
 
     console = _console()
     selected = [(flag, value) for flag, value in (("--layer", args.layer), ("--runner", args.runner),
-                                                  ("--layer-path", args.layer_path), ("--layer-context", args.layer_context))
+                                                  ("--layer-path", args.layer_path),
+                                                  ("--layer-context", args.layer_context))
                 if value]
     if selected:
         flag, value = selected[0]
@@ -135,8 +136,10 @@ def run(args: argparse.Namespace) -> int:
                            failures_dir=cases_dir / mutant.name, explicit=not args.generated_only)
         results.append(result)
         style = {"killed": "green", "survived": "bold red", "error": "bold yellow"}[result.status]
-        detail = f"by {report.short_test(result.killed_by)} after {result.cases_to_kill} case(s)" if result.killed else ""
-        console.print(f"[{i}/{len(mutants)}] {mutant.name}: [{style}]{result.status}[/] {detail} ({result.seconds:.1f} s)")
+        detail = (f"by {report.short_test(result.killed_by)} after {result.cases_to_kill} case(s)" if result.killed
+                  else "")
+        console.print(f"[{i}/{len(mutants)}] {mutant.name}: [{style}]{result.status}[/] {detail} "
+                      f"({result.seconds:.1f} s)")
         if result.status != "killed":
             _save_log(logs, mutant.name, result.log)
     data = report.matrix(mutants, results, profile=args.profile, seed=args.seed, modules=modules,
@@ -145,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
     json_path, md_path = report.write(data, out)
     report.print_table(data, console)
     s = data["summary"]
-    console.print(f"median cases to kill {s['median_cases_to_kill']}; {data['seconds']} s; wrote {json_path} and {md_path}")
+    console.print(f"median cases to kill {s['median_cases_to_kill']}; {data['seconds']} s; wrote {json_path} and "
+                  f"{md_path}")
     broken = bool(s["errors"]) or (baseline is not None and baseline.status != "survived")
     if baseline is not None and baseline.status != "survived":
         console.print("[bold red]the unmutated layer fails these runs: the kills above prove nothing[/]")

@@ -74,8 +74,8 @@ class Progress:
                 "worst": (f"{fmt_ratio(worst['ratio'])} ({worst['phase']}/{worst['dtype']})" if worst else "-")}
 
     def _start_live(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, \
-            TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichProgress
 
         self.progress = RichProgress(
             TextColumn("[bold]tests"), BarColumn(bar_width=24), MofNCompleteColumn(), TimeElapsedColumn(),

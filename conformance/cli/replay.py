@@ -23,7 +23,8 @@ def add_parser(sub) -> None:
     parser = sub.add_parser(
         "replay", help="re-run one saved case (a JSON file from a failing run) with the settings that judged it",
         description=__doc__.split("\n\n", 1)[1].strip().replace("\n", " "), epilog=exit_codes.HELP)
-    parser.add_argument("case", metavar="FILE", help="case file, e.g. conformance-report/failures/prefill-0123abcd4567.json")
+    parser.add_argument("case", metavar="FILE",
+                        help="case file, e.g. conformance-report/failures/prefill-0123abcd4567.json")
     options.add_cli_options(parser, "replay")
     parser.set_defaults(func=replay_command)
 
@@ -35,12 +36,12 @@ def _error(message: str) -> int:
 
 def replay_command(args: argparse.Namespace) -> int:
     from conformance.adapters.loading import SelectionError
+    from conformance.harness.case_files import CaseFileError, read_case_file
     from conformance.judge.acknowledgements import LedgerError, load_ledger
+    from conformance.judge.policy import PolicyFileError, load_policy
+    from conformance.judge.settings import RunSettings, configure, settings
     from conformance.platform import npu_modules
     from conformance.platform.backends import resolve_backend
-    from conformance.harness.case_files import CaseFileError, read_case_file
-    from conformance.judge.settings import RunSettings, configure, settings
-    from conformance.judge.policy import PolicyFileError, load_policy
 
     try:
         saved = read_case_file(args.case)
@@ -70,7 +71,8 @@ def replay_command(args: argparse.Namespace) -> int:
         from conformance.mutants import BY_NAME
 
         if mutation_name not in BY_NAME:
-            return _error(f"{saved.path}: judged with the planted bug {mutation_name!r}, which the catalogue no longer has")
+            return _error(f"{saved.path}: judged with the planted bug {mutation_name!r}, which the catalogue no "
+                          "longer has")
         changes["mutation"] = BY_NAME[mutation_name].mutation()
     requested = args.backend or changes.pop("backend", "auto")
     changes.pop("backend", None)
@@ -118,8 +120,8 @@ def _code_under_test(args, saved_layer: dict | None, saved_runner: dict | None, 
 
 def _replay(saved, run, mutation_name) -> int:
     from conformance.adapters.loading import identity
-    from conformance.judge.check import check_case
     from conformance.emulator import ContractViolation
+    from conformance.judge.check import check_case
     from npu_attention import ContextError
 
     backend = run.backend
@@ -156,8 +158,8 @@ def _replay_session(saved, run):
     """Run the graph session the case is a step of, from its first step (eagerly when the case is the
     session's eager twin): a bug of graph capture shows only after the steps before it. Returns the
     saved step's outcome, or None when an earlier step failed (printed)."""
-    from conformance.judge.check import check_case
     from conformance.cases.graph_session import run_session
+    from conformance.judge.check import check_case
 
     session, last = saved.session
     eager = saved.case.phase == "decode_eager"  # the eager twin of a session (the metamorphic relation)

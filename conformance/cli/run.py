@@ -69,41 +69,11 @@ def run(args: argparse.Namespace) -> int:
 
     # Not a terminal (CI logs): plain lines, wide enough for the table without truncation.
     console = Console(highlight=False, markup=False, emoji=False, width=None if sys.stdout.isatty() else 120)
-    if args.workers is not None:
-        if not (str(args.workers) == "auto" or str(args.workers).isdigit()):
-            console.print(f"FAILED: -n takes a number of workers or 'auto', got {args.workers!r}", style="bold red")
-            return exit_codes.USAGE
-        if importlib.util.find_spec("xdist") is None:
-            console.print(f"FAILED: -n {args.workers} needs pytest-xdist, which is not installed: {XDIST_HINT}",
-                          style="bold red")
-            return exit_codes.USAGE
-    elif args.devices:
-        console.print(f"FAILED: --devices {args.devices} pins pytest-xdist workers to cards: give -n WORKERS too",
-                      style="bold red")
-        return exit_codes.USAGE
-    if getattr(args, "devices", None):
-        from conformance.platform.devices import DeviceSpecError, parse_devices
-
-        try:
-            parse_devices(args.devices)
-        except DeviceSpecError as exc:
-            console.print(f"FAILED: {exc}", style="bold red")
-            return exit_codes.USAGE
-    os.environ.setdefault("TORCH_DEVICE_BACKEND_AUTOLOAD", "0")  # before anything imports torch
-    if args.backend == "npu" or args.require_npu:
-        # Asked for hardware: know at once, before a single case runs, whether there is any.
-        from conformance.platform.probe import probe_npu
-
-        probe = probe_npu()
-        if not probe.usable:
-            option = "--backend npu" if args.backend == "npu" else "--require-npu"
-            console.print(f"FAILED: {option} but no usable NPU ({probe.error or 'torch.npu.is_available() is False'})",
-                          style="bold red")
-            return exit_codes.NO_NPU
+    refused = _preflight(args, console)
+    if refused is not None:
+        return refused
     from conformance.harness.case_file_pair import clear_case_files
-    from conformance.report.artifacts import ARTIFACTS, JSON_NAME, clear_stale
-    from conformance.report.console import summary_table
-    from conformance.report.schema import ReportError, load_report
+    from conformance.report.artifacts import clear_stale
 
     out = Path(args.out)
     clear_stale(out)  # a run that dies before writing anything must not leave an old green report
@@ -113,27 +83,74 @@ def run(args: argparse.Namespace) -> int:
         args.seed = random.SystemRandom().randrange(2**32)
         console.print(f"seed {args.seed} (chosen for this run; --seed {args.seed} draws the same cases again)",
                       soft_wrap=True)
-    argv = pytest_arguments(args)
-    console.print(f"npu-conformance run: pytest {' '.join(argv)}", style="dim", soft_wrap=True)
+    started = time.monotonic()
+    exitcode, usage_error = _run_pytest(args, console)
+    if usage_error is not None:
+        console.print(f"FAILED: {usage_error}", style="bold red", soft_wrap=True)
+        return exit_codes.USAGE
+    return _conclude(console, out, exitcode, time.monotonic() - started)
+
+
+def _preflight(args: argparse.Namespace, console) -> int | None:
+    """The exit code of a run refused before pytest starts (bad options, no NPU where one is needed)."""
+    def refuse(message: str, code: int = exit_codes.USAGE) -> int:
+        console.print(f"FAILED: {message}", style="bold red", soft_wrap=True)
+        return code
+
+    if args.workers is not None:
+        if not (str(args.workers) == "auto" or str(args.workers).isdigit()):
+            return refuse(f"-n takes a number of workers or 'auto', got {args.workers!r}")
+        if importlib.util.find_spec("xdist") is None:
+            return refuse(f"-n {args.workers} needs pytest-xdist, which is not installed: {XDIST_HINT}")
+    elif args.devices:
+        return refuse(f"--devices {args.devices} pins pytest-xdist workers to cards: give -n WORKERS too")
+    if args.devices:
+        from conformance.platform.devices import DeviceSpecError, parse_devices
+
+        try:
+            parse_devices(args.devices)
+        except DeviceSpecError as exc:
+            return refuse(str(exc))
+    os.environ.setdefault("TORCH_DEVICE_BACKEND_AUTOLOAD", "0")  # before anything imports torch
+    if args.backend == "npu" or args.require_npu:
+        # Asked for hardware: know at once, before a single case runs, whether there is any.
+        from conformance.platform.probe import probe_npu
+
+        probe = probe_npu()
+        if not probe.usable:
+            option = "--backend npu" if args.backend == "npu" else "--require-npu"
+            return refuse(f"{option} but no usable NPU ({probe.error or 'torch.npu.is_available() is False'})",
+                          exit_codes.NO_NPU)
+    return None
+
+
+def _run_pytest(args: argparse.Namespace, console) -> tuple[int, str | None]:
+    """pytest's exit status, and the cause when it is a usage error (or -k matched nothing)."""
     import pytest
 
     from conformance.cli.progress import Progress
 
+    argv = pytest_arguments(args)
+    console.print(f"npu-conformance run: pytest {' '.join(argv)}", style="dim", soft_wrap=True)
     progress = Progress(console)
-    started = time.monotonic()
     errors = ErrorLines(sys.stderr)
     try:
         with contextlib.redirect_stderr(errors):
             exitcode = int(pytest.main(argv, plugins=[progress]))
     finally:
         progress.stop()
-    elapsed = time.monotonic() - started
     if exitcode == pytest.ExitCode.USAGE_ERROR and errors.last:  # the cause is the last line
-        console.print(f"FAILED: {errors.last}", style="bold red", soft_wrap=True)
-        return exit_codes.USAGE
+        return exitcode, errors.last
     if exitcode == pytest.ExitCode.NO_TESTS_COLLECTED:  # -k matched nothing: bad input, as in fuzz
-        console.print(f"FAILED: {exit_codes.no_test_matched(args.k)}", style="bold red", soft_wrap=True)
-        return exit_codes.USAGE
+        return exitcode, exit_codes.no_test_matched(args.k)
+    return exitcode, None
+
+
+def _conclude(console, out: Path, exitcode: int, elapsed: float) -> int:
+    """The summary table, the totals, the report's files and the one verdict line; the exit status."""
+    from conformance.report.artifacts import ARTIFACTS, JSON_NAME
+    from conformance.report.console import summary_table
+    from conformance.report.schema import ReportError, load_report
 
     try:
         report = load_report(out / JSON_NAME)
@@ -151,6 +168,12 @@ def run(args: argparse.Namespace) -> int:
                   f"{report['totals'].get('graph_steps', 0)} graph step(s) · {elapsed:.1f} s", soft_wrap=True)
     console.print("report: " + "  ".join(str(out / name) for name in ARTIFACTS if (out / name).exists()),
                   soft_wrap=True)
+    ok, reason = _verdict_line(report, out, exitcode)
+    console.print(reason, style="bold green" if ok else "bold red", soft_wrap=True)  # one line, never wrapped
+    return exit_codes.PASSED if ok else _exit_status(exitcode, report)
+
+
+def _verdict_line(report: dict, out: Path, exitcode: int) -> tuple[bool, str]:
     verdict = report["verdict"]
     reason = verdict["reason"]
     ok = verdict["passed"] and exitcode == 0
@@ -167,8 +190,7 @@ def run(args: argparse.Namespace) -> int:
         subject = run_info.get(kind) or {}
         if subject.get("name") != "own" and subject.get("spec"):
             reason += f" [{kind} under test {subject['spec']}]"
-    console.print(reason, style="bold green" if ok else "bold red", soft_wrap=True)  # one line, never wrapped
-    return exit_codes.PASSED if ok else _exit_status(exitcode, report)
+    return ok, reason
 
 
 class ErrorLines(io.TextIOBase):

@@ -79,8 +79,8 @@ def _flag_user_masked_rows(plan, call: FiaCall) -> None:
         rows = base.any(-1) & ~keep.any(-1)
         if bool(rows.any()):
             Checker(call.op, call.names).hazard(
-                "fia/user-mask-empty-rows", "atten_mask", "rows fully masked by atten_mask with inner_precise 0/1 have an implementation-"
-                "defined output (use inner_precise 2/3 for 0)", src.FIA_ACLNN_V4_DOC,
+                "fia/user-mask-empty-rows", "atten_mask", "rows fully masked by atten_mask with inner_precise 0/1 have "
+                "an implementation-defined output (use inner_precise 2/3 for 0)", src.FIA_ACLNN_V4_DOC,
                 detail=f"batch {b}, {int(rows.sum())} row(s); emulator gives 0 and LSE +inf")
             return
 
@@ -131,9 +131,9 @@ def npu_fused_infer_attention_score_v2(
     query, key, value, *, query_rope=None, key_rope=None, pse_shift=None, atten_mask=None, actual_seq_qlen=None,
     actual_seq_kvlen=None, block_table=None, dequant_scale_query=None, dequant_scale_key=None,
     dequant_offset_key=None, dequant_scale_value=None, dequant_offset_value=None, dequant_scale_key_rope=None,
-    quant_scale_out=None, quant_offset_out=None, quant_scale_p=None, learnable_sink=None, num_query_heads=1, num_key_value_heads=0,
-    softmax_scale=1.0, pre_tokens=2147483647, next_tokens=2147483647, input_layout="BSH", sparse_mode=0,
-    block_size=0, query_quant_mode=0, key_quant_mode=0, value_quant_mode=0, inner_precise=0,
+    quant_scale_out=None, quant_offset_out=None, quant_scale_p=None, learnable_sink=None, num_query_heads=1,
+    num_key_value_heads=0, softmax_scale=1.0, pre_tokens=2147483647, next_tokens=2147483647, input_layout="BSH",
+    sparse_mode=0, block_size=0, query_quant_mode=0, key_quant_mode=0, value_quant_mode=0, inner_precise=0,
     return_softmax_lse=False, query_dtype=None, key_dtype=None, value_dtype=None, query_rope_dtype=None,
     key_rope_dtype=None, key_shared_prefix_dtype=None, value_shared_prefix_dtype=None,
     dequant_scale_query_dtype=None, dequant_scale_key_dtype=None, dequant_scale_value_dtype=None,

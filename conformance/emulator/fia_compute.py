@@ -149,14 +149,14 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor
     return out, lse
 
 
-def compressed_rows(plan: FiaPlan, reading, v: torch.Tensor, o: torch.Tensor, l: torch.Tensor) -> None:
+def compressed_rows(plan: FiaPlan, reading, v: torch.Tensor, o: torch.Tensor, lse: torch.Tensor) -> None:
     """Apply the kernel's reading of a compressed mask to one batch's result, in place: rows whose
     computed keys are all masked average those keys uniformly (masked scores are a finite fill, -FLT_MAX in
     the prompt kernel, -1e12 in decode, and no row-invalid correction exists for these modes at any
     inner_precise); rows the emulator cannot model are NaN."""
     if reading is None:  # outside the modelled tiling: every row is undefined
         o.fill_(math.nan)
-        l.fill_(math.nan)
+        lse.fill_(math.nan)
         return
     uniform = reading.computed.any(-1) & ~reading.keep.any(-1)
     if bool(uniform.any()):
@@ -165,9 +165,9 @@ def compressed_rows(plan: FiaPlan, reading, v: torch.Tensor, o: torch.Tensor, l:
         weights = weights / weights.sum(-1, keepdim=True)  # [rows, kv]
         means = torch.einsum("rk,nkd->nrd", weights, v).repeat_interleave(group, 0)
         o[:, uniform] = means
-        l[:, uniform] = -torch.finfo(torch.float32).max
+        lse[:, uniform] = -torch.finfo(torch.float32).max
     o[:, reading.unknown_rows] = math.nan
-    l[:, reading.unknown_rows] = math.nan
+    lse[:, reading.unknown_rows] = math.nan
 
 
 def run(plan: FiaPlan, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -189,12 +189,12 @@ def run(plan: FiaPlan, query: torch.Tensor, key: torch.Tensor, value: torch.Tens
         else:
             keep, _ = keep_matrix(plan, atten_mask, b, device)
         v = kv_rows(plan, value, block_table, b, plan.value_dim)
-        o, l = attend(query_rows(plan, query, b), kv_rows(plan, key, block_table, b, plan.head_dim), v, keep,
-                      plan.scale)
+        o, batch_lse = attend(query_rows(plan, query, b), kv_rows(plan, key, block_table, b, plan.head_dim), v,
+                              keep, plan.scale)
         if plan.mask_use == "compressed":
-            compressed_rows(plan, reading, v, o, l)
+            compressed_rows(plan, reading, v, o, batch_lse)
         elif plan.path == "decode" and plan.kv_lens[b] == 0:
-            l.fill_(IFA_EMPTY_LSE)
+            batch_lse.fill_(IFA_EMPTY_LSE)
         if plan.layout == "BSH":
             out[b, :q_len] = o.transpose(0, 1).reshape(q_len, -1)
         elif plan.layout == "BSND":
@@ -205,9 +205,9 @@ def run(plan: FiaPlan, query: torch.Tensor, key: torch.Tensor, value: torch.Tens
             start = plan.q_starts[b]
             out[start:start + q_len] = o.transpose(0, 1)
         if plan.layout == "TND":
-            lse_full[plan.q_starts[b]:plan.q_starts[b] + q_len, :, 0] = l.transpose(0, 1)
+            lse_full[plan.q_starts[b]:plan.q_starts[b] + q_len, :, 0] = batch_lse.transpose(0, 1)
         else:
-            lse_full[b, :, :q_len, 0] = l
+            lse_full[b, :, :q_len, 0] = batch_lse
     lse = lse_full if plan.return_lse else torch.empty(0, dtype=torch.float32, device=device)
     return out.to(plan.out_dtype), lse
 

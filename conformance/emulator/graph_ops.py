@@ -9,11 +9,11 @@ them. The kernel backend "emulated-graph" (conformance.platform.backends) is the
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Optional
 
 import torch
 
-from conformance.emulator import torch_npu as emulated_torch_npu, torchair as emulated_torchair
+from conformance.emulator import torch_npu as emulated_torch_npu
+from conformance.emulator import torchair as emulated_torchair
 from conformance.emulator.fia_output import output_meta
 
 _LIB = "npu_conformance"
@@ -31,9 +31,9 @@ def _(data, indices, updates, axis):
 
 @torch.library.custom_op(f"{_LIB}::air_fused_infer_attention_score", mutates_args=())
 def _air_fia_op(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, atten_mask: Optional[torch.Tensor],
-    actual_seq_lengths: Optional[torch.Tensor], actual_seq_lengths_kv: Optional[torch.Tensor],
-    block_table: Optional[torch.Tensor], num_heads: int, scale: float, pre_tokens: int, next_tokens: int,
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, atten_mask: torch.Tensor | None,
+    actual_seq_lengths: torch.Tensor | None, actual_seq_lengths_kv: torch.Tensor | None,
+    block_table: torch.Tensor | None, num_heads: int, scale: float, pre_tokens: int, next_tokens: int,
     input_layout: str, num_key_value_heads: int, sparse_mode: int, inner_precise: int, block_size: int,
     softmax_lse_flag: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,9 +98,9 @@ def _graph_reshape_and_cache(key, value, key_cache, value_cache, slot_indices):
 
 @torch.library.custom_op(f"{_LIB}::fused_infer_attention_score_v2", mutates_args=())
 def _v2_fia_op(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, atten_mask: Optional[torch.Tensor],
-    qlen_list: Optional[list[int]], kvlen_list: Optional[list[int]], qlen_tensor: Optional[torch.Tensor],
-    kvlen_tensor: Optional[torch.Tensor], block_table: Optional[torch.Tensor], num_query_heads: int,
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, atten_mask: torch.Tensor | None,
+    qlen_list: list[int] | None, kvlen_list: list[int] | None, qlen_tensor: torch.Tensor | None,
+    kvlen_tensor: torch.Tensor | None, block_table: torch.Tensor | None, num_query_heads: int,
     num_key_value_heads: int, softmax_scale: float, pre_tokens: int, next_tokens: int, input_layout: str,
     sparse_mode: int, block_size: int, inner_precise: int, return_softmax_lse: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,7 +146,7 @@ def _graph_v2_fia(query, key, value, *, atten_mask=None, actual_seq_qlen=None, a
 
 @torch.library.custom_op(f"{_LIB}::scatter_pa_kv_cache", mutates_args=("key_cache", "value_cache"))
 def _scatter_pa_kv_cache_op(key: torch.Tensor, value: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor,
-                            slot_mapping: torch.Tensor, cache_mode: Optional[str]) -> None:
+                            slot_mapping: torch.Tensor, cache_mode: str | None) -> None:
     emulated_torch_npu.npu_scatter_pa_kv_cache(key, value, key_cache, value_cache, slot_mapping, cache_mode=cache_mode)
 
 

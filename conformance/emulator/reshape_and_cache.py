@@ -72,8 +72,9 @@ def check_duplicate_slots(c: Checker, slots: list[int]) -> None:
     valid = [s for s in slots if s >= 0]
     if len(set(valid)) != len(valid):
         dup = next(s for s in valid if valid.count(s) > 1)
-        c.hazard("rac/duplicate-slots", "slot_indices", "duplicate slots: the documented domain has no duplicates and the write order "
-                 "across cores is undefined (emulator: last token wins)", src.ATB_DOC, detail=f"slot {dup}")
+        c.hazard("rac/duplicate-slots", "slot_indices", "duplicate slots: the documented domain has no duplicates "
+                 "and the write order across cores is undefined (emulator: last token wins)", src.ATB_DOC,
+                 detail=f"slot {dup}")
 
 
 def check_slot_range(c: Checker, slots: list[int], capacity: int) -> None:

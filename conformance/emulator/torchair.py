@@ -86,8 +86,8 @@ def npu_fused_infer_attention_score(
                                                            f"{src.at(src.TORCHAIR_OP, '59')}")
         if not in_compiled_graph():
             Checker(AIR_OP, V1_NAMES).hazard(
-                "fia/graph-op-eager", "(call)", "graph op called outside a compiled graph: on hardware the eager call raises "
-                "NotImplementedError (graph mode only)", src.TORCHAIR_DOC, detail=f"see also {src.TORCHAIR_OP}")
+                "fia/graph-op-eager", "(call)", "graph op called outside a compiled graph: on hardware the eager call "
+                "raises NotImplementedError (graph mode only)", src.TORCHAIR_DOC, detail=f"see also {src.TORCHAIR_OP}")
         return fused_infer_attention(v1_call(AIR_OP, arguments, lengths_are_tensors=True))
 
 

@@ -57,7 +57,7 @@ def looks_like_a_url(spec: str) -> bool:
     return re.match(r"^[a-z][a-z0-9+.-]*:", spec, re.I) is not None and not re.match(r"^[a-z]:[\\/]", spec, re.I)
 
 
-def open_database(spec: str | None, hardware: str, local: Path = DEFAULT_LOCAL) -> "ExampleDatabase":
+def open_database(spec: str | None, hardware: str, local: Path = DEFAULT_LOCAL) -> ExampleDatabase:
     """The database named by --database: a folder path (default .hypothesis/examples) or a Redis URL
     (`redis://HOST:PORT/N`), checked at once: an unreachable server is an error here, at the start."""
     if spec and not is_redis_url(spec) and looks_like_a_url(spec):

@@ -28,10 +28,9 @@ from safetensors.torch import load_file, save
 from conformance.adapters.loading import identity
 from conformance.cases.case import Case, CaseError, Tensors
 from conformance.cases.graph_session import GraphSession
-from conformance.formatting import jsonable
 from conformance.emulator import cann
-from conformance.harness.case_file_pair import (FIELDS, FORMAT, VERSION, case_file_data, state_path,
-                                                write_data)
+from conformance.formatting import jsonable
+from conformance.harness.case_file_pair import FIELDS, FORMAT, VERSION, case_file_data, state_path, write_data
 from conformance.judge.acknowledgements import LedgerError, ledger_from_entries
 from conformance.judge.policy import PolicyFileError, PolicySet
 from conformance.names import GRAPH_MODES

@@ -1,5 +1,5 @@
-"""The hypothesis profiles of a run (conformance.names.PROFILES): dev (default, fast), ci (more examples, failures kept in
-.hypothesis/examples), fuzz (thousands of examples), npu (hardware: no deadline, failures kept).
+"""The hypothesis profiles of a run (conformance.names.PROFILES): dev (default, fast), ci (more examples, failures kept
+in .hypothesis/examples), fuzz (thousands of examples), npu (hardware: no deadline, failures kept).
 
 They derive from hypothesis' "default", never from whatever is loaded: with CI set in the environment
 hypothesis loads its own derandomized "ci" profile at import, and profiles derived from it would

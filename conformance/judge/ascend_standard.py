@@ -22,7 +22,7 @@ Two places where this differs from msprobe, on purpose:
     element where the golden is finite fails this standard (as it fails the dual reference).
   * msprobe's RMSE rescales a mean over all elements by ~N/(N - masked) with 1e-4 fudge terms; this
     takes the mean over the included elements directly. The two agree to ~1e-4 relative.
-"""
+"""  # noqa: E501  (a two-column table: the msprobe path in the right column cannot wrap)
 
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ from conformance.judge.determinism import compare_runs
 from conformance.judge.expected import Expected, expected_results
 from conformance.judge.layer_run import LayerRun, run_layer, runner_context
 from conformance.judge.outcome import Outcome
-from conformance.judge.settings import RunSettings, settings as current_settings
+from conformance.judge.settings import RunSettings
+from conformance.judge.settings import settings as current_settings
 from conformance.judge.stopwatch import Stopwatch
 from conformance.judge.tolerance import compare_cache, compare_output
 from conformance.platform.backends import prepare_device

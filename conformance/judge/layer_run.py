@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import torch
 
 from conformance import emulator
-from conformance.emulator import cann
 from conformance.adapters.layer import LayerAdapter, as_contract_context
 from conformance.adapters.runner import describe_step
 from conformance.cases.case import Case, Tensors
+from conformance.emulator import cann
 from conformance.judge.graph import compiled_decode
 from conformance.judge.mutation import mutated_kernel_backend
 from conformance.judge.settings import RunSettings
@@ -61,6 +61,8 @@ def runner_context(case: Case, t: Tensors, run: RunSettings, context=None):
     step = case.engine_step()
     if context is None and run.mutation and run.mutation.runner:  # a planted runner bug
         context = run.mutation.runner(step)  # planted bugs run on the emulated backend: CPU tensors
+    if context is None and run.runner.own:
+        context = run.runner.context_for(step, run.layer.context, run.device)
     if context is None:
         with npu_device(run.device):  # a runner from an NPU engine builds its tensors on "npu"
             context = run.runner.context_for(step, run.layer.context, run.device)
@@ -108,7 +110,9 @@ def _run_layer(case: Case, t: Tensors, run: RunSettings, ctx) -> LayerRun:
         with adapter.context.install(context):  # outside the compiled graph, as a runner installs it
             return (compiled or layer)(q, k, v)
 
-    with kernels.use_backend(kernel_backend), _findings_scope(run.backend) as log, npu_device(run.device), \
+    # No device mapping around the forward: a layer places its tensors on the device of its inputs and its
+    # buffers (built under npu_device), and a torch function mode on every op of every step is costly.
+    with kernels.use_backend(kernel_backend), _findings_scope(run.backend) as log, \
             cann.emulated_version(run.cann_version):
         if compiled is not None and mutation and mutation.graph_call:  # a capture/replay bug
             out = mutation.graph_call(compiled.capture, call, ctx, t.q, t.k, t.v)

@@ -51,7 +51,7 @@ class Gating:
         return self.standards in (standard, "both")
 
     @classmethod
-    def from_table(cls, table: dict, where: str) -> "Gating":
+    def from_table(cls, table: dict, where: str) -> Gating:
         if not isinstance(table, dict):
             raise PolicyFileError(f"{where}: must be a table of standards, determinism, ascend_level")
         choices = {"standards": STANDARDS, "determinism": DETERMINISM, "ascend_level": tuple(sorted(LEVELS))}
@@ -97,7 +97,7 @@ class PolicyFileError(ValueError):
     """A tolerance policy file that cannot be used."""
 
 
-def _default_per_dtype() -> dict[str, "TolerancePolicy"]:
+def _default_per_dtype() -> dict[str, TolerancePolicy]:
     # k = 2 (FlashAttention) presumes a kernel that accumulates in higher precision than its
     # low-precision baseline: on bf16/fp16 a correct kernel stays at or under 1.0x its baseline's error
     # (bench/tolerance_tail.py). A float32 kernel (an emulator-only extension) is exactly as precise as
@@ -128,7 +128,7 @@ class PolicySet:
                 "hardware": dict(self.hardware), "gating": asdict(self.gating)}
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "policy") -> "PolicySet":
+    def from_dict(cls, data: dict, where: str = "policy") -> PolicySet:
         """The inverse of as_dict(), every value checked as a policy file's would be."""
         if not isinstance(data, dict) or not isinstance(data.get("default"), dict):
             raise PolicyFileError(f"{where}: must hold a 'default' policy table")

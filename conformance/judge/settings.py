@@ -31,7 +31,7 @@ class RunSettings:
     failures_dir: Path = Path("conformance-failures")  # every failing case is saved here as JSON
     compile_graph: bool = True  # decode_graph: trace the layer with torch.compile (else call eagerly)
     graph_mode: str = "max-autotune"  # torchair mode decode graphs are compiled in (conformance.names.GRAPH_MODES)
-    mutation: "Mutation | None" = None  # a planted bug (conformance.judge.mutation), for measuring the suite
+    mutation: Mutation | None = None  # a planted bug (conformance.judge.mutation), for measuring the suite
     #: whose shapes the properties draw: "auto" = the backend's (the npu set on hardware, the emulator's
     #: wider one on CPU); "npu" = only what the real kernels accept, on either backend (a CPU preview
     #: of a hardware run)

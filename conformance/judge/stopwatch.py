@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 KINDS = ("layer", "reference")
 
@@ -27,6 +27,6 @@ class Stopwatch:
             self.seconds[kind] += time.perf_counter() - started
 
 
-def timing(stopwatch: "Stopwatch | None", kind: str):
+def timing(stopwatch: Stopwatch | None, kind: str):
     """`stopwatch.timing(kind)`, or nothing to time when no one asked."""
     return stopwatch.timing(kind) if stopwatch is not None else contextlib.nullcontext()

@@ -18,6 +18,10 @@ import torch
 from conformance.judge.bits import as_bits
 from conformance.judge.policy import TolerancePolicy, dtype_name
 
+#: The policy `compare_output` judges under when none is given (frozen, so one instance serves every call).
+_DEFAULT_POLICY = TolerancePolicy()
+
+
 class _Judged:
     """A verdict ("pass" / "fail") with its reasons, ready for JSON."""
 
@@ -65,7 +69,7 @@ def compare_output(
     dtype: torch.dtype,
     row_seq: list[int],
     empty_rows: list[int] = (),
-    policy: TolerancePolicy = TolerancePolicy(),
+    policy: TolerancePolicy = _DEFAULT_POLICY,
 ) -> OutputMetrics:
     """Compare `out` [R, H, D] with golden/baseline [R, H, D]. `row_seq[r]` is row r's sequence;
     `empty_rows` are rows that see no key (must be exactly 0; excluded from the error statistics)."""

@@ -12,10 +12,12 @@ it (`npu-conformance info` lists what is modelled). The modules carry EMULATED_M
 kernel loader refuses (npu_attention.kernels), so the emulator can never pose as the real torch_npu.
 `uninstall()` removes them again.
 
-`npu_device(device)` maps `device="npu"` (and `.npu()`, `.to("npu")`) in the layer's code to the run's
-device while the harness builds and calls the layer. That needs the device name "npu" to exist in
-torch: the first install renames torch's PrivateUse1 backend to "npu" (irreversible for the process, as
-importing the real torch_npu is) and registers a minimal `torch.npu` device module.
+`npu_device(device)` maps `device="npu"` (and `.npu()`, `.to("npu")`) to the run's device while the
+harness builds a layer and while a runner from another code base builds a Context (not around every
+forward: a torch function mode on each op of each step would cost more than the step). That needs the
+device name "npu" to exist in torch: the first install renames torch's PrivateUse1 backend to "npu"
+(irreversible for the process, as importing the real torch_npu is) and registers a minimal `torch.npu`
+device module.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from __future__ import annotations
 import contextlib
 import sys
 import types
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
 
-from conformance.emulator import torch_npu as emulated_torch_npu, torch_ops, torchair as emulated_torchair
+from conformance.emulator import torch_npu as emulated_torch_npu
+from conformance.emulator import torch_ops
+from conformance.emulator import torchair as emulated_torchair
 from npu_attention import kernels
 
 #: Set on every module object this file installs; the real kernel loader refuses a module carrying it.

@@ -10,8 +10,8 @@ summary.md, and the diff of two runs.
 pytest_hooks.py holds the pytest side (`--conformance-report DIR`), loaded by conformance.plugin.
 """
 
-from conformance.report.artifacts import ARTIFACTS, write_artifacts, write_json
 from conformance.formatting import dumps, num
+from conformance.report.artifacts import ARTIFACTS, write_artifacts, write_json
 from conformance.report.model import SCHEMA_VERSION, build_report
 from conformance.report.schema import ReportError, load_report, load_schema, validate_report
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from conformance.report.model import bucket_key
 from conformance.formatting import fmt_ratio, rank
+from conformance.report.model import bucket_key
 
 DEFAULT_THRESHOLD = 0.10
 
@@ -59,7 +59,8 @@ class Diff:
                 f"{fmt_ratio(c['new_ratio'])}" for c in self.grown_ascend]
         out += [f"case {c['case_id']} ({c['phase']}/{c['dtype']}): {c['standard']} verdict pass -> fail"
                 for c in self.new_standard_failures]
-        out += [f"new failing case {r['case_id']} ({r['phase']}/{r['dtype']}, {r['verdict']})" for r in self.new_failures]
+        out += [f"new failing case {r['case_id']} ({r['phase']}/{r['dtype']}, {r['verdict']})"
+                for r in self.new_failures]
         out += [f"new failing test {t['test_id']} ({t['outcome']})" for t in self.new_failing_tests]
         out += [f"new hazard {h['op']} [{h.get('code') or '-'}]: {h['rule']}" for h in self.new_hazards]
         return out

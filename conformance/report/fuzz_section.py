@@ -98,7 +98,8 @@ def html_section(report: dict) -> str:
     if (fuzz.get("database") or {}).get("degraded"):
         parts.append(f'<div class="warn"><b>Database degraded</b>: {e(fuzz["database"]["degraded"])}</div>')
     parts.append('<table><thead><tr><th>property</th><th class="n">cases</th><th class="n">cases/s</th>'
-                 f'<th class="n">seconds</th><th class="n">distinct failures</th></tr></thead><tbody>{rows}</tbody></table>')
+                 f'<th class="n">seconds</th><th class="n">distinct failures</th></tr></thead><tbody>{rows}</tbody>'
+                 '</table>')
     if fuzz["failures"]:
         frows = "".join(f"<tr class=\"fail\"><td>{e(f['signature'])}</td><td class=\"n\">{f['count']}</td>"
                         f"<td class=\"n\">{num(f['first_seen_s']):.0f} s</td>"
@@ -110,7 +111,8 @@ def html_section(report: dict) -> str:
     if png:
         parts.append(f'<img alt="Worst error/bound per phase and dtype, and cases judged, over the session" '
                      f'src="data:image/png;base64,{png}">')
-    worst = ", ".join(f"{b} {fmt_ratio(r)}" for b, r in sorted(((fuzz.get('timeline') or [{}])[-1].get('worst') or {}).items()))
+    worst = ", ".join(f"{b} {fmt_ratio(r)}"
+                      for b, r in sorted(((fuzz.get('timeline') or [{}])[-1].get('worst') or {}).items()))
     if worst:
         parts.append(f'<p class="muted">worst error/bound at the end: {e(worst)}</p>')
     return "\n".join(parts)

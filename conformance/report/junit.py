@@ -7,9 +7,8 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from conformance.report.artifacts import write_text_atomic
 from conformance.formatting import num
-
+from conformance.report.artifacts import write_text_atomic
 
 #: What XML 1.0 forbids in text and attributes (its Char production allows tab, newline, carriage
 #: return, and U+0020-U+D7FF, U+E000-U+FFFD, U+10000-U+10FFFF).

@@ -21,8 +21,18 @@ import pytest
 from conformance.harness.records import records_of
 from conformance.judge.settings import settings
 from conformance.report import hookspecs
-from conformance.report.artifacts import ARTIFACTS, HTML_NAME, JSON_NAME, JUNIT_NAME, MD_NAME, clear_stale, \
-    write_html, write_json, write_markdown, write_text_atomic
+from conformance.report.artifacts import (
+    ARTIFACTS,
+    HTML_NAME,
+    JSON_NAME,
+    JUNIT_NAME,
+    MD_NAME,
+    clear_stale,
+    write_html,
+    write_json,
+    write_markdown,
+    write_text_atomic,
+)
 from conformance.report.meta import now_iso, run_metadata
 from conformance.report.model import build_report
 

@@ -36,7 +36,8 @@ def validation_errors(report, limit: int = 5, version: int = SCHEMA_VERSION) -> 
 
     schema = load_schema(version)
     validator = jsonschema.validators.validator_for(schema)(schema)
-    errors = sorted(validator.iter_errors(report), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    errors = sorted(validator.iter_errors(report),
+                    key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     out = []
     for err in errors[:limit]:
         message = err.message if len(err.message) <= 200 else err.message[:197] + "..."

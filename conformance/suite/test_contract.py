@@ -12,13 +12,14 @@ import dataclasses
 
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conformance.cases.case import Case
+from conformance.emulator import ContractViolation
 from conformance.judge.layer_run import run_layer
 from conformance.judge.settings import settings
 from conformance.suite import _given
-from conformance.emulator import ContractViolation
 from npu_attention import Attention, ContextError, kernels, use_context
 
 pytestmark = pytest.mark.suite
@@ -79,7 +80,8 @@ CORRUPTIONS = {
     "cache dtype mismatch": (lambda c: True, lambda c, ctx, k, v, d: (
         ctx, k, v.to(torch.float32 if v.dtype != torch.float32 else torch.float16)),
         lambda c: ("v_cache", "must match k_cache")),
-    "head count not divisible": (lambda c: c.num_kv_heads > 1, None, lambda c: ("num_heads", "multiple of num_kv_heads")),
+    "head count not divisible": (lambda c: c.num_kv_heads > 1, None,
+                                 lambda c: ("num_heads", "multiple of num_kv_heads")),
 }
 
 

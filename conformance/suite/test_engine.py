@@ -16,10 +16,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from conformance.cases.case import DTYPES, Case, Tensors
 from conformance.cases.engine import EngineConfig, EngineModel
-from conformance.judge.settings import settings
 from conformance.cases.strategies import attention_shapes
-from conformance.suite import _given
 from conformance.harness.verify import verify_case
+from conformance.judge.settings import settings
+from conformance.suite import _given
 
 pytestmark = pytest.mark.suite
 

@@ -20,7 +20,8 @@ pytestmark = [pytest.mark.suite, pytest.mark.graph]
 # max_num_seqs 6 with 3, then 2, then 4 live sequences: lengths cross block boundaries (128 -> 129), one
 # sequence leaves and its blocks go to the next one to join, the padding count changes under the fixed shape.
 PADDED = GraphSession(num_heads=8, num_kv_heads=2, head_dim=128, dtype="bfloat16", block_size=128, num_blocks=16,
-                      max_num_seqs=6, table_width=4, seed=3, block_order=(5, 2, 11, 3, 6, 1, 9, 13, 4, 12, 7, 10, 14, 8),
+                      max_num_seqs=6, table_width=4, seed=3,
+                      block_order=(5, 2, 11, 3, 6, 1, 9, 13, 4, 12, 7, 10, 14, 8),
                       start=(200, 1, 128), steps=(SessionStep(), SessionStep(leave=(1,)),
                                                   SessionStep(join=(127, 300)), SessionStep()))
 

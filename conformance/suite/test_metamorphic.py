@@ -7,15 +7,16 @@ a prompt must agree with prefill's row for it; eager and graph decode must agree
 import dataclasses
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from conformance.judge.layer_run import run_layer
+from conformance.cases.case import Tensors
 from conformance.cases.metamorphic import permute_batch, relabel_blocks, unrelabel_cache
+from conformance.harness.verify import verify_case, verify_session
 from conformance.judge.bits import bits_equal
+from conformance.judge.layer_run import run_layer
 from conformance.judge.settings import settings
 from conformance.suite import _given
-from conformance.cases.case import Tensors
-from conformance.harness.verify import verify_case, verify_session
 
 pytestmark = pytest.mark.suite
 

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import example, given
 
 from conformance.cases.case import Case
-from conformance.suite import _given
 from conformance.harness.verify import verify_case
+from conformance.suite import _given
 
 pytestmark = pytest.mark.suite
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 
+from conformance.cases.strategies import outside_npu_space
 from conformance.harness import corpus
 from conformance.harness.case_files import read_case_file
-from conformance.judge.settings import settings
-from conformance.cases.strategies import outside_npu_space
-from conformance.suite._given import shape_space
 from conformance.harness.verify import verify_case, verify_session
+from conformance.judge.settings import settings
+from conformance.suite._given import shape_space
 
 
 def _applies(path) -> bool:

@@ -4,9 +4,10 @@ object, its caches are 4-D under other attribute names, and its metadata is inst
     npu-conformance run --layer fourdim_adapter:ADAPTER --layer-path tests/fixture_layers
 """
 
-from conformance.adapters.layer import CacheLayout, LayerAdapter, function_context
 from fourdim.attention import AttnConfig, PagedAttention
 from fourdim.metadata import forward_metadata
+
+from conformance.adapters.layer import CacheLayout, LayerAdapter, function_context
 
 
 def build(num_heads, head_dim, scale, num_kv_heads):

@@ -4,9 +4,10 @@ under the usual attribute names (CACHES_4D), and nanoport's context module (it s
     npu-conformance run --layer scatterpa_adapter:ADAPTER --layer-path tests/fixture_layers --shape-space npu
 """
 
-from conformance.adapters.layer import CACHES_4D, LayerAdapter, nano_vllm_context
 from nanoport.utils import context
 from scatterpa.attention import Attention, NextSlotAttention
+
+from conformance.adapters.layer import CACHES_4D, LayerAdapter, nano_vllm_context
 
 ADAPTER = LayerAdapter(build=Attention, context=nano_vllm_context(context), caches=CACHES_4D, name="scatterpa",
                        layer_class=Attention)

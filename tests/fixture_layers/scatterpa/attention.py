@@ -3,9 +3,8 @@
 
 import torch
 import torch_npu
-from torch import nn
-
 from nanoport.utils.context import get_context
+from torch import nn
 
 
 class Attention(nn.Module):
@@ -37,7 +36,8 @@ class Attention(nn.Module):
                 sparse_mode=3, inner_precise=1)[0]
             return out.reshape(n, -1)
         out = torch_npu.npu_fused_infer_attention_score_v2(
-            q.unsqueeze(2), self.k_cache.view(blocks, ctx.block_size, -1), self.v_cache.view(blocks, ctx.block_size, -1),
+            q.unsqueeze(2), self.k_cache.view(blocks, ctx.block_size, -1),
+            self.v_cache.view(blocks, ctx.block_size, -1),
             num_query_heads=self.num_heads, num_key_value_heads=self.num_kv_heads, input_layout="BNSD",
             softmax_scale=self.scale, block_table=ctx.block_tables, block_size=ctx.block_size,
             actual_seq_kvlen=ctx.context_lens, inner_precise=1)[0]
