@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime, timezone
 from pathlib import PurePath
 
 _NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
@@ -74,3 +75,8 @@ def fmt_num(value, spec: str = ".3e") -> str:
     if not math.isfinite(x):
         return str(x)
     return format(x, spec)
+
+
+def now_iso() -> str:
+    """Now, as every report writes a time: ISO 8601 UTC to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

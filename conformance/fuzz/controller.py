@@ -22,6 +22,8 @@ from pathlib import Path
 from conformance.fuzz.worker import JUDGED_WITH_NAME, RUNNING_NAME, STATUS_NAME
 from conformance.harness.case_file_pair import case_file_data, case_file_paths, remove_case_file, write_data
 from conformance.platform.devices import pin_environment
+from conformance.report.merge import merge_reports
+from conformance.report.schema import validate_report
 
 ROOT = Path(__file__).resolve().parents[2]
 #: A worker restarted with less time than this left would spend it all starting up.
@@ -188,8 +190,6 @@ class FuzzSession:
     def worker_reports(self, validate: bool) -> list[tuple[str, dict]]:
         """The workers' report.json files (validated against the schema for the final merge; the
         in-progress snapshots skip that, so the controller takes no CPU from the workers)."""
-        from conformance.report.schema import validate_report
-
         folders = list(self.retired) + [w.folder for w in self.workers]
         out = []
         for folder in dict.fromkeys(folders):
@@ -203,8 +203,6 @@ class FuzzSession:
         return [s for w in self.workers if (s := _read_json(w.folder / STATUS_NAME))]
 
     def merged(self, final: bool) -> dict | None:
-        from conformance.report.merge import merge_reports
-
         reports = self.worker_reports(validate=final)
         if not reports:
             return None

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
+from conformance.formatting import now_iso
+
 REDIS_HINT = "pip install 'npu-attention-conformance[fleet]'"
 DEFAULT_LOCAL = Path(".hypothesis/examples")
 
@@ -104,8 +106,6 @@ class SharedWithLocalCopy(ExampleDatabase):
         try:
             return action(*args)
         except redis.RedisError as exc:
-            from conformance.report.meta import now_iso
-
             self.degraded = f"{self.name} failed at {now_iso()} ({type(exc).__name__}: {exc}); finds since are kept " \
                             f"only in the local database {self.local!r}"
             return None

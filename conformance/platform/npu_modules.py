@@ -53,13 +53,25 @@ def modelled_names() -> dict[str, tuple[str, ...]]:
             "torchair.ops": tuple(n for n in vars(emulated_torchair.ops) if not n.startswith("_"))}
 
 
-def _not_modelled(qualified: str):
-    def call(*args, **kwargs):
+class _NotModelled:
+    """A torch_npu / torchair name the emulator does not model: looking it up (and its attributes, as in
+    `torch_npu.npu.set_device`) is allowed, calling it fails with one line naming it."""
+
+    def __init__(self, qualified: str):
+        self._qualified = qualified
+
+    def __getattr__(self, name: str) -> _NotModelled:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _NotModelled(f"{self._qualified}.{name}")
+
+    def __call__(self, *args, **kwargs):
         listed = ", ".join(f"{m}.{n}" for m, names in modelled_names().items() for n in names)
-        raise NotModelled(f"{qualified} is not modelled by the CPU op emulator (modelled: {listed}; see "
+        raise NotModelled(f"{self._qualified} is not modelled by the CPU op emulator (modelled: {listed}; see "
                           "`npu-conformance info`)")
-    call.__name__ = qualified.rsplit(".", 1)[-1]
-    return call
+
+    def __repr__(self) -> str:
+        return f"<{self._qualified}: not modelled by the CPU op emulator>"
 
 
 def _target(module: str, name: str):
@@ -92,7 +104,7 @@ class _EmulatedModule(types.ModuleType):
             raise AttributeError(name)
         if name in self._modelled:
             return _late_bound(self.__name__, name)
-        return _not_modelled(f"{self.__name__}.{name}")
+        return _NotModelled(f"{self.__name__}.{name}")
 
 
 def _modules() -> dict[str, types.ModuleType]:

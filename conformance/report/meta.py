@@ -5,7 +5,6 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
-from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -17,10 +16,6 @@ from conformance.emulator import cann
 from conformance.harness.run import RUN_STATE
 from conformance.judge.settings import settings
 from conformance.platform.probe import probe_npu
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _version(dist: str) -> str | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance.formatting import now_iso
 from conformance.harness.records import records_of
 from conformance.judge.settings import settings
 from conformance.report import hookspecs
@@ -33,7 +34,7 @@ from conformance.report.artifacts import (
     write_markdown,
     write_text_atomic,
 )
-from conformance.report.meta import now_iso, run_metadata
+from conformance.report.meta import run_metadata
 from conformance.report.model import build_report
 
 #: How a report is written unless a plugin says otherwise (pytest_conformance_report_options).
