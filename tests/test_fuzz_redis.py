@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from cli_helpers import cli, fuzz_budget, worker_startup_s
+from cli_helpers import CEILING_BUDGET, cli, fuzz_budget, worker_startup_s
 from test_fuzz_session import PLANT
 
 redis = pytest.importorskip("redis", reason="the redis client is not installed (pip install redis)")
@@ -57,8 +57,9 @@ def test_a_second_session_starts_by_replaying_what_the_first_found(tmp_path, red
     first, second = tmp_path / "first", tmp_path / "second"
     (first / "cwd").mkdir(parents=True)
     (second / "cwd").mkdir(parents=True)  # separate local copies: only Redis connects the two
-    # Each session fuzzes about ten seconds after its worker started (startup measured, not assumed).
-    budget = fuzz_budget(10, worker_startup_s(tmp_path, "test_decode_eager"))
+    # The first session fuzzes about five seconds after its worker started (startup measured, not assumed):
+    # the planted bug fails every decode case.
+    budget = fuzz_budget(5, worker_startup_s(tmp_path, "test_decode_eager"))
     code, text = cli(first / "cwd", "fuzz", "--budget", budget, "--plant", PLANT, "-k", "test_decode_eager",
                      "--out", first / "out", "--database", url, "--backend", "emulated")
     assert code == 1, text[-3000:]
@@ -70,8 +71,9 @@ def test_a_second_session_starts_by_replaying_what_the_first_found(tmp_path, red
     keys = redis.Redis.from_url(url).keys("*")
     assert keys and all(k.startswith(b"npu-conformance:") and b":emulated-cpu:" in k for k in keys)
 
-    code, text = cli(second / "cwd", "fuzz", "--budget", budget, "--plant", PLANT, "-k", "test_decode_eager",
-                     "--out", second / "out", "--database", url, "--backend", "emulated")
+    # The second session only has to show its first case: one slice, stopped by --max-cases.
+    code, text = cli(second / "cwd", "fuzz", "--budget", CEILING_BUDGET, "--max-cases", "1", "--plant", PLANT,
+                     "-k", "test_decode_eager", "--out", second / "out", "--database", url, "--backend", "emulated")
     assert code == 1, text[-3000:]
     replayed = load_report(second / "out" / "report.json")
     mine = [r for r in replayed["records"] if "test_decode_eager" in r["test_id"]]

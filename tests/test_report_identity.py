@@ -12,6 +12,7 @@ import pytest
 from sample_report import sample_report  # tests/ is on sys.path
 
 from conformance.report import render_html, render_markdown
+from conformance.report.html import meta_items
 
 LAYER = {"spec": "nanovllm.layers.attention:Attention", "name": "Attention",
          "file": "/src/nano-vllm/nanovllm/layers/attention.py", "sha256": "ab" * 32,
@@ -69,3 +70,13 @@ def test_a_partial_identity_shows_what_it_has(judged):
     report["run"].pop("runner")
     lines = [_text(x) for x in re.findall(r'<div class="identity">.*?</div>', _banner_area(render_html(report)), re.S)]
     assert lines == ["layer under test: my_layer:Attention"]
+
+
+def test_the_emulated_cann_release_is_shown_next_to_the_installed_one():
+    report = copy.deepcopy(sample_report())
+    report["run"]["cann_emulated"] = {"version": "8.5.0", "source": "cannmirror/ops-transformer@6ead121"}
+    meta = dict(meta_items(report))
+    assert meta["CANN"] == "- (emulating 8.5.0)"
+    assert "CANN - (emulating 8.5.0)" in render_markdown(report)
+    report["run"].update(cann_emulated=None, versions=report["run"]["versions"] | {"cann": "8.3.RC1"})
+    assert "CANN 8.3.RC1 ·" in render_markdown(report)

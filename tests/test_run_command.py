@@ -8,6 +8,7 @@ relation, dev profile), so a test takes seconds.
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import sys
 import textwrap
@@ -68,9 +69,12 @@ def test_run_fails_with_the_worst_ratio_when_cases_are_out_of_tolerance(tmp_path
     policy.write_text("[policy]\nk = 0\nulps = 0\nfloor = 1e-12\nmean_k = 0\n", encoding="utf-8")
     out = tmp_path / "rep"
     code, lines, text = _run(tmp_path, "--backend", "emulated", "--out", str(out), "-k", "test_prefill_output",
-                             "--tolerance-policy", str(policy))
+                             "--tolerance-policy", str(policy), "--cann-version", "9.0.0")
     assert code == 1, text[-4000:]
     report = load_report(out / "report.json")
+    # The emulated CANN release is recorded, shown, and goes with every saved case.
+    assert report["run"]["cann_emulated"]["version"] == "9.0.0"
+    assert "CANN - (emulating 9.0.0)" in (out / "summary.md").read_text(encoding="utf-8")
     bad = [r for r in report["records"] if r["verdict"] == "fail"]
     assert bad and report["totals"]["failed"] == len(bad)
     worst = max(bad, key=lambda r: r["ratio"])
@@ -80,6 +84,7 @@ def test_run_fails_with_the_worst_ratio_when_cases_are_out_of_tolerance(tmp_path
     # The failing case was saved for replay inside the report folder, and the record points at it.
     assert worst["case_file"] and Path(worst["case_file"]).is_file()
     assert Path(worst["case_file"]).parent == out / "failures"
+    assert json.loads(Path(worst["case_file"]).read_text("utf-8"))["judged_with"]["cann_version"] == "9.0.0"
 
 
 def test_run_fails_when_no_case_ran(tmp_path):
@@ -207,16 +212,16 @@ def test_diff_of_two_passing_runs_with_different_seeds_is_no_regression(tmp_path
 
 
 def test_every_printed_replay_command_names_a_file_that_exists_and_auto_names_its_backend(tmp_path):
-    """A tight policy makes hypothesis report several distinct failures; each printed file must exist
+    """A tight policy makes two tests fail with distinct cases; each printed file must exist
     (and replay), and with --backend auto the verdict line says which backend ran and why."""
     policy = tmp_path / "tight.toml"
     policy.write_text("[policy]\nk = 0.01\nmean_k = 0.01\nulps = 0\nfloor = 0\n")
     out = tmp_path / "rep"
-    code, lines, text = _run(tmp_path, "--profile", "dev", "--seed", "3", "--out", str(out), "-k", "prefill",
-                             "--tolerance-policy", str(policy))
+    code, lines, text = _run(tmp_path, "--profile", "dev", "--seed", "3", "--out", str(out),
+                             "-k", "test_prefill_output or test_decode_eager_output", "--tolerance-policy", str(policy))
     assert code == 1, text[-3000:]
     printed = set(re.findall(r"npu-conformance replay (\S+\.json)", text))
-    assert printed and all(Path(p).is_file() for p in printed), printed
+    assert len(printed) >= 2 and all(Path(p).is_file() for p in printed), printed
     assert lines[-1].startswith("FAILED: ") and "[backend emulated: auto: no usable NPU (" in lines[-1]
     replay = run_cli(tmp_path, "replay", sorted(printed)[0])
     assert replay.returncode == 1 and "; replayed: fail" in replay.stdout, replay.stdout[-2000:]

@@ -20,6 +20,7 @@ from conformance.formatting import fmt_num, fmt_ratio, num, rank
 from conformance.report import fuzz_section
 from conformance.report.model import (
     bucket_cases,
+    cann_text,
     case_groups,
     dual_ratio,
     failed_rules,
@@ -103,7 +104,7 @@ def meta_items(report: dict) -> list[tuple[str, object]]:
         ("device", run.get("device")),
         ("NPU", "usable, " + f"{run['npu']['device_count']} device(s)" if run["npu"]["usable"]
          else f"not usable: {run['npu']['error'] or '-'}"),
-        ("torch", v.get("torch")), ("torch_npu", v.get("torch_npu") or "-"), ("CANN", v.get("cann") or "-"),
+        ("torch", v.get("torch")), ("torch_npu", v.get("torch_npu") or "-"), ("CANN", cann_text(run)),
         ("python", v.get("python")), ("hypothesis", v.get("hypothesis")),
         ("profile", f"{hyp.get('profile')} (max_examples {hyp.get('max_examples')})"),
         ("seed", hyp.get("seed") if hyp.get("seed") is not None else "random"),

@@ -10,6 +10,7 @@ from conformance.formatting import fmt_num, fmt_ratio
 from conformance.report import fuzz_section
 from conformance.report.model import (
     bucket_cases,
+    cann_text,
     dual_ratio,
     failed_rules,
     failures_first,
@@ -57,7 +58,7 @@ def meta_line(report: dict) -> str:
     hyp = run.get("hypothesis") or {}
     commit = (run.get("git_commit") or "")[:10] or "-"
     parts = [f"backend `{run.get('backend')}`", f"device {run.get('device')}", f"torch {v.get('torch') or '-'}",
-             f"torch_npu {v.get('torch_npu') or '-'}", f"CANN {v.get('cann') or '-'}",
+             f"torch_npu {v.get('torch_npu') or '-'}", f"CANN {cann_text(run)}",
              f"profile `{hyp.get('profile')}`" + (" (npu shape space)" if run.get("shape_space") == "npu" else ""),
              f"seed {hyp.get('seed') if hyp.get('seed') is not None else 'random'}",
              f"commit `{commit}`", f"tolerance {run['tolerance_policy']['source']}",

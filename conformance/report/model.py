@@ -24,6 +24,14 @@ def bucket_key(phase: str, dtype: str) -> tuple:
     return p, phase, d, dtype
 
 
+def cann_text(run: dict) -> str:
+    """The CANN behind the kernels: the installed one on hardware, the release whose rules the emulator
+    applied on CPU (--cann-version)."""
+    emulated = run.get("cann_emulated")
+    installed = (run.get("versions") or {}).get("cann") or "-"
+    return f"{installed} (emulating {emulated['version']})" if emulated else installed
+
+
 def gating_text(gating: dict | None) -> str:
     """What failed a case in this run, in words (a migrated v1 report: the dual reference alone)."""
     if not gating:
