@@ -37,13 +37,13 @@ says it would give is compared (verdict_of).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from msprobe_triples import DTYPES, build_triple, sha256  # tests/ is on sys.path
 
 from conformance.judge.ascend_standard import (
     GATING_METRICS,
@@ -61,62 +61,11 @@ from conformance.judge.ascend_standard import (
 
 DATA = json.loads((Path(__file__).parent / "data" / "msprobe_reference.json").read_text())
 CASES = DATA["cases"]
-DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-BENCH_DTYPE = {"float16": torch.float32, "bfloat16": torch.float32, "float32": torch.float64}
 REL_TOL = {"float16": 1e-5, "bfloat16": 1e-5, "float32": 1e-9}
 RATIO_ABS_TOL = 1e-9
 # No recorded ratio lies this close (relatively) to its limit, so RMSE's fudge (< 1e-4 relative) and the tolerances
 # cannot flip a status: a status that differed would be a real disagreement.
 LIMIT_CLEARANCE = 1e-3
-
-
-def build_triple(p: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The recipe of tools/record_msprobe_reference.py (kept in step by test_triples_rebuild_bit_for_bit)."""
-    dtype, bench = DTYPES[p["dtype"]], BENCH_DTYPE[p["dtype"]]
-    n = p["n"]
-    gen = torch.Generator().manual_seed(p["seed"])
-    g = torch.randn(n, generator=gen, dtype=torch.float64) * p.get("scale", 1.0)
-    u = torch.rand(n, generator=gen, dtype=torch.float64) * 2 - 1
-    perm = torch.randperm(n, generator=gen)
-    if "const" in p:
-        g = torch.full((n,), p["const"], dtype=torch.float64)
-    n_small = int(n * p.get("small_fraction", 0.0))
-    small = perm[:n_small]
-    if n_small:
-        g[small] = g[small] * p["small_magnitude"]
-        if p.get("small_exact"):
-            g[small] = g[small].to(dtype).to(torch.float64)
-    big = p.get("big_values", [])
-    if big:
-        g[: len(big)] = torch.tensor(big, dtype=torch.float64)
-    g = g.to(bench).to(torch.float64)
-    noisy = g * (1 + p.get("noise_rel", 0.0) * u)
-    k = p.get("large_count", 0)
-    if k:
-        pos = perm[n - k:]
-        noisy[pos] = g[pos] * (1 + p["large_rel"])
-    if big and p.get("big_output") == "saturate":
-        top = float(torch.finfo(dtype).max)
-        noisy[: len(big)] = noisy[: len(big)].clamp(-top, top)
-    output = noisy.to(dtype)
-    baseline = g.to(dtype)
-    n_nan = p.get("nan_output", 0)
-    if n_nan:
-        output[perm[n_small:n_small + n_nan]] = float("nan")
-    n_gnan = p.get("nan_golden", 0)
-    if n_gnan:
-        pos = perm[n_small + n_nan:n_small + n_nan + n_gnan]
-        g[pos] = float("nan")
-        baseline[pos] = float("nan")
-        output[pos] = float("nan")
-    return g, baseline, output
-
-
-def _sha256(t: torch.Tensor) -> str:
-    t = t.detach().contiguous()
-    if t.dtype == torch.bfloat16:
-        t = t.view(torch.int16)
-    return hashlib.sha256(t.numpy().tobytes()).hexdigest()
 
 
 _TRIPLES: dict[str, tuple] = {}
@@ -200,7 +149,7 @@ def test_reference_was_recorded_by_msprobe_with_all_levels():
 @pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
 def test_triples_rebuild_bit_for_bit(case):
     golden, baseline, output = triple(case)
-    assert {"golden": _sha256(golden), "baseline": _sha256(baseline), "output": _sha256(output)} == case["sha256"]
+    assert {"golden": sha256(golden), "baseline": sha256(baseline), "output": sha256(output)} == case["sha256"]
 
 
 def test_constants_and_limits_are_msprobes():

@@ -31,13 +31,12 @@ How msprobe is driven, as its checker drives it (paths under msprobe/pytorch/api
     npu_fused_infer_attention_score (in neither list: L0), npu_fusion_attention (L1) and matmul (L2).
 
 The triples are exact in the benchmark dtype (fp32 for fp16/bf16, fp64 for fp32), so msprobe and the project
-see the same golden. `build_triple` below is the recipe; the test carries its own copy and compares hashes.
+see the same golden. The recipe is tests/msprobe_triples.py, shared with the test, which checks the recorded hashes.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import platform
 import sys
@@ -47,8 +46,6 @@ from pathlib import Path
 import torch
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "msprobe_reference.json"
-DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-BENCH_DTYPE = {"float16": torch.float32, "bfloat16": torch.float32, "float32": torch.float64}
 LEVEL_APIS = {"L0": ("NPU", "npu_fused_infer_attention_score"), "L1": ("NPU", "npu_fusion_attention"),
               "L2": ("Torch", "matmul")}
 LAYER_OPS = ("npu_fused_infer_attention_score", "scatter_update_", "_npu_reshape_and_cache")
@@ -56,66 +53,8 @@ N = 4096
 
 
 # ----------------------------------------------------------------------------------------------- the triples
-def build_triple(p: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(golden in float64, exact in the benchmark dtype; baseline and output in p["dtype"]) from parameters.
-
-    Every triple draws the same three streams from torch.Generator(seed): g ~ randn, u ~ U(-1, 1), a permutation.
-      scale            golden = randn * scale
-      const            (all_equal) golden = const everywhere
-      small_fraction   the first fraction*n permuted positions get golden = randn * small_magnitude
-      small_exact      ... rounded to the dtype, so a correctly rounded baseline hits them exactly
-      noise_rel        output = dtype(golden * (1 + noise_rel * u))   (baseline = dtype(golden))
-      large_count/rel  the last large_count permuted positions: output = dtype(golden * (1 + large_rel))
-      nan_output       that many permuted positions (after the small ones) get output = NaN
-      nan_golden       that many more positions get NaN in golden, baseline and output
-      big_values       the first len(big_values) positions get these goldens (above fp16's maximum);
-      big_output       "cast": output = dtype(golden) there (inf for fp16), "saturate": clamp to dtype's max first
-    """
-    dtype, bench = DTYPES[p["dtype"]], BENCH_DTYPE[p["dtype"]]
-    n = p["n"]
-    gen = torch.Generator().manual_seed(p["seed"])
-    g = torch.randn(n, generator=gen, dtype=torch.float64) * p.get("scale", 1.0)
-    u = torch.rand(n, generator=gen, dtype=torch.float64) * 2 - 1
-    perm = torch.randperm(n, generator=gen)
-    if "const" in p:
-        g = torch.full((n,), p["const"], dtype=torch.float64)
-    n_small = int(n * p.get("small_fraction", 0.0))
-    small = perm[:n_small]
-    if n_small:
-        g[small] = g[small] * p["small_magnitude"]
-        if p.get("small_exact"):
-            g[small] = g[small].to(dtype).to(torch.float64)
-    big = p.get("big_values", [])
-    if big:
-        g[: len(big)] = torch.tensor(big, dtype=torch.float64)
-    g = g.to(bench).to(torch.float64)
-    noisy = g * (1 + p.get("noise_rel", 0.0) * u)
-    k = p.get("large_count", 0)
-    if k:
-        pos = perm[n - k:]
-        noisy[pos] = g[pos] * (1 + p["large_rel"])
-    if big and p.get("big_output") == "saturate":
-        top = float(torch.finfo(dtype).max)
-        noisy[: len(big)] = noisy[: len(big)].clamp(-top, top)
-    output = noisy.to(dtype)
-    baseline = g.to(dtype)
-    n_nan = p.get("nan_output", 0)
-    if n_nan:
-        output[perm[n_small:n_small + n_nan]] = float("nan")
-    n_gnan = p.get("nan_golden", 0)
-    if n_gnan:
-        pos = perm[n_small + n_nan:n_small + n_nan + n_gnan]
-        g[pos] = float("nan")
-        baseline[pos] = float("nan")
-        output[pos] = float("nan")
-    return g, baseline, output
-
-
-def sha256(t: torch.Tensor) -> str:
-    t = t.detach().contiguous()
-    if t.dtype == torch.bfloat16:
-        t = t.view(torch.int16)
-    return hashlib.sha256(t.numpy().tobytes()).hexdigest()
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from msprobe_triples import BENCH_DTYPE, DTYPES, build_triple, sha256  # noqa: E402  (the one recipe)
 
 
 def cases() -> list[dict]:

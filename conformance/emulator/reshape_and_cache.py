@@ -24,6 +24,17 @@ OP = "torch_npu._npu_reshape_and_cache"
 CACHE_DTYPES = (torch.float16, torch.bfloat16, torch.int8)
 
 
+def _key_and_slot_dtypes(c: Checker, key, slot_indices) -> None:
+    """The dtypes both variants accept (the documented ones, and float32 as an emulator-only extension)."""
+    c.require(key.dtype in CACHE_DTYPES + (torch.float32,), "key", "dtype must be float16, bfloat16 or int8",
+              src.ATB_DOC, detail=f"got {key.dtype}")
+    if key.dtype == torch.float32:
+        c.note("rac/float32", "key", "float32 is outside the documented dtypes (float16/bfloat16/int8): an "
+               "emulator-only extension the hardware rejects", src.ATB_DOC)
+    c.require(slot_indices.dtype == torch.int32, "slot_indices", "dtype must be int32", src.ATB_DOC,
+              detail=f"got {slot_indices.dtype}")
+
+
 def check(key, value, key_cache, value_cache, slot_indices) -> list[int]:
     """Validate a call; returns the slot list."""
     c = Checker(OP)
@@ -35,13 +46,7 @@ def check(key, value, key_cache, value_cache, slot_indices) -> list[int]:
     c.require(key.dtype == value.dtype == key_cache.dtype == value_cache.dtype, "key_cache",
               "key, value and both caches must share one dtype", src.ATB_DOC,
               detail=f"{key.dtype}, {value.dtype}, {key_cache.dtype}, {value_cache.dtype}")
-    c.require(key.dtype in CACHE_DTYPES + (torch.float32,), "key", "dtype must be float16, bfloat16 or int8",
-              src.ATB_DOC, detail=f"got {key.dtype}")
-    if key.dtype == torch.float32:
-        c.note("rac/float32", "key", "float32 is outside the documented dtypes (float16/bfloat16/int8): an "
-               "emulator-only extension the hardware rejects", src.ATB_DOC)
-    c.require(slot_indices.dtype == torch.int32, "slot_indices", "dtype must be int32", src.ATB_DOC,
-              detail=f"got {slot_indices.dtype}")
+    _key_and_slot_dtypes(c, key, slot_indices)
     num_tokens = key.shape[0]
     c.require(num_tokens > 0, "key", "num_tokens must be > 0 (an empty key is refused: \"numTokens is invalid\")",
               src.ATB_TILING)
@@ -120,13 +125,7 @@ def check_siso(key, key_cache, slot_indices) -> list[int]:
                   detail=f"got shape {tuple(t.shape)}")
     c.require(key.dtype == key_cache.dtype, "key_cache", "key and key_cache must share one dtype", src.ATB_DOC,
               detail=f"{key.dtype}, {key_cache.dtype}")
-    c.require(key.dtype in CACHE_DTYPES + (torch.float32,), "key", "dtype must be float16, bfloat16 or int8",
-              src.ATB_DOC, detail=f"got {key.dtype}")
-    if key.dtype == torch.float32:
-        c.note("rac/float32", "key", "float32 is outside the documented dtypes (float16/bfloat16/int8): an "
-               "emulator-only extension the hardware rejects", src.ATB_DOC)
-    c.require(slot_indices.dtype == torch.int32, "slot_indices", "dtype must be int32", src.ATB_DOC,
-              detail=f"got {slot_indices.dtype}")
+    _key_and_slot_dtypes(c, key, slot_indices)
     c.require(key.shape[0] > 0, "key", "num_tokens must be > 0 (\"numTokens is invalid\")", src.ATB_TILING)
     c.require(slot_indices.shape[0] == key.shape[0], "slot_indices", "must have one slot per token",
               src.at(src.ATB_OPERATION, "265-268"), detail=f"{slot_indices.shape[0]} slots, {key.shape[0]} tokens")

@@ -22,121 +22,54 @@ import torch
 from conformance.emulator import torch_npu as emulated_torch_npu
 from conformance.emulator import torchair as emulated_torchair
 
+#: The arguments of npu_fused_infer_attention_score (v1) and _v2, as op_plugin_functions.yaml spells them
+#: for the op, its `.out` overload (plus workspace and the outputs) and its get_max_workspace twin.
+_FIA_V1_ARGS = (
+    "Tensor query, Tensor key, Tensor value, *, Tensor? pse_shift=None, Tensor? atten_mask=None, "
+    "SymInt[]? actual_seq_lengths=None, SymInt[]? actual_seq_lengths_kv=None, "
+    "Tensor? dequant_scale1=None, Tensor? quant_scale1=None, Tensor? dequant_scale2=None, "
+    "Tensor? quant_scale2=None, Tensor? quant_offset2=None, Tensor? antiquant_scale=None, "
+    "Tensor? antiquant_offset=None, Tensor? key_antiquant_scale=None, "
+    "Tensor? key_antiquant_offset=None, Tensor? value_antiquant_scale=None, "
+    "Tensor? value_antiquant_offset=None, Tensor? block_table=None, Tensor? query_padding_size=None, "
+    "Tensor? kv_padding_size=None, Tensor? key_shared_prefix=None, Tensor? value_shared_prefix=None, "
+    "SymInt[]? actual_shared_prefix_len=None, Tensor? query_rope=None, Tensor? key_rope=None, "
+    "Tensor? key_rope_antiquant_scale=None, int num_heads=1, float scale=1.0, "
+    "int pre_tokens=2147483647, int next_tokens=2147483647, str input_layout=\"BSH\", "
+    "int num_key_value_heads=0, int sparse_mode=0, int inner_precise=0, int block_size=0, "
+    "int antiquant_mode=0, int key_antiquant_mode=0, int value_antiquant_mode=0, "
+    "bool softmax_lse_flag=False"
+)
+_FIA_V2_ARGS = (
+    "Tensor query, Tensor key, Tensor value, *, Tensor? query_rope=None, Tensor? key_rope=None, "
+    "Tensor? pse_shift=None, Tensor? atten_mask=None, SymInt[]? actual_seq_qlen=None, "
+    "SymInt[]? actual_seq_kvlen=None, Tensor? block_table=None, Tensor? dequant_scale_query=None, "
+    "Tensor? dequant_scale_key=None, Tensor? dequant_offset_key=None, "
+    "Tensor? dequant_scale_value=None, Tensor? dequant_offset_value=None, "
+    "Tensor? dequant_scale_key_rope=None, Tensor? quant_scale_out=None, Tensor? quant_offset_out=None, "
+    "Tensor? quant_scale_p=None, Tensor? learnable_sink=None, int num_query_heads=1, "
+    "int num_key_value_heads=0, float softmax_scale=1.0, int pre_tokens=2147483647, "
+    "int next_tokens=2147483647, str input_layout=\"BSH\", int sparse_mode=0, int block_size=0, "
+    "int query_quant_mode=0, int key_quant_mode=0, int value_quant_mode=0, int inner_precise=0, "
+    "bool return_softmax_lse=False, int? query_dtype=None, int? key_dtype=None, int? value_dtype=None, "
+    "int? query_rope_dtype=None, int? key_rope_dtype=None, int? key_shared_prefix_dtype=None, "
+    "int? value_shared_prefix_dtype=None, int? dequant_scale_query_dtype=None, "
+    "int? dequant_scale_key_dtype=None, int? dequant_scale_value_dtype=None, "
+    "int? dequant_scale_key_rope_dtype=None, int? out_dtype=None"
+)
+_OUT_ARGS = "Tensor? workspace=None, Tensor(a!) attention_out, Tensor(b!) softmax_lse"
+_OUT_RETURNS = "(Tensor(a!), Tensor(b!))"
+
 #: (namespace, schema) of every modelled op, as its public definition reads.
 SCHEMAS = (
-    # op_plugin_functions.yaml L6177
-    ("npu", (
-        "npu_fused_infer_attention_score(Tensor query, Tensor key, Tensor value, *, "
-        "Tensor? pse_shift=None, Tensor? atten_mask=None, SymInt[]? actual_seq_lengths=None, "
-        "SymInt[]? actual_seq_lengths_kv=None, Tensor? dequant_scale1=None, Tensor? quant_scale1=None, "
-        "Tensor? dequant_scale2=None, Tensor? quant_scale2=None, Tensor? quant_offset2=None, "
-        "Tensor? antiquant_scale=None, Tensor? antiquant_offset=None, Tensor? key_antiquant_scale=None, "
-        "Tensor? key_antiquant_offset=None, Tensor? value_antiquant_scale=None, "
-        "Tensor? value_antiquant_offset=None, Tensor? block_table=None, Tensor? query_padding_size=None, "
-        "Tensor? kv_padding_size=None, Tensor? key_shared_prefix=None, Tensor? value_shared_prefix=None, "
-        "SymInt[]? actual_shared_prefix_len=None, Tensor? query_rope=None, Tensor? key_rope=None, "
-        "Tensor? key_rope_antiquant_scale=None, int num_heads=1, float scale=1.0, "
-        "int pre_tokens=2147483647, int next_tokens=2147483647, str input_layout=\"BSH\", "
-        "int num_key_value_heads=0, int sparse_mode=0, int inner_precise=0, int block_size=0, "
-        "int antiquant_mode=0, int key_antiquant_mode=0, int value_antiquant_mode=0, "
-        "bool softmax_lse_flag=False) -> (Tensor, Tensor)"
-    )),
-    # op_plugin_functions.yaml L6182
-    ("npu", (
-        "npu_fused_infer_attention_score.out(Tensor query, Tensor key, Tensor value, *, "
-        "Tensor? pse_shift=None, Tensor? atten_mask=None, SymInt[]? actual_seq_lengths=None, "
-        "SymInt[]? actual_seq_lengths_kv=None, Tensor? dequant_scale1=None, Tensor? quant_scale1=None, "
-        "Tensor? dequant_scale2=None, Tensor? quant_scale2=None, Tensor? quant_offset2=None, "
-        "Tensor? antiquant_scale=None, Tensor? antiquant_offset=None, Tensor? key_antiquant_scale=None, "
-        "Tensor? key_antiquant_offset=None, Tensor? value_antiquant_scale=None, "
-        "Tensor? value_antiquant_offset=None, Tensor? block_table=None, Tensor? query_padding_size=None, "
-        "Tensor? kv_padding_size=None, Tensor? key_shared_prefix=None, Tensor? value_shared_prefix=None, "
-        "SymInt[]? actual_shared_prefix_len=None, Tensor? query_rope=None, Tensor? key_rope=None, "
-        "Tensor? key_rope_antiquant_scale=None, int num_heads=1, float scale=1.0, "
-        "int pre_tokens=2147483647, int next_tokens=2147483647, str input_layout=\"BSH\", "
-        "int num_key_value_heads=0, int sparse_mode=0, int inner_precise=0, int block_size=0, "
-        "int antiquant_mode=0, int key_antiquant_mode=0, int value_antiquant_mode=0, "
-        "bool softmax_lse_flag=False, Tensor? workspace=None, Tensor(a!) attention_out, "
-        "Tensor(b!) softmax_lse) -> (Tensor(a!), Tensor(b!))"
-    )),
-    # op_plugin_functions.yaml L6186
-    ("npu", (
-        "_npu_fused_infer_attention_score_get_max_workspace(Tensor query, Tensor key, Tensor value, *, "
-        "Tensor? pse_shift=None, Tensor? atten_mask=None, SymInt[]? actual_seq_lengths=None, "
-        "SymInt[]? actual_seq_lengths_kv=None, Tensor? dequant_scale1=None, Tensor? quant_scale1=None, "
-        "Tensor? dequant_scale2=None, Tensor? quant_scale2=None, Tensor? quant_offset2=None, "
-        "Tensor? antiquant_scale=None, Tensor? antiquant_offset=None, Tensor? key_antiquant_scale=None, "
-        "Tensor? key_antiquant_offset=None, Tensor? value_antiquant_scale=None, "
-        "Tensor? value_antiquant_offset=None, Tensor? block_table=None, Tensor? query_padding_size=None, "
-        "Tensor? kv_padding_size=None, Tensor? key_shared_prefix=None, Tensor? value_shared_prefix=None, "
-        "SymInt[]? actual_shared_prefix_len=None, Tensor? query_rope=None, Tensor? key_rope=None, "
-        "Tensor? key_rope_antiquant_scale=None, int num_heads=1, float scale=1.0, "
-        "int pre_tokens=2147483647, int next_tokens=2147483647, str input_layout=\"BSH\", "
-        "int num_key_value_heads=0, int sparse_mode=0, int inner_precise=0, int block_size=0, "
-        "int antiquant_mode=0, int key_antiquant_mode=0, int value_antiquant_mode=0, "
-        "bool softmax_lse_flag=False) -> Tensor"
-    )),
-    # op_plugin_functions.yaml L6194
-    ("npu", (
-        "npu_fused_infer_attention_score_v2(Tensor query, Tensor key, Tensor value, *, "
-        "Tensor? query_rope=None, Tensor? key_rope=None, Tensor? pse_shift=None, Tensor? atten_mask=None, "
-        "SymInt[]? actual_seq_qlen=None, SymInt[]? actual_seq_kvlen=None, Tensor? block_table=None, "
-        "Tensor? dequant_scale_query=None, Tensor? dequant_scale_key=None, "
-        "Tensor? dequant_offset_key=None, Tensor? dequant_scale_value=None, "
-        "Tensor? dequant_offset_value=None, Tensor? dequant_scale_key_rope=None, "
-        "Tensor? quant_scale_out=None, Tensor? quant_offset_out=None, Tensor? quant_scale_p=None, "
-        "Tensor? learnable_sink=None, int num_query_heads=1, int num_key_value_heads=0, "
-        "float softmax_scale=1.0, int pre_tokens=2147483647, int next_tokens=2147483647, "
-        "str input_layout=\"BSH\", int sparse_mode=0, int block_size=0, int query_quant_mode=0, "
-        "int key_quant_mode=0, int value_quant_mode=0, int inner_precise=0, "
-        "bool return_softmax_lse=False, int? query_dtype=None, int? key_dtype=None, "
-        "int? value_dtype=None, int? query_rope_dtype=None, int? key_rope_dtype=None, "
-        "int? key_shared_prefix_dtype=None, int? value_shared_prefix_dtype=None, "
-        "int? dequant_scale_query_dtype=None, int? dequant_scale_key_dtype=None, "
-        "int? dequant_scale_value_dtype=None, int? dequant_scale_key_rope_dtype=None, "
-        "int? out_dtype=None) -> (Tensor, Tensor)"
-    )),
-    # op_plugin_functions.yaml L6199
-    ("npu", (
-        "npu_fused_infer_attention_score_v2.out(Tensor query, Tensor key, Tensor value, *, "
-        "Tensor? query_rope=None, Tensor? key_rope=None, Tensor? pse_shift=None, Tensor? atten_mask=None, "
-        "SymInt[]? actual_seq_qlen=None, SymInt[]? actual_seq_kvlen=None, Tensor? block_table=None, "
-        "Tensor? dequant_scale_query=None, Tensor? dequant_scale_key=None, "
-        "Tensor? dequant_offset_key=None, Tensor? dequant_scale_value=None, "
-        "Tensor? dequant_offset_value=None, Tensor? dequant_scale_key_rope=None, "
-        "Tensor? quant_scale_out=None, Tensor? quant_offset_out=None, Tensor? quant_scale_p=None, "
-        "Tensor? learnable_sink=None, int num_query_heads=1, int num_key_value_heads=0, "
-        "float softmax_scale=1.0, int pre_tokens=2147483647, int next_tokens=2147483647, "
-        "str input_layout=\"BSH\", int sparse_mode=0, int block_size=0, int query_quant_mode=0, "
-        "int key_quant_mode=0, int value_quant_mode=0, int inner_precise=0, "
-        "bool return_softmax_lse=False, int? query_dtype=None, int? key_dtype=None, "
-        "int? value_dtype=None, int? query_rope_dtype=None, int? key_rope_dtype=None, "
-        "int? key_shared_prefix_dtype=None, int? value_shared_prefix_dtype=None, "
-        "int? dequant_scale_query_dtype=None, int? dequant_scale_key_dtype=None, "
-        "int? dequant_scale_value_dtype=None, int? dequant_scale_key_rope_dtype=None, "
-        "int? out_dtype=None, Tensor? workspace=None, Tensor(a!) attention_out, "
-        "Tensor(b!) softmax_lse) -> (Tensor(a!), Tensor(b!))"
-    )),
-    # op_plugin_functions.yaml L6203
-    ("npu", (
-        "_npu_fused_infer_attention_score_v2_get_max_workspace(Tensor query, Tensor key, Tensor value, *, "
-        "Tensor? query_rope=None, Tensor? key_rope=None, Tensor? pse_shift=None, Tensor? atten_mask=None, "
-        "SymInt[]? actual_seq_qlen=None, SymInt[]? actual_seq_kvlen=None, Tensor? block_table=None, "
-        "Tensor? dequant_scale_query=None, Tensor? dequant_scale_key=None, "
-        "Tensor? dequant_offset_key=None, Tensor? dequant_scale_value=None, "
-        "Tensor? dequant_offset_value=None, Tensor? dequant_scale_key_rope=None, "
-        "Tensor? quant_scale_out=None, Tensor? quant_offset_out=None, Tensor? quant_scale_p=None, "
-        "Tensor? learnable_sink=None, int num_query_heads=1, int num_key_value_heads=0, "
-        "float softmax_scale=1.0, int pre_tokens=2147483647, int next_tokens=2147483647, "
-        "str input_layout=\"BSH\", int sparse_mode=0, int block_size=0, int query_quant_mode=0, "
-        "int key_quant_mode=0, int value_quant_mode=0, int inner_precise=0, "
-        "bool return_softmax_lse=False, int? query_dtype=None, int? key_dtype=None, "
-        "int? value_dtype=None, int? query_rope_dtype=None, int? key_rope_dtype=None, "
-        "int? key_shared_prefix_dtype=None, int? value_shared_prefix_dtype=None, "
-        "int? dequant_scale_query_dtype=None, int? dequant_scale_key_dtype=None, "
-        "int? dequant_scale_value_dtype=None, int? dequant_scale_key_rope_dtype=None, "
-        "int? out_dtype=None) -> Tensor"
-    )),
+    # op_plugin_functions.yaml L6177, L6182, L6186
+    ("npu", f"npu_fused_infer_attention_score({_FIA_V1_ARGS}) -> (Tensor, Tensor)"),
+    ("npu", f"npu_fused_infer_attention_score.out({_FIA_V1_ARGS}, {_OUT_ARGS}) -> {_OUT_RETURNS}"),
+    ("npu", f"_npu_fused_infer_attention_score_get_max_workspace({_FIA_V1_ARGS}) -> Tensor"),
+    # op_plugin_functions.yaml L6194, L6199, L6203
+    ("npu", f"npu_fused_infer_attention_score_v2({_FIA_V2_ARGS}) -> (Tensor, Tensor)"),
+    ("npu", f"npu_fused_infer_attention_score_v2.out({_FIA_V2_ARGS}, {_OUT_ARGS}) -> {_OUT_RETURNS}"),
+    ("npu", f"_npu_fused_infer_attention_score_v2_get_max_workspace({_FIA_V2_ARGS}) -> Tensor"),
     # op_plugin_functions.yaml L6380
     ("npu", (
         "npu_incre_flash_attention(Tensor query, Tensor key, Tensor value, *, Tensor? padding_mask=None, "
