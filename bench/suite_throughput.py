@@ -3,7 +3,7 @@
     TORCH_DEVICE_BACKEND_AUTOLOAD=0 python bench/suite_throughput.py [--cases 40] [--sessions 12]
                                                                      [--pytest] [--profile dev]
 
-1. conformance.check.check_case (materialise the case, reference golden + baseline, layer on the
+1. conformance.judge.check.check_case (materialise the case, reference golden + baseline, layer on the
    emulated backend, tolerance and whole-cache checks) over a fixed list of cases drawn once from the
    suite's strategies (seeded, no database), timed without the drawing:
      prefill                          strategies.prefill_cases()

@@ -80,3 +80,8 @@ def fmt_num(value, spec: str = ".3e") -> str:
 def now_iso() -> str:
     """Now, as every report writes a time: ISO 8601 UTC to the second."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, the cut marked with an ellipsis (never silently)."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"

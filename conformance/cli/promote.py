@@ -1,5 +1,5 @@
 """`npu-conformance promote FILE...`: copy found cases into the regression corpus, which every run,
-fuzz session and plain pytest run replays first (conformance/corpus.py)."""
+fuzz session and plain pytest run replays first (conformance/harness/corpus.py)."""
 
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ emulator feature) is an error, not a kill.
 
 from __future__ import annotations
 
+from conformance.formatting import shorten
+
 # The kill classes, as results and reports name them.
 OUT_OF_TOLERANCE = "out of tolerance"
 NAN_IN_OUTPUT = "NaN in output"
@@ -61,19 +63,19 @@ def _from_exception(exc: BaseException | None, report) -> tuple[bool, str]:
     if exc is not None and not isinstance(exc, AssertionError):
         kind = type(exc).__name__
         if kind in DETECTING_ERRORS:
-            return True, f"{DETECTING_ERRORS[kind][0]}: {exc}"[:120]
-        return False, f"the run raised {kind}: {exc}"[:160]
+            return True, shorten(f"{DETECTING_ERRORS[kind][0]}: {exc}", 120)
+        return False, shorten(f"the run raised {kind}: {exc}", 160)
     line = next((ln.strip() for ln in report.longreprtext.splitlines() if ln.strip().startswith("E ")), "")
-    return True, f"{METAMORPHIC_RELATION}: " + (line[1:].strip()[:90] if line else "assertion")
+    return True, f"{METAMORPHIC_RELATION}: " + (shorten(line[1:].strip(), 90) if line else "assertion")
 
 
 def _from_error(error: str) -> tuple[bool, str]:
     """From a record's error text, "ExceptionName: message"."""
     kind, _, message = error.partition(": ")
     if kind not in DETECTING_ERRORS:
-        return False, f"the run raised {error}"[:160]
+        return False, shorten(f"the run raised {error}", 160)
     kill, detail = DETECTING_ERRORS[kind]
-    return True, f"{kill}: {detail(message)}"[:120]
+    return True, shorten(f"{kill}: {detail(message)}", 120)
 
 
 def _failed_checks(record: dict) -> list[str]:

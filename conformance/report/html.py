@@ -16,7 +16,7 @@ import re
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
-from conformance.formatting import fmt_num, fmt_ratio, num, rank
+from conformance.formatting import fmt_num, fmt_ratio, num, rank, shorten
 from conformance.report import fuzz_section
 from conformance.report.model import (
     bucket_cases,
@@ -90,7 +90,7 @@ def headline(text: str | None, limit: int = 160) -> str:
     first = lines[0]
     if first.endswith(":") and len(lines) > 1:
         first = f"{first} {lines[1]}"
-    return first if len(first) <= limit else first[: limit - 1] + "\u2026"
+    return shorten(first, limit)
 
 
 def meta_items(report: dict) -> list[tuple[str, object]]:

@@ -6,7 +6,7 @@ summary must be able to find the one case behind "1 outside the Ascend benchmark
 
 from __future__ import annotations
 
-from conformance.formatting import fmt_num, fmt_ratio
+from conformance.formatting import fmt_num, fmt_ratio, shorten
 from conformance.report import fuzz_section
 from conformance.report.model import (
     bucket_cases,
@@ -30,8 +30,7 @@ def _cell(text) -> str:
 
 
 def _short(text: str, limit: int = 120) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return shorten(" ".join(str(text).split()), limit)
 
 
 def _mark(report: dict) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.formatting import now_iso
+from conformance.formatting import now_iso, shorten
 from conformance.harness.records import records_of
 from conformance.judge.settings import settings
 from conformance.report import hookspecs
@@ -204,8 +204,7 @@ def _worker(report) -> str | None:
 
 
 def _trim(text: str, limit: int = _MESSAGE_LIMIT) -> str:
-    text = text.strip()
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return shorten(text.strip(), limit)
 
 
 def _failure_text(report) -> str:

@@ -1,4 +1,4 @@
-"""The regression corpus (conformance/corpus.py): every promoted find, replayed before anything else
+"""The regression corpus (conformance/harness/corpus.py): every promoted find, replayed before anything else
 (the plugin orders these tests first) and judged with this run's settings. On the npu backend (or under
 --shape-space npu) a case drawn from the emulator's wider shape space (float32, small head dims or block
 sizes) is not collected: the real kernels refuse those shapes by contract, so it can only guard the
