@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 from cli_helpers import TIMEOUT_S, cli, cli_env, run_cli
@@ -53,6 +54,28 @@ def test_a_k_that_matches_nothing_is_bad_input_in_run_and_fuzz(tmp_path, command
 def test_usage_errors_name_the_subcommand_and_the_rule(tmp_path, args, expected):
     code, text = cli(tmp_path, *args)
     assert code == exit_codes.USAGE and expected in text and "Traceback" not in text, text[-2000:]
+
+
+REPORT = "report-v1.json"
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("run", "--backend", "emulated", "--out", "afile"), "--out afile: not a directory"),
+    (("run", "--backend", "emulated", "--out", "afile/sub"), "afile is not a directory"),
+    (("fuzz", "--budget", "1m", "--out", "afile"), "--out afile: not a directory"),
+    (("mutants", "--out", "afile"), "--out afile: not a directory"),
+    (("promote", "x.json", "--corpus", "afile"), "--corpus afile: not a directory"),
+    (("report", REPORT, "--md", "afile/summary.md"), "afile is not a directory"),
+    (("report", REPORT, "--html", "."), "--html .: is a directory"),
+    (("report", "merge", REPORT, REPORT, "--out", "afile"), "--out afile: not a directory"),
+])
+def test_a_place_that_cannot_be_written_is_refused_before_any_work(tmp_path, args, expected):
+    (tmp_path / "afile").write_text("a file where a folder is wanted\n")
+    args = [str(DATA / a) if a == REPORT else a for a in args]
+    code, text = cli(tmp_path, *args)
+    assert code == exit_codes.USAGE, text[-2000:]
+    assert expected in _last_line(text) and "Traceback" not in text, text[-2000:]
 
 
 def test_promote_into_another_corpus_says_how_runs_find_it(tmp_path):

@@ -104,6 +104,8 @@ HAZARDS = [
     ("tnd_mask_content", prefill(atten_mask=~MASK), V2, "atten_mask", "fia/mask-content"),
     ("prompt_mask_content", prompt(atten_mask=~MASK, sparse_mode=2), V1, "atten_mask", "fia/mask-content"),
     ("prompt_mask_unmodelled", prompt(atten_mask=~MASK, sparse_mode=2), V1, "atten_mask", "fia/mask-unmodelled"),
+    ("decode_sliding_window", decode(query=r(2, 1, 256), input_layout="BSH", pre_tokens=8), V2, "pre_tokens",
+     "fia/decode-sliding-window"),
     ("decode_compressed_mask", decode(atten_mask=MASK, sparse_mode=3), V2, "atten_mask",
      "fia/decode-compressed-mask"),
     ("air_tnd_tiling_sink", lambda: air.npu_fused_infer_attention_score(

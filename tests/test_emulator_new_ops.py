@@ -261,6 +261,8 @@ VIOLATIONS = [
      "layout TND needs bfloat16"),
     ("pfa_mode_3_mask", pfa(sparse_mode=3), PFA, "atten_mask", "is required when sparse_mode is 3"),
     ("pfa_q_lengths", pfa(actual_seq_lengths=[5]), PFA, "actual_seq_lengths", "lengths must be in [0, Q_S]"),
+    ("pfa_length_tensor", pfa(actual_seq_lengths=torch.tensor([3, 4])), PFA, "actual_seq_lengths",
+     "schema 'int[]?': the dispatcher refuses a Tensor"),
     ("ifa_query_s_over_16", ifa(query=r(2, 4, 17, 64)), IFA, "query", "S of the query must be 1"),
     ("ifa_inner_precise", ifa(inner_precise=2), IFA, "inner_precise", "must be 0 or 1 when Q_S == 1"),
     ("ifa_block_size", ifa(key=r(6, 24, 128), value=r(6, 24, 128), block_size=24), IFA, "block_size",

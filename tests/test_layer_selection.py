@@ -120,6 +120,8 @@ def test_a_layer_registered_as_an_entry_point_is_selected_by_name(tmp_path):
     (("--layer", "nanoport", "--layer-path", FIXTURES), "entry-point group npu_conformance.layers"),
     (("--runner", "nanoport_runner_adapter", "--layer-path", FIXTURES), "must be MODULE:FUNCTION"),
     (("--cann-version", "7.0"), "the emulator has rules for"),
+    (("--layer", "fourdim_adapter:build", "--layer-path", FIXTURES), "is called with no arguments and returns a"),
+    (("--layer-path", FIXTURES), "needs --layer or --runner"),
 ])
 def test_a_bad_selection_is_one_line_and_exit_2(tmp_path, args, expected):
     code, text, _ = _run(tmp_path, *args, select="test_prefill_output")
@@ -199,6 +201,78 @@ def test_an_op_the_emulator_does_not_model_fails_at_its_call_naming_it():
     assert line and "torch_npu.npu_rms_norm is not modelled by the CPU op emulator" in line[0], (
         proc.stdout + proc.stderr)
     assert "npu-conformance info" in line[0]
+
+
+SWALLOWED_CALLS_ARE_RECORDED = textwrap.dedent("""
+    from conformance import emulator
+    from conformance.platform import backends, npu_modules  # backends registers "emulated"
+    from npu_attention import kernels
+    npu_modules.install()
+    import torch_npu
+    with kernels.use_backend("emulated"), emulator.record_hazards() as log:
+        for call in (lambda: torch_npu.npu_rms_norm(None, None),  # not modelled
+                     lambda: torch_npu.scatter_update_(no_such_keyword=1)):  # not an argument of the op
+            try:
+                call()
+            except Exception:  # noqa: BLE001 - what a falling-back layer does
+                pass
+    print("REFUSALS", [type(exc).__name__ for exc in log.refusals])
+""")
+
+
+def test_a_swallowed_call_to_an_unmodelled_op_or_with_a_wrong_argument_is_still_recorded():
+    proc = subprocess.run([sys.executable, "-c", SWALLOWED_CALLS_ARE_RECORDED], capture_output=True, text=True,
+                          env=cli_env(), timeout=300)
+    assert "REFUSALS ['NotModelled', 'TypeError']" in proc.stdout, proc.stdout + proc.stderr
+
+
+NPU_TENSOR_IN_FORWARD = textwrap.dedent("""
+    from types import SimpleNamespace
+    import torch
+    from conformance.judge.layer_run import LayerMadeNpuTensor, _forward_off_npu_device
+    from conformance.platform import npu_modules
+    npu_modules.install()
+    def forward(context, q, k, v):
+        return torch.zeros(1, device="npu")  # what the emulation cannot place
+    try:
+        _forward_off_npu_device(forward, None, SimpleNamespace(q=None, k=None, v=None))
+    except LayerMadeNpuTensor as exc:
+        print("ONE LINE:", exc)
+""")
+
+
+def test_a_layer_making_npu_tensors_in_forward_is_told_so_in_one_line():
+    proc = subprocess.run([sys.executable, "-c", NPU_TENSOR_IN_FORWARD], capture_output=True, text=True,
+                          env=cli_env(), timeout=300)
+    [line] = [x for x in proc.stdout.splitlines() if x.startswith("ONE LINE:")] or [proc.stdout + proc.stderr]
+    assert "created a tensor on device 'npu' inside forward" in line and "device=q.device" in line, line
+    assert len(line) < 300, "one line, not the dispatcher's list of backends"
+
+
+def test_a_context_module_gets_every_field_the_runner_set_and_keeps_its_defaults_for_the_rest():
+    from types import ModuleType, SimpleNamespace
+
+    from conformance.adapters.layer import nano_vllm_context
+
+    engine_context = ModuleType("engine_context")
+    state = {"now": None}
+
+    def set_context(is_prefill=False, max_seqlen_q=0, slot_mapping=None, actual_seq_lengths=None):
+        state["now"] = SimpleNamespace(is_prefill=is_prefill, max_seqlen_q=max_seqlen_q, slot_mapping=slot_mapping,
+                                       actual_seq_lengths=actual_seq_lengths)
+
+    engine_context.set_context = set_context
+    engine_context.get_context = lambda: state["now"]
+    engine_context.reset_context = lambda: set_context()
+    route = nano_vllm_context(engine_context)
+    # What a runner set through the module and the harness read back: an engine-only field, and no
+    # max_seqlen_q at all.
+    built = SimpleNamespace(is_prefill=True, slot_mapping=[5, 6], actual_seq_lengths=[2])
+    with route.install(built):
+        seen = route.read()
+        assert (seen.is_prefill, seen.slot_mapping, seen.actual_seq_lengths) == (True, [5, 6], [2])
+        assert seen.max_seqlen_q == 0, "a field the Context lacks keeps set_context's default, not None"
+    assert route.read().is_prefill is False
 
 
 def test_diff_and_merge_refuse_reports_of_different_layers_unless_asked_to_mix(tmp_path):

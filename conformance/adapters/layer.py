@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from types import ModuleType
 from typing import Any
 
@@ -63,9 +63,20 @@ def _own_install(context: Any) -> contextlib.AbstractContextManager:
 OWN_CONTEXT = ContextRoute("npu_attention.context", _own_install, own_context_module.get_context)
 
 
+def _fields_of(context: Any) -> dict[str, Any]:
+    """Every field a Context object carries: an engine's own Context may hold more than the contract's
+    fields (and its layer may read them), or fewer (its set_context's defaults then apply)."""
+    if is_dataclass(context):
+        return {f.name: getattr(context, f.name) for f in fields(context)}
+    if hasattr(context, "__dict__"):
+        return {name: value for name, value in vars(context).items() if not name.startswith("_")}
+    return {name: getattr(context, name) for name in CONTEXT_FIELDS if hasattr(context, name)}
+
+
 def nano_vllm_context(module: ModuleType) -> ContextRoute:
     """A context module in nano-vllm's convention: `set_context(...)` receives the Context's fields as
-    keywords (only those its signature names), `get_context()` returns it, `reset_context()` clears it."""
+    keywords (every field the Context carries that its signature names; all of them when it takes
+    `**kwargs`), `get_context()` returns it, `reset_context()` clears it."""
     missing = [name for name in ("set_context", "get_context", "reset_context")
                if not callable(getattr(module, name, None))]
     if missing:
@@ -77,7 +88,7 @@ def nano_vllm_context(module: ModuleType) -> ContextRoute:
 
     @contextlib.contextmanager
     def install(context: Any):
-        module.set_context(**{name: getattr(context, name, None) for name in CONTEXT_FIELDS
+        module.set_context(**{name: value for name, value in _fields_of(context).items()
                               if takes_any or name in accepted})
         try:
             yield

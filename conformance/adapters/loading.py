@@ -62,8 +62,9 @@ def add_paths(paths: str | None) -> list[str]:
         path = os.path.abspath(raw)
         if not os.path.isdir(path):
             raise SelectionError(f"--layer-path {raw}: no such directory")
-        if path not in sys.path:
-            sys.path.insert(0, path)
+        if path in sys.path:  # already there further down: moved to the front, as "prepended" promises
+            sys.path.remove(path)
+        sys.path.insert(0, path)
         added.append(path)
     return added
 
@@ -72,10 +73,25 @@ def _import(option: str, value: str, module_name: str) -> ModuleType:
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:
-        raise SelectionError(f"{option} {value}: cannot import {module_name} ({type(exc).__name__}: {exc}; is "
-                             "--layer-path right?)") from None
+        raise _import_error(option, value, module_name, exc) from None
     except Exception as exc:  # the user's module raised while importing: bad input, said in one line
         raise SelectionError(f"{option} {value}: importing {module_name} raised {type(exc).__name__}: {exc}") from None
+
+
+def _import_error(option: str, value: str, what: str, exc: ImportError) -> SelectionError:
+    if exc.name in npu_modules.MODULE_NAMES:  # the NPU stack itself is missing, not the user's code
+        return SelectionError(f"{option} {value}: importing {what} needs {exc.name}, which this machine does not "
+                              "have (without the NPU stack, run --backend emulated)")
+    return SelectionError(f"{option} {value}: cannot import {what} ({type(exc).__name__}: {exc}; is --layer-path "
+                          "right?)")
+
+
+def _install_emulator(option: str, value: str) -> None:
+    """The emulator as torch_npu / torchair, before the user's module is imported."""
+    try:
+        npu_modules.install()
+    except RuntimeError as exc:  # a real torch_npu is already imported in this process
+        raise SelectionError(f"{option} {value}: {exc}") from None
 
 
 def _resolve(option: str, value: str) -> object:
@@ -88,7 +104,13 @@ def _resolve(option: str, value: str) -> object:
             names = sorted(ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP))
             raise SelectionError(f"--layer {value}: not MODULE:CLASS, and no adapter of that name is registered in the "
                                  f"entry-point group {ENTRY_POINT_GROUP} (registered: {names or 'none'})")
-        return found[0].load()
+        try:
+            return found[0].load()
+        except ImportError as exc:
+            raise _import_error(option, value, f"the entry point {found[0].value}", exc) from None
+        except Exception as exc:  # the engine's module raised while importing: said in one line
+            raise SelectionError(f"{option} {value}: loading the entry point {found[0].value} raised "
+                                 f"{type(exc).__name__}: {exc}") from None
     module_name, _, attr = value.partition(":")
     obj: object = _import(option, value, module_name)
     for part in attr.split("."):
@@ -123,7 +145,8 @@ def _context_route(value: str | None, layer_class: type | None) -> ContextRoute:
         except AttributeError:
             pass  # not a context module after all: say what to pass instead
     raise SelectionError(f"--layer {layer_class.__module__}:{layer_class.__qualname__}: cannot tell how the Context "
-                         "reaches it (its module imports no get_context); pass --layer-context MODULE (a context "
+                         "reaches it (its module imports no get_context from a module that also has set_context and "
+                         "reset_context); pass --layer-context MODULE (a context "
                          "module in nano-vllm's convention) or MODULE:FUNCTION")
 
 
@@ -132,7 +155,7 @@ def _as_adapter(spec: str, obj: object, context: str | None) -> LayerAdapter:
         adapter = class_adapter(obj, _context_route(context, obj))
         return replace(adapter, identity=identity_of(obj, spec, adapter.name, context=adapter.context.describe))
     if callable(obj) and not isinstance(obj, LayerAdapter) and not isinstance(obj, type):
-        obj = obj()  # a function returning the adapter
+        obj = _call_adapter_function(spec, obj)
     if not isinstance(obj, LayerAdapter):
         raise SelectionError(f"--layer {spec}: must name an nn.Module class, a LayerAdapter or a function returning "
                              f"one (got {type(obj).__name__})")
@@ -141,6 +164,21 @@ def _as_adapter(spec: str, obj: object, context: str | None) -> LayerAdapter:
     layer_code = getattr(obj, "layer_class", None) or obj.build
     return replace(obj, identity=identity_of(layer_code, spec, obj.name, context=obj.context.describe,
                                              caches=obj.caches.describe))
+
+
+def _call_adapter_function(spec: str, fn) -> object:
+    """A function returning the adapter, called with no arguments."""
+    try:
+        inspect.signature(fn).bind()
+    except TypeError:
+        raise SelectionError(f"--layer {spec}: a function named by --layer is called with no arguments and returns a "
+                             f"LayerAdapter; this one takes {inspect.signature(fn)}") from None
+    except ValueError:
+        pass  # no signature to read (a builtin): calling it says the rest
+    try:
+        return fn()
+    except Exception as exc:  # the user's adapter function raised: bad input, said in one line
+        raise SelectionError(f"--layer {spec}: calling it raised {type(exc).__name__}: {exc}") from None
 
 
 def load_layer(spec: str | None, path: str | None = None, context: str | None = None, *,
@@ -152,7 +190,7 @@ def load_layer(spec: str | None, path: str | None = None, context: str | None = 
         return own_layer()
     paths = add_paths(path)
     if backend == "emulated":
-        npu_modules.install()  # before the user's module imports torch_npu / torchair
+        _install_emulator("--layer", spec)
     adapter = _as_adapter(spec, _resolve("--layer", spec), context)
     return replace(adapter, identity=adapter.identity | {"layer_path": paths or None, "layer_context": context})
 
@@ -163,7 +201,7 @@ def load_runner(spec: str | None, path: str | None = None, *, backend: str = "em
         return OWN_RUNNER
     paths = add_paths(path)
     if backend == "emulated":
-        npu_modules.install()
+        _install_emulator("--runner", spec)
     obj = _resolve("--runner", spec)
     if isinstance(obj, RunnerAdapter):
         return replace(obj, identity=identity_of(obj.build_context, spec, obj.name) | {"layer_path": paths or None})

@@ -38,7 +38,11 @@ class RunnerAdapter:
         runner installs it itself and returns None)."""
         if self.own:
             return own_build_context(step, device=device)
-        built = self.build_context(step)
+        try:
+            built = self.build_context(step)
+        except Exception as exc:  # the runner under test failed on this step: named with the step, not hidden
+            raise RunnerDefect(f"runner {self.name} raised {type(exc).__name__}: {exc} [{describe_step(step)}]") \
+                from exc
         return route.read() if built is None else built
 
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from conformance.cli import exit_codes
+from conformance.cli.paths import folder_problem
 from conformance.harness import options
 
 REFRESH_S = 1.0
@@ -75,6 +76,9 @@ def fuzz_command(args: argparse.Namespace) -> int:
         return _fail(console, f"--plant {args.plant}: planted bugs are planted in the project's own layer and runner "
                               f"only, not in {args.layer or args.runner} (drop --layer / --runner, or --plant)",
                      exit_codes.USAGE)
+    problem = folder_problem("--out", args.out)
+    if problem:
+        return _fail(console, problem, exit_codes.USAGE)
     for option, path in (("--tolerance-policy", args.tolerance_policy), ("--acknowledgements", args.acknowledgements)):
         if path and not Path(path).is_file():
             return _fail(console, f"{option} {path}: no such file", exit_codes.USAGE)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from conformance.cli import exit_codes
+from conformance.cli.paths import folder_problem
 from conformance.names import PROFILES
 
 DEFAULT_OUT = Path("conformance-report")
@@ -117,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"npu-conformance mutants: {exc.args[0]}", file=sys.stderr)
         return exit_codes.USAGE
     out: Path = args.out
+    problem = folder_problem("--out", out)
+    if problem:  # now, not after every mutant has run
+        print(f"npu-conformance mutants: {problem}", file=sys.stderr)
+        return exit_codes.USAGE
     logs = out / "mutant-logs"
     cases_dir = out / "mutant-cases"
     started = time.perf_counter()

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from conformance.cli import exit_codes
+from conformance.cli.paths import folder_problem
 
 # What the subcommand runs is imported in its body, when it runs: building the parser (and --help) must not
 # import torch, pytest or the report's renderers.
@@ -31,6 +32,10 @@ def promote_command(args: argparse.Namespace) -> int:
     from conformance.harness.corpus import CORPUS_DIR, PromoteError, promote
 
     corpus = Path(args.corpus) if args.corpus else CORPUS_DIR
+    problem = folder_problem("--corpus", corpus)
+    if problem:
+        print(f"npu-conformance promote: {problem} (nothing was copied)", file=sys.stderr)
+        return exit_codes.USAGE
     try:
         results = promote(args.files, corpus)
     except PromoteError as exc:

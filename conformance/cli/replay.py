@@ -82,19 +82,21 @@ def replay_command(args: argparse.Namespace) -> int:
         return exit_codes.NO_NPU
     was_installed = npu_modules.installed()
     try:
-        changes |= _code_under_test(args, changes.pop("layer", None), changes.pop("runner", None), backend)
-    except SelectionError as exc:
-        return _error(str(exc))
-    # From the defaults, not from whatever this process configured before: a replay is judged by the
-    # file and the options alone.
-    before = {f.name: getattr(settings(), f.name) for f in fields(RunSettings)}
-    fresh = {f.name: getattr(RunSettings(), f.name) for f in fields(RunSettings)}
-    run = configure(**(fresh | changes | {"backend": backend, "backend_reason": reason}))
-    try:
-        return _replay(saved, run, mutation_name)
+        try:
+            changes |= _code_under_test(args, changes.pop("layer", None), changes.pop("runner", None), backend)
+        except SelectionError as exc:
+            return _error(str(exc))
+        # From the defaults, not from whatever this process configured before: a replay is judged by the
+        # file and the options alone.
+        before = {f.name: getattr(settings(), f.name) for f in fields(RunSettings)}
+        fresh = {f.name: getattr(RunSettings(), f.name) for f in fields(RunSettings)}
+        run = configure(**(fresh | changes | {"backend": backend, "backend_reason": reason}))
+        try:
+            return _replay(saved, run, mutation_name)
+        finally:
+            configure(**before)
     finally:
-        configure(**before)
-        if not was_installed:
+        if not was_installed:  # the emulator modules a selection installed, whatever happened
             npu_modules.uninstall()
 
 
@@ -120,6 +122,7 @@ def _code_under_test(args, saved_layer: dict | None, saved_runner: dict | None, 
 
 def _replay(saved, run, mutation_name) -> int:
     from conformance.adapters.loading import identity
+    from conformance.adapters.runner import RunnerDefect
     from conformance.emulator import ContractViolation
     from conformance.judge.check import check_case
     from npu_attention import ContextError
@@ -141,7 +144,8 @@ def _replay(saved, run, mutation_name) -> int:
             outcome = _replay_session(saved, run)
         else:
             outcome = check_case(saved.case, run, tensors=saved.tensors(run.device))
-    except (ContextError, ContractViolation, GraphRecompiled) as exc:  # the validator, kernel or graph refused it
+    except (ContextError, RunnerDefect, ContractViolation, GraphRecompiled) as exc:  # the validator, runner, kernel
+        # or graph refused it
         print(f"{saved.case.summary()}: refused: {type(exc).__name__}: {exc}")
         return exit_codes.FAILED
     if outcome is None:

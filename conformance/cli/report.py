@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from conformance.cli import exit_codes
+from conformance.cli.paths import file_problem, folder_problem
 from conformance.report.diff import DEFAULT_THRESHOLD
 
 # What the subcommand runs is imported in its body, when it runs: building the parser (and --help) must not
@@ -64,6 +65,10 @@ def report_command(args: argparse.Namespace) -> int:
               "A.json B.json --out DIR)", file=sys.stderr)
         return exit_codes.USAGE
     path = args.report[0]
+    problem = (args.html and file_problem("--html", args.html)) or (args.md and file_problem("--md", args.md))
+    if problem:
+        print(f"npu-conformance report: {problem}", file=sys.stderr)
+        return exit_codes.USAGE
     try:
         report = load_report(path)
     except ReportError as exc:
@@ -108,6 +113,10 @@ def merge_command(paths: list[str], out: str | None, mix: bool = False) -> int:
 
     if len(paths) < 2 or not out:
         print("npu-conformance report merge: give two or more report.json files and --out DIR", file=sys.stderr)
+        return exit_codes.USAGE
+    problem = folder_problem("--out", out)
+    if problem:
+        print(f"npu-conformance report merge: {problem}", file=sys.stderr)
         return exit_codes.USAGE
     try:
         reports = [load_report(p) for p in paths]

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from conformance.cli import exit_codes
+from conformance.cli.paths import folder_problem
 from conformance.harness import options
 
 # What the subcommand runs is imported in its body, when it runs: building the parser (and --help) must not
@@ -97,6 +98,9 @@ def _preflight(args: argparse.Namespace, console) -> int | None:
         console.print(f"FAILED: {message}", style="bold red", soft_wrap=True)
         return code
 
+    problem = folder_problem("--out", args.out)
+    if problem:
+        return refuse(problem)
     if args.workers is not None:
         if not (str(args.workers) == "auto" or str(args.workers).isdigit()):
             return refuse(f"-n takes a number of workers or 'auto', got {args.workers!r}")

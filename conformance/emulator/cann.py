@@ -4,7 +4,8 @@ Every rule was read at one commit (RULES.md, column "read at"). Where a rule was
 release and found to differ, it is keyed to a version range here and consults `current()`. Each
 emulated version names the public snapshot it stands for (its `version.info`):
 
-  8.5.0.alpha001  hicann/ops-transformer @c29bc10 (2025-11-15)     every rule was read here
+  8.5.0.alpha001  hicann/ops-transformer @c29bc10 (2025-11-15)     every rule was read here, except
+                  npu_scatter_pa_kv_cache's (the op is not in that snapshot: read at v8.5.0)
   8.5.0           cannmirror/ops-transformer tag v8.5.0 @6ead121   only the version-keyed rules re-read
   9.0.0           cannmirror/ops-transformer tag v9.0.0 @afe7214   only the version-keyed rules re-read
 
@@ -28,7 +29,7 @@ EMULATED_VERSIONS: dict[str, str] = {
     "8.5.0": "cannmirror/ops-transformer@6ead121 (tag v8.5.0)",
     "9.0.0": "cannmirror/ops-transformer@afe7214 (tag v9.0.0)",
 }
-#: The newest version at which every rule of RULES.md was read.
+#: The newest version at which every rule of RULES.md was read (npu_scatter_pa_kv_cache's at v8.5.0: see above).
 AUDITED_VERSION = "8.5.0.alpha001"
 DEFAULT_VERSION = AUDITED_VERSION
 

@@ -32,6 +32,8 @@ OPS = tuple(name for name, _ in MODELLED_OPS)
 HAZARDS = {
     "fia/mask-content": "the optimized 2048 mask holds something other than triu(1): the kernel reads it as tiles",
     "fia/mask-unmodelled": "mask content read where the emulator cannot reproduce the kernel's tiling: output NaN",
+    "fia/decode-sliding-window": "BSH decode over a 3-D paged cache with pre_tokens below a sequence's length: "
+                                 "Atlas A2 attends only the last pre_tokens keys (chip-dependent)",
     "fia/decode-compressed-mask": "decode with sparse_mode 3/4 and the 2048 mask: the kernel reads it as a flat "
                                   "key mask (triu(1): only key 0 seen)",
     "fia/head-dim-alignment": "head dim not a multiple of 16 (the docs disagree on the alignment rule)",

@@ -41,6 +41,11 @@ def _lengths(c: Checker, call: FiaCall, which: str) -> list[int] | None:
                   detail=f"got {type(raw).__name__}")
         c.require(raw.dtype == torch.int64, which, "must be an int64 tensor", src.TORCHAIR_DOC,
                   detail=f"got {raw.dtype}")
+    elif isinstance(raw, torch.Tensor) and call.route == "pfa":
+        # npu_prompt_flash_attention types its lengths int[]? (not SymInt[]?): the dispatcher converts a
+        # Tensor only for SymInt[] arguments and refuses it here.
+        raise c.violation(which, "must be a list of ints (schema 'int[]?': the dispatcher refuses a Tensor)",
+                          src.at(src.OP_SCHEMAS, "6759"), detail=f"got a {raw.dtype} tensor")
     elif isinstance(raw, torch.Tensor):
         c.require(not raw.is_floating_point() and not raw.is_complex() and raw.dtype != torch.bool, which,
                   "must hold integers", src.OP_SCHEMAS, detail=f"got a {raw.dtype} tensor")
@@ -53,7 +58,8 @@ def _lengths(c: Checker, call: FiaCall, which: str) -> list[int] | None:
         c.require(raw.dim() <= 1, which, "must be a 1-D list of lengths", src.OP_SCHEMAS,
                   detail=f"got shape {tuple(raw.shape)}")
         return [int(x) for x in raw.reshape(-1).tolist()]
-    c.require(isinstance(raw, (list, tuple)), which, "must be a list of ints (schema 'SymInt[]?')", src.OP_SCHEMAS,
+    schema = "int[]?" if call.route == "pfa" else "SymInt[]?"
+    c.require(isinstance(raw, (list, tuple)), which, f"must be a list of ints (schema '{schema}')", src.OP_SCHEMAS,
               detail=f"got {type(raw).__name__}")
     return [_int_element(c, which, x) for x in raw]
 

@@ -83,8 +83,28 @@ def _decode_plan(c: Checker, call: FiaCall, kv: KvShape, lengths: Lengths, ip: i
     if call.atten_mask is not None:
         read = _decode_mask(c, call.atten_mask, int(call.sparse_mode), lengths.batch, kv.kv_s, lengths.kv_lens,
                             kv.paged)
+    _flag_sliding_window(c, call, kv, lengths)
     return MaskPlan(mask_use=read.use, mask_batched=read.batched, mask_tiles=None, visibility=ALL,
                     pre_tokens=int(call.pre_tokens), next_tokens=int(call.next_tokens), inner_precise=ip)
+
+
+def _flag_sliding_window(c: Checker, call: FiaCall, kv: KvShape, lengths: Lengths) -> None:
+    # The decode tiling switches to sliding-window mode for BSH with a 3-D paged value cache, same-dtype
+    # fp16/bf16, no rope, and int32(pre_tokens) > 0, on Ascend910B only (IFA-T L345-353, the window is FIA's
+    # pre_tokens: FIA-T L488); the kernel then attends only the last pre_tokens keys of each sequence (IFA-S
+    # L1017-1025). The result depends on the chip, which the emulator does not know: a hazard when the
+    # window cuts any sequence's keys (the computed output attends every key, as other chips do).
+    window = (int(call.pre_tokens) + 2**31) % 2**32 - 2**31  # the tiling's static_cast<int32_t>
+    if not (call.input_layout == "BSH" and kv.paged and call.value.dim() == 3 and 0 < window
+            and call.query.dtype == call.key.dtype and call.query.dtype in (torch.float16, torch.bfloat16)):
+        return
+    cut = [b for b, n in enumerate(lengths.kv_lens) if n > window]
+    if cut:
+        c.hazard("fia/decode-sliding-window", "pre_tokens", "BSH decode over a 3-D paged cache with pre_tokens "
+                 "below a sequence's length: Atlas A2 (Ascend910B) attends only its last pre_tokens keys, other "
+                 "chips all of them", src.at(src.IFA_TILING_MAIN, "345-353"),
+                 detail=f"pre_tokens {window}; sequences {cut[:4]} are longer; also "
+                        f"{src.at(src.IFA_KERNEL_SPLIT, '1017-1025')}, {src.at(src.FIA_TILING, '488')}")
 
 
 def _decode_mask(c: Checker, mask: torch.Tensor, mode: int, batch: int, kv_s: int,

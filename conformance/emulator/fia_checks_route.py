@@ -39,8 +39,12 @@ def check_tnd_float16_route(c: Checker, call: FiaCall, layout: str, head_dim: in
 
     8.5.0.alpha001 sends every non-MLA TND call to the PFA tiling, which takes bf16 only (check_dtypes).
     From 8.5.0 RouteToFia sends fp16/bf16 TND calls with (D, Dv) of (128, 128), (64, 64), (192, 128) to
-    the FIA v3 tiling, whose dtype check takes float16 (CheckFeatureNoQuantDtype); what it keeps off
-    that route goes to the FAI split-fuse tiling or back to the bf16-only PFA tiling, on conditions the
+    the FIA v3 tiling, whose dtype check takes float16 (CheckFeatureNoQuantDtype), except those
+    CheckSpecConditions keeps for the FAI split-fuse tiling (sparse_mode 0/3 with GQA at inner_precise 0,
+    or unmasked fp16 MHA at inner_precise 1; D = Dv <= 256; paged only with block_size 128: V3-850
+    L661-713), which takes float16 too (FAI L992). Either way float16 is accepted; every other rule applied
+    to such a call is the PFA tiling's, carried over, not re-read against the v3 or FAI tiling (RULES.md,
+    "CANN versions"). Calls kept off both routes go back to the bf16-only PFA tiling, on conditions the
     emulator does not model."""
     if call.route != "fia" or layout != "TND" or call.query.dtype != torch.float16:
         return

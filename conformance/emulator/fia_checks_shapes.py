@@ -93,7 +93,7 @@ def _check_value_dim_equals_key_dim(c: Checker, q: QueryShape, kv: KvShape) -> N
     detail = f"D {q.head_dim}, Dv {kv.value_dim}"
     if q.path == "decode":
         # IFATiling::KvShapePostProcess refuses unequal key/value shapes; GetRopeAndGqaFlag sets headDimV_ =
-        # headDim_ outside sliding-window mode (a BSH-only mode this op's schema cannot select).
+        # headDim_ outside sliding-window mode (BSH with a block table only, so never on this dense path).
         raise c.violation("value", "decode (Q_S == 1) needs key and value of identical shapes (\"k v shape shoud be "
                           "same\"): the decode kernel takes Dv = D", src.at(src.IFA_TILING_MAIN, "667-668"),
                           detail=f"{detail}; also {src.at(src.IFA_TILING_MAIN, '375-377')}")

@@ -108,7 +108,8 @@ class EmulatorUnsupported(NotImplementedError):
 
 class HazardLog(list):
     """The hazards seen inside one `record_hazards()` block (a list of `Hazard`), plus `notes` and the
-    `refusals` raised (each a ContractViolation or EmulatorUnsupported, whether or not the caller caught it)."""
+    `refusals` raised (a ContractViolation or EmulatorUnsupported, a name the emulator does not model, or a
+    call the op's signature does not bind), whether or not the caller caught them."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -180,11 +181,17 @@ def op_call() -> Iterator[None]:
         yield
     except (ContractViolation, EmulatorUnsupported) as exc:
         if _state.depth == 1:  # the op the caller called, once (nested op calls re-raise the same refusal)
-            for log in _state.logs:
-                log.refusals.append(exc)
+            record_refusal(exc)
         raise
     finally:
         _state.depth -= 1
+
+
+def record_refusal(exc: Exception) -> None:
+    """Note in every open log that an NPU op call failed with `exc` (the caller then raises it): a refusal,
+    a name the emulator does not model, or arguments the op's signature does not bind."""
+    for log in _state.logs:
+        log.refusals.append(exc)
 
 
 def emit_hazard(hazard: Hazard) -> None:

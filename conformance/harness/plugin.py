@@ -118,6 +118,9 @@ def _select_code_under_test(config, state: run.RunState, backend: str):
     emulated backend, a selection from another code base gets the emulator as its torch_npu / torchair,
     installed before its module is imported and removed when the run ends."""
     get = config.getoption
+    if get("layer_path") and not (get("layer") or get("runner")):
+        raise pytest.UsageError(f"--layer-path {get('layer_path')}: needs --layer or --runner (it says where their "
+                                "code lives)")
     was_installed = npu_modules.installed()
     try:
         layer = load_layer(get("layer"), get("layer_path"), get("layer_context"), backend=backend)

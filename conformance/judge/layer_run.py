@@ -117,7 +117,7 @@ def _run_layer(case: Case, t: Tensors, run: RunSettings, ctx) -> LayerRun:
         if compiled is not None and mutation and mutation.graph_call:  # a capture/replay bug
             out = mutation.graph_call(compiled.capture, call, ctx, t.q, t.k, t.v)
         else:
-            out = call(ctx, t.q, t.k, t.v)
+            out = _forward_off_npu_device(call, ctx, t)
     out = out.reshape(case.num_new_tokens, case.num_heads, case.head_dim).cpu()
     hazards = [_finding_dict(h) for h in (log or [])]
     notes = [_finding_dict(n) for n in getattr(log, "notes", [])]
@@ -125,6 +125,23 @@ def _run_layer(case: Case, t: Tensors, run: RunSettings, ctx) -> LayerRun:
     graph_info = None if compiled is None else {"mode": compiled.mode, "compiled": compiled.compiled_now}
     k_cache, v_cache = adapter.caches.read(layer)
     return LayerRun(out, k_cache.cpu(), v_cache.cpu(), hazards, notes, graph_info, refusals)
+
+
+class LayerMadeNpuTensor(RuntimeError):
+    """The layer under test created a tensor on "npu" inside forward, which the CPU emulation cannot place."""
+
+
+def _forward_off_npu_device(call, ctx, t: Tensors):
+    try:
+        return call(ctx, t.q, t.k, t.v)
+    except NotImplementedError as exc:
+        # torch's dispatcher names the backend in a 50-line message; say in one line what the layer did.
+        if "from the 'npu' backend" not in str(exc):
+            raise
+        first = str(exc).split(". ")[0]  # "Could not run 'aten::<op>' with arguments from the 'npu' backend"
+        raise LayerMadeNpuTensor(f"the layer created a tensor on device 'npu' inside forward ({first}); under the "
+                                 "emulator, put new tensors on the inputs' device (device=q.device), as portable "
+                                 "layers do") from None
 
 
 def _compiled(case: Case, run: RunSettings, build, kernel_backend: str):

@@ -34,6 +34,7 @@ from torch.overrides import TorchFunctionMode
 from conformance.emulator import torch_npu as emulated_torch_npu
 from conformance.emulator import torch_ops
 from conformance.emulator import torchair as emulated_torchair
+from conformance.emulator.findings import record_refusal
 from npu_attention import kernels
 
 #: Set on every module object this file installs; the real kernel loader refuses a module carrying it.
@@ -67,8 +68,10 @@ class _NotModelled:
 
     def __call__(self, *args, **kwargs):
         listed = ", ".join(f"{m}.{n}" for m, names in modelled_names().items() for n in names)
-        raise NotModelled(f"{self._qualified} is not modelled by the CPU op emulator (modelled: {listed}; see "
+        exc = NotModelled(f"{self._qualified} is not modelled by the CPU op emulator (modelled: {listed}; see "
                           "`npu-conformance info`)")
+        record_refusal(exc)  # a layer that catches it and falls back still fails the case
+        raise exc
 
     def __repr__(self) -> str:
         return f"<{self._qualified}: not modelled by the CPU op emulator>"
@@ -85,7 +88,11 @@ def _late_bound(module: str, name: str, overload: str | None = None):
     compiled graph, and a planted bug's wrapped ops."""
     def call(*args, **kwargs):
         op = _target(module, name)
-        return (getattr(op, overload) if overload else op)(*args, **kwargs)
+        try:
+            return (getattr(op, overload) if overload else op)(*args, **kwargs)
+        except TypeError as exc:  # arguments the op does not take: on a device the binding refuses them too
+            record_refusal(exc)
+            raise
     call.__name__ = name if overload is None else f"{name}.{overload}"
     call.__qualname__ = f"{module}.{call.__name__}"
     if overload is None:

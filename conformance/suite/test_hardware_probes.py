@@ -14,6 +14,7 @@ import torch
 
 import reference
 from conformance.emulator import cann
+from conformance.judge.settings import settings
 from npu_attention import kernels
 
 pytestmark = [pytest.mark.npu, pytest.mark.suite]
@@ -164,7 +165,7 @@ def test_float16_with_layout_tnd_follows_the_cann_version():
         _sync()
         return out
 
-    with kernels.use_backend(BACKEND):
+    with kernels.use_backend(BACKEND), cann.emulated_version(settings().cann_version):  # the run's --cann-version
         if not cann.at_least("8.5.0"):
             with pytest.raises(REFUSED):
                 call()
