@@ -69,8 +69,10 @@ DATA = Path(__file__).resolve().parent / "data"
     (("report", REPORT, "--md", "afile/summary.md"), "afile is not a directory"),
     (("report", REPORT, "--html", "."), "--html .: is a directory"),
     (("report", "merge", REPORT, REPORT, "--out", "afile"), "--out afile: not a directory"),
+    (("diff", REPORT, REPORT, "--threshold", "nan"), "--threshold must be a finite number >= 0"),
+    (("mutants", "--only", ","), "--only ',': names no mutant"),
 ])
-def test_a_place_that_cannot_be_written_is_refused_before_any_work(tmp_path, args, expected):
+def test_a_place_that_cannot_be_written_or_a_bad_value_is_refused_before_any_work(tmp_path, args, expected):
     (tmp_path / "afile").write_text("a file where a folder is wanted\n")
     args = [str(DATA / a) if a == REPORT else a for a in args]
     code, text = cli(tmp_path, *args)

@@ -6,6 +6,7 @@ Each scenario runs pytest in a subprocess (the plugin configures process-wide se
 from __future__ import annotations
 
 import importlib.util
+import signal
 import textwrap
 import xml.etree.ElementTree as ET
 
@@ -142,3 +143,30 @@ def test_profiles_are_selected_by_environment_and_unknown_ones_refused(pytester,
     result = run(pytester, "--backend", "emulated")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*HYPOTHESIS_PROFILE='turbo'*"])
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_sigterm_swallowed_by_a_gc_callback_still_stops_the_run_at_the_next_case():
+    """Found under load: SIGTERM landed while hypothesis's gc callback ran, Python printed the handler's
+    exception as "unraisable", and the run went on to the end. The signal is kept and acted on next."""
+    import functools
+    import gc
+
+    from conformance.harness import plugin as harness_plugin
+    from conformance.harness.run import RunState
+
+    state = RunState()
+    handler = functools.partial(harness_plugin._terminate, state)
+
+    def callback(phase, info):
+        handler(signal.SIGTERM, None)
+
+    gc.callbacks.append(callback)
+    try:
+        gc.collect()  # the raise inside the callback is swallowed
+    finally:
+        gc.callbacks.remove(callback)
+    assert state.sigterm_received
+    with pytest.raises(harness_plugin.Terminated):
+        harness_plugin.stop_if_terminated(state)
+    harness_plugin.stop_if_terminated(RunState())  # no signal: nothing happens

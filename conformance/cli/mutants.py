@@ -67,6 +67,8 @@ def _selected(only: list[str] | None) -> list:
     if not only:
         return list(catalogue.CATALOGUE)
     names = [n.strip() for item in only for n in item.split(",") if n.strip()]
+    if not names:
+        raise ValueError(f"--only {','.join(only)!r}: names no mutant (give catalogue names, comma-separated)")
     return [catalogue.get(n) for n in names]
 
 

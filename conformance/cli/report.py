@@ -4,6 +4,7 @@ reports into one) and `npu-conformance diff` (compare two)."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -144,8 +145,9 @@ def diff_command(args: argparse.Namespace) -> int:
     except ReportError as exc:
         print(f"npu-conformance diff: {exc}", file=sys.stderr)
         return exit_codes.USAGE
-    if args.threshold < 0:
-        print(f"npu-conformance diff: --threshold must be >= 0 (a fraction of growth), got {args.threshold}",
+    if not math.isfinite(args.threshold) or args.threshold < 0:
+        print(f"npu-conformance diff: --threshold must be a finite number >= 0 (a fraction of growth), got "
+              f"{args.threshold}",
               file=sys.stderr)
         return exit_codes.USAGE
     refused = _refuse_mixed("diff", [old, new], ["OLD", "NEW"], args.mix)

@@ -8,6 +8,7 @@ with --hypothesis-profile or HYPOTHESIS_PROFILE.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
@@ -56,13 +57,30 @@ class Terminated(KeyboardInterrupt):
     folder is written whole, marked incomplete."""
 
 
-def _terminate(signum, frame):
+def _terminate(state: run.RunState, signum, frame):
+    state.sigterm_received = True  # for stop_if_terminated, should this raise be swallowed
     raise Terminated("terminated by SIGTERM")
+
+
+def stop_if_terminated(state: run.RunState) -> None:
+    """Raise Terminated if SIGTERM arrived and the run is still going: the handler's own raise was
+    swallowed (it landed in a gc callback). Checked before each test and each case."""
+    if state.sigterm_received:
+        raise Terminated("terminated by SIGTERM")
 
 
 def _handle_sigterm(config) -> None:
     if threading.current_thread() is threading.main_thread():
-        run.run_state(config).previous_sigterm = signal.signal(signal.SIGTERM, _terminate)
+        state = run.run_state(config)
+        state.previous_sigterm = signal.signal(signal.SIGTERM, functools.partial(_terminate, state))
+
+
+def pytest_runtest_setup(item):
+    stop_if_terminated(run.run_state(item.config))
+
+
+def pytest_conformance_case_starting(config, case, property_name, session):
+    stop_if_terminated(run.run_state(config))
 
 
 def pytest_configure(config):

@@ -26,6 +26,9 @@ class RunState:
     npu_missing: str | None = None  # "--backend npu" without a usable device: why (its tests skip)
     installed_npu_modules: bool = False  # this run put the emulator in sys.modules: it takes it out again
     previous_sigterm: object = None  # the SIGTERM handler before the run's, put back at its end
+    #: SIGTERM arrived. Kept because the handler's exception can be swallowed: raised while a gc callback
+    #: runs (hypothesis registers one), Python prints it as "unraisable" and the run would go on.
+    sigterm_received: bool = False
 
     def drain_records(self) -> list[dict]:
         """Hand over (and forget) the records made since the last call."""

@@ -18,6 +18,7 @@ from markupsafe import Markup, escape
 
 from conformance.formatting import fmt_num, fmt_ratio, num, rank, shorten
 from conformance.report import fuzz_section
+from conformance.report.judged_under import mixed_text
 from conformance.report.model import (
     bucket_cases,
     cann_text,
@@ -260,7 +261,7 @@ def banner(report: dict, listing: Listing) -> dict:
     counts = [c | {"links": listing.links(c["records"], c["count"], BANNER_LINKS)} for c in verdict_counts(report)]
     planted = report["run"].get("planted") or (report.get("fuzz") or {}).get("planted")  # a bug planted on purpose
     return {"verdict": report["verdict"], "counts": counts, "identity": identity_lines(report["run"]),
-            "planted": planted}
+            "planted": planted, "mixed": mixed_text(report)}
 
 
 def tests_view(report: dict) -> list[dict]:

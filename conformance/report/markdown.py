@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from conformance.formatting import fmt_num, fmt_ratio, shorten
 from conformance.report import fuzz_section
+from conformance.report.judged_under import mixed_text
 from conformance.report.model import (
     bucket_cases,
     cann_text,
@@ -96,6 +97,9 @@ def _head(report: dict) -> list[str]:
     planted = report["run"].get("planted") or (report.get("fuzz") or {}).get("planted")  # a bug planted on purpose
     if planted:
         lines += [f"**planted bug: {_cell(planted)}**", ""]
+    mixed = mixed_text(report)
+    if mixed:
+        lines += [f"**{_cell(mixed)}**", ""]
     counts = [f"{c['label']} ({c['count']}): {case_ids(c['records'], c['count'])}" if c["count"] is not None
               else f"{c['label']}: {case_ids(c['records'])}" for c in verdict_counts(report)]
     if counts:
