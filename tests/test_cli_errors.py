@@ -44,6 +44,8 @@ def test_a_k_that_matches_nothing_is_bad_input_in_run_and_fuzz(tmp_path, command
 
 @pytest.mark.parametrize(("args", "expected"), [
     (("run", "--bogus"), "npu-conformance run: error: unrecognized arguments: --bogus"),
+    (("run", "--backend", "emulated", "--", "--bogus"), "FAILED: unrecognized arguments: --bogus"),
+    (("fuzz", "--budget", "1m", "--", "--bogus"), "a worker could not start: unrecognized arguments: --bogus"),
     (("run", "-n", "abc"), "-n takes a number of workers or 'auto', got 'abc'"),
     (("run", "--devices", "0-7"), "--devices 0-7 pins pytest-xdist workers to cards: give -n WORKERS too"),
     (("replay", "x.json", "--nope"), "npu-conformance replay: error: unrecognized arguments: --nope"),
@@ -52,8 +54,12 @@ def test_a_k_that_matches_nothing_is_bad_input_in_run_and_fuzz(tmp_path, command
      "--database redis:/localhost:6379: looks like a URL but is not a Redis one"),
 ])
 def test_usage_errors_name_the_subcommand_and_the_rule(tmp_path, args, expected):
-    code, text = cli(tmp_path, *args)
-    assert code == exit_codes.USAGE and expected in text and "Traceback" not in text, text[-2000:]
+    proc = run_cli(tmp_path, *args)
+    text = proc.stdout + proc.stderr
+    # The command's last word, on whichever stream it writes it (argparse: stderr; the run's verdict: stdout).
+    last = [_last_line(stream) for stream in (proc.stdout, proc.stderr) if stream.strip()]
+    assert proc.returncode == exit_codes.USAGE and any(expected in line for line in last), text[-2000:]
+    assert "Traceback" not in text
 
 
 REPORT = "report-v1.json"

@@ -24,3 +24,15 @@ HELP = ("exit status: 0 passed, 1 failed (out of tolerance, unacknowledged hazar
 def no_test_matched(keyword: str | None) -> str:
     """What `run` and `fuzz` say when pytest collected nothing: bad input (USAGE), one message for one meaning."""
     return f"-k {keyword!r} matched no test: nothing ran" if keyword else "no test was collected: nothing ran"
+
+
+def usage_cause(text: str) -> str | None:
+    """The cause of a pytest usage error in its output: the last "ERROR: ..." line, or, when that is only
+    argparse's usage line, the "<prog>: error: <cause>" line after it."""
+    cause = None
+    for line in text.splitlines():
+        if line.startswith("ERROR: ") and line[7:].strip():
+            cause = line[7:].strip()
+        elif ": error: " in line and cause is not None and cause.startswith("usage: "):
+            cause = line.split(": error: ", 1)[1].strip()
+    return cause

@@ -163,10 +163,9 @@ def _finish(console, session, out: Path, keyword: str | None) -> int:
     if session.no_tests:
         return _fail(console, exit_codes.no_test_matched(keyword), exit_codes.USAGE)
     if session.usage_error:  # the worker's log, then its cause as the last line
-        cause = [line[7:] for line in session.usage_error.splitlines() if line.startswith("ERROR: ")]
+        cause = exit_codes.usage_cause(session.usage_error)
         console.print(session.usage_error, style="dim", soft_wrap=True)
-        return _fail(console, f"a worker could not start: {cause[-1] if cause else 'see its log above'}",
-                     exit_codes.USAGE)
+        return _fail(console, f"a worker could not start: {cause or 'see its log above'}", exit_codes.USAGE)
     report = session.merged(final=True)
     if report is None:
         return _fail(console, "no worker wrote a report (see the logs in " + str(out / "workers") + ")",

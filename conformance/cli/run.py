@@ -203,12 +203,14 @@ class ErrorLines(io.TextIOBase):
 
     def __init__(self, stream):
         self.stream = stream
-        self.last: str | None = None
+        self._errors: list[str] = []
+
+    @property
+    def last(self) -> str | None:
+        return exit_codes.usage_cause("\n".join(self._errors))
 
     def write(self, text: str) -> int:
-        for line in text.splitlines():
-            if line.startswith("ERROR: ") and line[7:].strip():
-                self.last = line[7:].strip()
+        self._errors += [line for line in text.splitlines() if line.startswith("ERROR: ") or ": error: " in line]
         return self.stream.write(text)
 
     def flush(self) -> None:
