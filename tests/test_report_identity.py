@@ -80,3 +80,21 @@ def test_the_emulated_cann_release_is_shown_next_to_the_installed_one():
     assert "CANN - (emulating 8.5.0)" in render_markdown(report)
     report["run"].update(cann_emulated=None, versions=report["run"]["versions"] | {"cann": "8.3.RC1"})
     assert "CANN 8.3.RC1 ·" in render_markdown(report)
+
+
+def test_a_layer_file_git_does_not_track_makes_its_checkout_dirty(tmp_path):
+    import subprocess
+
+    from conformance.adapters.identity import git_state
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "tracked.py").write_text("x = 1\n")
+    git("add", "tracked.py")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "one file")
+    clean = git_state(str(tmp_path), str(tmp_path / "tracked.py"))
+    assert clean is not None and len(clean["commit"]) == 40 and clean["dirty"] is False
+    (tmp_path / "layer.py").write_text("class Attention: ...\n")  # written, never committed
+    assert git_state(str(tmp_path), str(tmp_path / "layer.py"))["dirty"] is True

@@ -18,8 +18,9 @@ def file_sha256(path: str | Path) -> str | None:
 
 
 @lru_cache(maxsize=32)
-def git_state(folder: str) -> dict | None:
-    """{"commit", "dirty"} of the git checkout holding `folder`, or None (not a repository, no git)."""
+def git_state(folder: str, file: str | None = None) -> dict | None:
+    """{"commit", "dirty"} of the git checkout holding `folder`, or None (not a repository, no git). Dirty
+    also when `file` (the code under test) is not in the commit at all: its commit would not hold it."""
     def git(*args: str) -> str | None:
         try:
             proc = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=10)
@@ -31,7 +32,8 @@ def git_state(folder: str) -> dict | None:
     if not commit or not commit.strip():
         return None
     status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit.strip(), "dirty": bool(status and status.strip())}
+    untracked = file is not None and git("ls-files", "--error-unmatch", file) is None
+    return {"commit": commit.strip(), "dirty": bool(status and status.strip()) or untracked}
 
 
 def identity_of(obj, spec: str, name: str | None = None, **extra) -> dict:
@@ -42,4 +44,4 @@ def identity_of(obj, spec: str, name: str | None = None, **extra) -> dict:
         source = None
     path = str(Path(source).resolve()) if source else None
     return {"spec": spec, "name": name, "file": path, "sha256": file_sha256(path) if path else None,
-            "git": git_state(str(Path(path).parent)) if path else None, **extra}
+            "git": git_state(str(Path(path).parent), path) if path else None, **extra}
