@@ -117,7 +117,8 @@ def test_pfa_next_tokens_default_0_is_causal_with_a_mask():
 
 
 def test_pfa_with_q_s_1_runs_the_prompt_kernel():
-    # The PFA op never routes to the decode kernel: an inner_precise the decode path refuses is fine here.
+    # The PFA op never routes to the decode kernel: sparse_mode 12 (mode 2 with the (2048, 2048) mask) is
+    # taken here, while the decode path refuses that mask (its dim 0 must be the batch size).
     q, k, v = _bnsd(q_s=1)
     out = tn.npu_prompt_flash_attention(q, k, v, num_heads=4, num_key_value_heads=2, input_layout="BNSD",
                                         scale_value=0.125, sparse_mode=12, atten_mask=MASK)
@@ -125,12 +126,15 @@ def test_pfa_with_q_s_1_runs_the_prompt_kernel():
 
 
 def test_pfa_sparse_mode_10_is_mode_0_at_high_precision():
-    q, k, v = _bnsd(q_s=3)
-    a = tn.npu_prompt_flash_attention(q, k, v, num_heads=4, num_key_value_heads=2, input_layout="BNSD",
-                                      scale_value=0.125, sparse_mode=10)
-    b = tn.npu_prompt_flash_attention(q, k, v, num_heads=4, num_key_value_heads=2, input_layout="BNSD",
-                                      scale_value=0.125)
-    assert torch.equal(a, b)
+    q, k, v = (x.to(torch.bfloat16) for x in _bnsd(q_s=3))
+    kw = dict(num_heads=4, num_key_value_heads=2, input_layout="BNSD", scale_value=0.125)
+    with emulator.record_hazards() as high:
+        a = tn.npu_prompt_flash_attention(q, k, v, sparse_mode=10, **kw)
+    with emulator.record_hazards() as default:
+        b = tn.npu_prompt_flash_attention(q, k, v, **kw)
+    assert torch.equal(a, b)  # mode 0 either way
+    # inner_precise 0 with mode 10, 1 otherwise: only the latter sets the bit bfloat16 ignores.
+    assert [n.code for n in high.notes] == [] and [n.code for n in default.notes] == ["fia/bf16-inner-precise"]
 
 
 # ---- out variants and the workspace query

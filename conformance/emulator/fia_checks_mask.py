@@ -118,7 +118,7 @@ def _decode_mask(c: Checker, mask: torch.Tensor, mode: int, batch: int, kv_s: in
               "decode mask must be (B, KV_S), (B, 1, KV_S) or (B, 1, 1, KV_S)", src.FIA_ACLNN_V4_DOC,
               detail=f"got shape {shape}")
     c.require(shape[0] == batch, "atten_mask", "decode mask dim 0 must equal the batch size",
-              src.at(src.IFA_TILING, "1457-1462"),
+              src.at(src.IFA_TILING, "1456-1462"),
               detail=f"got {shape[0]} for batch {batch}; a (1, 1, 1, S) mask is ignored past position 512 on other "
                      f"stacks ({src.VLLM_ASCEND_15503})")
     # Coverage: paged -> the table's extent (sMax); dense -> the longest actual kv length.
@@ -132,7 +132,7 @@ def _decode_mask(c: Checker, mask: torch.Tensor, mode: int, batch: int, kv_s: in
 def _decode_compressed_mask(c: Checker, shape: tuple[int, ...], mode: int) -> _Read:
     # IFA CheckAttenMaskShape: with sparse_mode 3/4 the mask must be the 2-D (2048, 2048) one, then accepted.
     c.require(shape == (MASK_SIZE, MASK_SIZE), "atten_mask", f"decode with sparse_mode {mode} needs the 2-D "
-              "(2048, 2048) mask", src.at(src.IFA_TILING, "1443-1452"), detail=f"got shape {shape}")
+              "(2048, 2048) mask", src.at(src.IFA_TILING, "1446-1453"), detail=f"got shape {shape}")
     # That branch never sets the mask size (only the other branch does, L1465), so it stays 0: the decode
     # kernels read every batch's key mask from offset 0 (bIdx * attenMaskSize), i.e. key j sees
     # M.flat[j], and no IFA kernel reads sparse_mode. With triu(1) only key 0 stays visible. [inferred]
