@@ -77,9 +77,11 @@ DATA = Path(__file__).resolve().parent / "data"
     (("report", "merge", REPORT, REPORT, "--out", "afile"), "--out afile: not a directory"),
     (("diff", REPORT, REPORT, "--threshold", "nan"), "--threshold must be a finite number >= 0"),
     (("mutants", "--only", ","), "--only ',': names no mutant"),
+    (("report", "empty.json"), "empty.json: not a valid report (first problem: 'schema_version' is a required"),
 ])
 def test_a_place_that_cannot_be_written_or_a_bad_value_is_refused_before_any_work(tmp_path, args, expected):
     (tmp_path / "afile").write_text("a file where a folder is wanted\n")
+    (tmp_path / "empty.json").write_text("{}\n")
     args = [str(DATA / a) if a == REPORT else a for a in args]
     code, text = cli(tmp_path, *args)
     assert code == exit_codes.USAGE, text[-2000:]

@@ -57,8 +57,10 @@ def validate_report(report, name: str = "report") -> dict:
     version = version if version is not None else SCHEMA_VERSION
     problems = validation_errors(report, version=version)
     if problems:
+        # The list, then the cause again as the last line (what a terminal user reads last).
+        first = problems[0].split(": ", 1)[-1]
         raise ReportError(f"{name} is not a valid schema-v{version} npu-conformance report:\n  "
-                          + "\n  ".join(problems))
+                          + "\n  ".join(problems) + f"\n{name}: not a valid report (first problem: {first})")
     if version != SCHEMA_VERSION:
         report = migrate(report)
     return report
