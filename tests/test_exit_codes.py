@@ -39,7 +39,7 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     assert cli.main(["report", str(tmp_path / "none.json")]) == exit_codes.USAGE
     good = _write(tmp_path / "a.json", sample_report())
     assert cli.main(["diff", str(good), str(good), "--threshold", "-0.5"]) == exit_codes.USAGE
-    assert "--threshold must be >= 0" in capsys.readouterr().err
+    assert "--threshold must be a finite number >= 0" in capsys.readouterr().err
     assert cli.main(["mutants", "--only", "nope", "--no-baseline"]) == exit_codes.USAGE
 
 

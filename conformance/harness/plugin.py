@@ -91,6 +91,11 @@ def pytest_configure(config):
                                        "another, naming it)")
     state = run.enter(config)
     _handle_sigterm(config)
+    if config.getoption("log_level", default=None) is None and not config.getini("log_level"):
+        # torch's compile path logs DEBUG records (torch.__trace) that pytest >= 9.2 shows under every failing
+        # case; runs log from WARNING up unless the user asks for more (--log-level / log_level). Set before
+        # pytest's logging plugin configures itself (its pytest_configure runs last).
+        config.option.log_level = "WARNING"
     profile = config.getoption("hypothesis_profile", default=None)
     if not profile:  # hypothesis' own plugin loads --hypothesis-profile; otherwise we choose
         profile = os.environ.get("HYPOTHESIS_PROFILE", "dev")
